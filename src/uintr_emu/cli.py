@@ -1,0 +1,231 @@
+"""Command line: `uintr-emu run [options] PROGRAM [ARGS...]` and `uintr-emu demo`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .hw.cpu import CpuFeatures
+from .options import DEFAULT_CPUS, DEFAULT_SLICE, Options
+
+EPILOG = """\
+exit status: the guest's exit status; 128+N when a signal N ended it; 124 when --timeout,
+--max-insns or a deadlock (every thread blocked, no timeout pending) stopped it; 2 for bad usage
+or a program that cannot be loaded.
+"""
+
+
+def _positive(kind: type = int):  # type: ignore[no-untyped-def]
+    def parse(s: str):  # type: ignore[no-untyped-def]
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+        return v
+
+    return parse
+
+
+def _size(s: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        if s[-1:].lower() in units:
+            return int(float(s[:-1]) * units[s[-1].lower()])
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {s!r} (e.g. 512M)") from None
+
+
+def _features(s: str) -> CpuFeatures:
+    try:
+        return CpuFeatures.parse(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("machine")
+    m.add_argument(
+        "--cpus",
+        type=_positive(),
+        default=DEFAULT_CPUS,
+        metavar="N",
+        help=f"number of virtual CPUs (default {DEFAULT_CPUS})",
+    )
+    m.add_argument(
+        "--cpu-features",
+        type=_features,
+        default=CpuFeatures(),
+        metavar="SPEC",
+        help="CPU features, e.g. +uintr,-uintr,+flexible-uiret (default: uintr on)",
+    )
+    m.add_argument(
+        "--slice",
+        type=_positive(),
+        default=DEFAULT_SLICE,
+        metavar="N",
+        help="guest instructions per scheduling slice while two or more threads are "
+        f"runnable (default {DEFAULT_SLICE})",
+    )
+    m.add_argument(
+        "--realtime",
+        action="store_true",
+        help="time syscalls read the host clock (default: a deterministic virtual "
+        "clock, 1 guest instruction = 1 ns)",
+    )
+    m.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the guest's random bytes (AT_RANDOM, getrandom) (default 0)",
+    )
+    m.add_argument(
+        "--uintr-abi",
+        choices=("next", "rfc"),
+        default="next",
+        help="Linux UINTR syscall ABI: 'next' (471-479) or 'rfc' (449-454)",
+    )
+    g = p.add_argument_group("guest")
+    g.add_argument(
+        "-E",
+        dest="setenv",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="set a variable in the guest's environment (repeatable)",
+    )
+    g.add_argument(
+        "-U",
+        dest="unsetenv",
+        action="append",
+        default=[],
+        metavar="VAR",
+        help="remove a variable from the guest's environment (repeatable)",
+    )
+    g.add_argument(
+        "--max-memory",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="cap on the guest's mapped memory; mappings beyond it fail with ENOMEM",
+    )
+    lim = p.add_argument_group("limits and tracing")
+    lim.add_argument(
+        "--max-insns",
+        type=_positive(),
+        default=None,
+        metavar="N",
+        help="stop after N guest instructions (exit status 124; turns on counting, "
+        "which is slower)",
+    )
+    lim.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="stop after this much host time (exit status 124)",
+    )
+    lim.add_argument(
+        "--strace",
+        action="store_true",
+        help="print each syscall as '[tid] name(args) = result' on stderr",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uintr-emu",
+        description="Run x86-64 Linux programs that use Intel User Interrupts (UINTR) on an "
+                    "emulated multi-core machine.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"uintr-emu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a static x86-64 Linux program",
+        description="Run a static x86-64 Linux program. The guest's stdout and "
+        "stderr pass through; the exit status is the guest's.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(run)
+    run.add_argument("program", metavar="PROGRAM", help="the program to run")
+    run.add_argument(
+        "args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program"
+    )
+    demo = sub.add_parser("demo", help="run the bundled demo program and explain what happened")
+    _add_run_options(demo)
+    return parser  # fmt: skip
+
+
+def guest_environment(setenv: list[str], unsetenv: list[str]) -> list[str]:
+    env = dict(os.environ)
+    for item in setenv:
+        if "=" not in item:
+            raise ValueError(f"-E expects VAR=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        env[k] = v
+    for k in unsetenv:
+        env.pop(k, None)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def options_from(ns: argparse.Namespace) -> Options:
+    return Options(
+        cpus=ns.cpus, slice=ns.slice, realtime=ns.realtime, strace=ns.strace,
+        max_insns=ns.max_insns, timeout=ns.timeout, seed=ns.seed, features=ns.cpu_features,
+        uintr_abi=ns.uintr_abi, max_memory=ns.max_memory,
+    )  # fmt: skip
+
+
+def demo_program() -> Path:
+    here = Path(__file__).resolve()
+    for base in (here.parent / "demos", here.parents[2] / "examples" / "bin"):
+        p = base / "threads_demo"
+        if p.exists():
+            return p
+    raise FileNotFoundError("the bundled demo program is missing (run 'make -C examples')")
+
+
+def error(msg: str) -> int:
+    sys.stderr.write(f"uintr-emu: error: {msg}\n")
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .api import Machine, ProgramError
+
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        parser.print_help()
+        return 2
+    try:
+        env = guest_environment(ns.setenv, ns.unsetenv)
+        if ns.command == "demo":
+            program, args = str(demo_program()), []
+        else:
+            program, args = ns.program, ns.args
+        m = Machine(options_from(ns))
+        m.load(program, [program, *args], env)
+        return m.run()
+    except (ProgramError, ValueError, FileNotFoundError) as e:
+        return error(str(e))
+    except KeyboardInterrupt:
+        sys.stderr.write("uintr-emu: interrupted\n")
+        return 130
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("UINTR_EMU_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(f"uintr-emu: internal error: {type(e).__name__}: {e} "
+                         "(set UINTR_EMU_DEBUG=1 for details)\n")  # fmt: skip
+        return 70

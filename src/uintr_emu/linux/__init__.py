@@ -1,0 +1,1 @@
+"""The Linux personality: loader, processes, scheduler, syscalls, signals."""

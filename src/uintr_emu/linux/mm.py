@@ -1,0 +1,269 @@
+"""Guest address spaces: VMAs backed by host `mmap` buffers, mirrored into the engine.
+
+Every guest mapping is a slice of a Python-owned anonymous host `mmap`, given to Unicorn with
+`mem_map_ptr`. Splitting such regions (partial munmap/mprotect) is cheap, unlike `mem_map`
+regions, which Unicorn splits by copying (unicorn-notes G4). Protections are tracked here too,
+so accesses made on the guest's behalf (syscall arguments, UINTR frame pushes) fault exactly
+like the guest's own accesses.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import struct
+from dataclasses import dataclass, field
+
+from ..engine.unicorn import PAGE, Engine
+from ..hw.faults import PageFault
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MAP_FIXED_NOREPLACE = 0x100000
+
+# Top-down mmap area, below the stack (the kernel's mmap_base with an 8 MiB stack rlimit).
+STACK_TOP = 0x7FFF_FFFF_F000
+STACK_SIZE = 8 << 20
+MMAP_TOP = 0x7FFF_F7FF_F000
+MMAP_BOTTOM = 0x1000_0000
+TASK_SIZE = 0x7FFF_FFFF_F000
+
+
+def page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def engine_perms(prot: int) -> int:
+    # x86 pages: anything mapped writable or executable is also readable.
+    if prot & (PROT_WRITE | PROT_EXEC):
+        prot |= PROT_READ
+    return prot & 7
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    prot: int
+    buf: mmap.mmap
+    offset: int  # where `start` lies in `buf`
+    name: str = ""
+    shared: bool = False
+
+    def view(self) -> memoryview:
+        return memoryview(self.buf)[self.offset : self.offset + (self.end - self.start)]
+
+
+class GuestFault(Exception):
+    """An access made on the guest's behalf hit a bad address (the syscall returns EFAULT)."""
+
+    def __init__(self, address: int):
+        super().__init__(f"bad guest address {address:#x}")
+        self.address = address
+
+
+@dataclass
+class AddressSpace:
+    engine: Engine
+    vmas: list[Vma] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    brk_start: int = 0
+    brk: int = 0
+    max_bytes: int | None = None
+
+    # --- lookup -------------------------------------------------------------------------
+
+    def find(self, addr: int) -> Vma | None:
+        i = bisect.bisect_right(self.starts, addr) - 1
+        if i >= 0:
+            v = self.vmas[i]
+            if addr < v.end:
+                return v
+        return None
+
+    def mapped_bytes(self) -> int:
+        return sum(v.end - v.start for v in self.vmas)
+
+    def _insert(self, v: Vma) -> None:
+        i = bisect.bisect_left(self.starts, v.start)
+        self.vmas.insert(i, v)
+        self.starts.insert(i, v.start)
+
+    def _overlapping(self, start: int, end: int) -> list[Vma]:
+        i = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        out = []
+        while i < len(self.vmas) and self.vmas[i].start < end:
+            if self.vmas[i].end > start:
+                out.append(self.vmas[i])
+            i += 1
+        return out
+
+    def is_free(self, start: int, end: int) -> bool:
+        return not self._overlapping(start, end)
+
+    def find_free(self, length: int, top: int = MMAP_TOP) -> int | None:
+        """Highest free gap of `length` bytes below `top` (the kernel's top-down allocator)."""
+        end = top
+        for v in reversed(self.vmas):
+            if v.start >= end:
+                continue
+            if v.end <= end - length:
+                return end - length
+            end = min(end, v.start)
+        return end - length if end - length >= MMAP_BOTTOM else None
+
+    # --- mapping ------------------------------------------------------------------------
+
+    def map(
+        self,
+        start: int,
+        length: int,
+        prot: int,
+        *,
+        name: str = "",
+        buf: mmap.mmap | None = None,
+        offset: int = 0,
+        shared: bool = False,
+    ) -> Vma:
+        """Map [start, start+length) (page aligned), replacing whatever was there."""
+        length = page_up(length)
+        self.unmap(start, length)
+        if buf is None:
+            buf = mmap.mmap(-1, length)
+            offset = 0
+        v = Vma(start, start + length, prot, buf, offset, name, shared)
+        self.engine.map_buffer(start, length, engine_perms(prot), buf, offset)
+        self._insert(v)
+        return v
+
+    def unmap(self, start: int, length: int) -> None:
+        end = start + page_up(length)
+        for v in self._overlapping(start, end):
+            lo, hi = max(v.start, start), min(v.end, end)
+            self.engine.unmap(lo, hi - lo)
+            self.engine.invalidate_code(lo, hi - lo)
+            i = self.vmas.index(v)
+            del self.vmas[i], self.starts[i]
+            if v.start < lo:
+                self._insert(Vma(v.start, lo, v.prot, v.buf, v.offset, v.name, v.shared))
+            if hi < v.end:
+                off = v.offset + (hi - v.start)
+                self._insert(Vma(hi, v.end, v.prot, v.buf, off, v.name, v.shared))
+
+    def protect(self, start: int, length: int, prot: int) -> bool:
+        """mprotect: False (ENOMEM) if any page of the range is unmapped."""
+        end = start + page_up(length)
+        covered = start
+        parts = self._overlapping(start, end)
+        for v in parts:
+            if v.start > covered:
+                return False
+            covered = v.end
+        if covered < end:
+            return False
+        for v in parts:
+            lo, hi = max(v.start, start), min(v.end, end)
+            i = self.vmas.index(v)
+            del self.vmas[i], self.starts[i]
+            if v.start < lo:
+                self._insert(Vma(v.start, lo, v.prot, v.buf, v.offset, v.name, v.shared))
+            mid_off = v.offset + (lo - v.start)
+            self._insert(Vma(lo, hi, prot, v.buf, mid_off, v.name, v.shared))
+            if hi < v.end:
+                off = v.offset + (hi - v.start)
+                self._insert(Vma(hi, v.end, v.prot, v.buf, off, v.name, v.shared))
+            self.engine.protect(lo, hi - lo, engine_perms(prot))
+        return True
+
+    # --- access on the guest's behalf ---------------------------------------------------
+
+    def _span(self, addr: int, size: int, need: int) -> list[tuple[Vma, int, int]]:
+        out = []
+        end = addr + size
+        while addr < end:
+            v = self.find(addr)
+            if v is None or (need and not (engine_perms(v.prot) & need)):
+                raise GuestFault(addr)
+            n = min(end, v.end) - addr
+            out.append((v, v.offset + addr - v.start, n))
+            addr += n
+        return out
+
+    def read(self, addr: int, size: int) -> bytes:
+        v = self.find(addr)
+        if v is not None and addr + size <= v.end and v.prot & (PROT_READ | PROT_WRITE):
+            o = v.offset + addr - v.start
+            return v.buf[o : o + size]
+        return b"".join(v.buf[o : o + n] for v, o, n in self._span(addr, size, PROT_READ))
+
+    def write(self, addr: int, data: bytes) -> None:
+        pos = 0
+        for v, o, n in self._span(addr, len(data), PROT_WRITE):
+            v.buf[o : o + n] = data[pos : pos + n]
+            pos += n
+
+    def poke(self, addr: int, data: bytes) -> None:
+        """Write regardless of protections: the kernel filling pages (loader, exec)."""
+        pos = 0
+        for v, o, n in self._span(addr, len(data), 0):
+            v.buf[o : o + n] = data[pos : pos + n]
+            pos += n
+
+    def read_u64(self, addr: int) -> int:
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def write_u64(self, addr: int, value: int) -> None:
+        self.write(addr, struct.pack("<Q", value & 0xFFFF_FFFF_FFFF_FFFF))
+
+    def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
+        out = bytearray()
+        while len(out) < limit:
+            v = self.find(addr)
+            if v is None or not engine_perms(v.prot) & PROT_READ:
+                raise GuestFault(addr)
+            o = v.offset + addr - v.start
+            chunk = v.buf[o : o + min(v.end - addr, limit - len(out))]
+            i = chunk.find(b"\0")
+            if i >= 0:
+                out += chunk[:i]
+                return bytes(out)
+            out += chunk
+            addr += len(chunk)
+        raise GuestFault(addr)
+
+    # --- the hardware Memory protocol (user accesses fault like the guest's own) --------
+
+    def hw_read(self, addr: int, size: int, *, user: bool = True) -> bytes:
+        try:
+            return self.read(addr, size)
+        except GuestFault as f:
+            v = self.find(f.address)
+            raise PageFault(f.address, write=False, protection=v is not None, user=user) from None
+
+    def hw_write(self, addr: int, data: bytes, *, user: bool = True) -> None:
+        try:
+            self.write(addr, data)
+        except GuestFault as f:
+            v = self.find(f.address)
+            raise PageFault(f.address, write=True, protection=v is not None, user=user) from None
+
+    # --- fork ---------------------------------------------------------------------------
+
+    def clone_into(self, engine: Engine) -> AddressSpace:
+        """A copy for a forked child: private mappings copied, shared ones shared."""
+        child = AddressSpace(engine, brk_start=self.brk_start, brk=self.brk)
+        child.max_bytes = self.max_bytes
+        copies: dict[int, mmap.mmap] = {}
+        for v in self.vmas:
+            if v.shared:
+                buf, off = v.buf, v.offset
+            else:
+                key = id(v.buf)
+                if key not in copies:
+                    nb = mmap.mmap(-1, len(v.buf))
+                    nb[:] = v.buf[:]
+                    copies[key] = nb
+                buf, off = copies[key], v.offset
+            child.map(v.start, v.end - v.start, v.prot, name=v.name, buf=buf, offset=off,
+                      shared=v.shared)  # fmt: skip
+        return child

@@ -1,0 +1,198 @@
+"""Processes, threads and open files of the Linux personality."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine.unicorn import Engine
+    from .mm import AddressSpace
+    from .signals import SigAction
+
+
+class ThreadState(Enum):
+    RUNNABLE = "runnable"
+    BLOCKED = "blocked"
+    DEAD = "dead"
+
+
+@dataclass
+class Wait:
+    """Why a blocked thread sleeps and how it wakes (a futex, a pipe, a timer, a child)."""
+
+    kind: str  # "futex", "sleep", "pipe-read", "pipe-write", "poll", "wait4", "uintr"
+    deadline: int | None = None  # virtual ns, absolute
+    key: Any = None
+    bitset: int = 0xFFFF_FFFF
+    interruptible: bool = True  # a signal (or a WAITING-flag user interrupt) ends it: -EINTR
+    on_timeout: int = 0  # the syscall's result when the deadline passes
+    restart: bool = False  # woken by `Kernel.notify`: the syscall runs again (ERESTARTSYS)
+
+
+# --- open files ---------------------------------------------------------------------------
+
+
+class File:
+    """Base of every open file description (shared by dup'd fds and across fork)."""
+
+    kind = "file"
+    nonblock = False
+    refs = 0  # how many fds, in any process, refer to this description
+
+    def close(self) -> None:  # the last fd referring to it was closed
+        pass
+
+
+class HostFile(File):
+    """A real host file descriptor (regular files, directories, the terminal, /dev/null)."""
+
+    kind = "host"
+
+    def __init__(self, fd: int, path: str = "", *, owned: bool = True):
+        self.fd = fd
+        self.path = path
+        self.owned = owned
+        self.dir_entries: list[tuple[bytes, int, int]] | None = None  # getdents64 state
+        self.dir_pos = 0
+
+    def close(self) -> None:
+        if self.owned:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+
+class Pipe:
+    CAPACITY = 65536
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.readers = 0
+        self.writers = 0
+
+
+class PipeEnd(File):
+    kind = "pipe"
+
+    def __init__(self, pipe: Pipe, write: bool):
+        self.pipe = pipe
+        self.write_end = write
+        if write:
+            pipe.writers += 1
+        else:
+            pipe.readers += 1
+
+    def close(self) -> None:
+        if self.write_end:
+            self.pipe.writers -= 1
+        else:
+            self.pipe.readers -= 1
+
+
+@dataclass
+class FdEntry:
+    file: File
+    cloexec: bool = False
+
+
+class FdTable:
+    def __init__(self) -> None:
+        self.fds: dict[int, FdEntry] = {}
+
+    @staticmethod
+    def _ref(f: File, d: int) -> None:
+        f.refs += d
+        if f.refs <= 0:
+            f.close()
+
+    def install(self, f: File, *, cloexec: bool = False, lowest: int = 0) -> int:
+        fd = lowest
+        while fd in self.fds:
+            fd += 1
+        self.fds[fd] = FdEntry(f, cloexec)
+        self._ref(f, +1)
+        return fd
+
+    def install_at(self, fd: int, f: File, *, cloexec: bool = False) -> None:
+        if fd in self.fds:
+            self.close(fd)
+        self.fds[fd] = FdEntry(f, cloexec)
+        self._ref(f, +1)
+
+    def get(self, fd: int) -> File | None:
+        e = self.fds.get(fd)
+        return e.file if e else None
+
+    def close(self, fd: int) -> bool:
+        e = self.fds.pop(fd, None)
+        if e is None:
+            return False
+        self._ref(e.file, -1)
+        return True
+
+    def close_all(self) -> None:
+        for fd in list(self.fds):
+            self.close(fd)
+
+    def copy(self) -> FdTable:
+        """fork: the child's table refers to the same open file descriptions."""
+        t = FdTable()
+        for fd, e in self.fds.items():
+            t.fds[fd] = FdEntry(e.file, e.cloexec)
+            t._ref(e.file, +1)
+        return t
+
+
+# --- processes and threads ----------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    engine: Engine
+    mem: AddressSpace
+    fds: FdTable
+    exe: str
+    cwd: str
+    sigactions: dict[int, SigAction] = field(default_factory=dict)
+    threads: list[Thread] = field(default_factory=list)
+    exit_status: int | None = None  # wait status once the process has ended
+    children: list[Process] = field(default_factory=list)
+    loaded: Thread | None = None  # the thread whose registers are in the engine
+    uitt: Any = None  # per-process UITT (uintr-next ABI)
+    itimer: tuple[int, int] | None = None  # ITIMER_REAL: (deadline ns, interval ns)
+
+
+@dataclass(eq=False)
+class Thread:
+    tid: int
+    process: Process
+    ctx: Any  # the engine context holding this thread's registers while it is not loaded
+    state: ThreadState = ThreadState.RUNNABLE
+    cpu: int = 0  # the virtual CPU it last ran on (placement)
+    affinity: int = 0  # bitmask of allowed CPUs
+    clear_child_tid: int = 0
+    robust_list: int = 0
+    sigmask: int = 0
+    pending: deque[Any] = field(default_factory=deque)  # queued signals (siginfo records)
+    altstack: tuple[int, int, int] = (0, 2, 0)  # ss_sp, ss_flags (SS_DISABLE=2), ss_size
+    wait: Wait | None = None
+    result: int | None = None  # value to put in RAX before the thread next runs
+    insns: int = 0  # counted guest instructions executed
+    syscalls: int = 0
+    fault: Any = None  # a pending synchronous fault signal
+    sig_contexts: dict[int, Any] = field(default_factory=dict)  # frame addr -> saved context
+    uintr: Any = None  # the thread's saved UINTR state (linux.uintr)
+    exit_code: int = 0
+    restart: bool = False  # re-execute the syscall instruction before running again
+    saved_sigmask: int | None = None  # rt_sigsuspend: the mask the handler's sigreturn restores
+
+    @property
+    def runnable(self) -> bool:
+        return self.state is ThreadState.RUNNABLE

@@ -1,0 +1,40 @@
+"""Syscall handlers, one module per family. Each handler is a plain function
+`sys_name(kernel, thread, arg...)`; the dispatcher passes as many argument registers as the
+handler has parameters, so `--strace` prints `name(arg, ...) = result` for free."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "misc")
+
+
+def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a handler with its x86-64 syscall number; `fmt` says how strace prints arguments
+    ("str": a C string, "int": decimal, "hex")."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__syscall__ = (nr, fmt)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def registry() -> dict[int, Any]:
+    from ..kernel import Syscall
+
+    table: dict[int, Syscall] = {}
+    for fam in FAMILIES:
+        mod = importlib.import_module(f"{__name__}.{fam}")
+        for obj in vars(mod).values():
+            mark = getattr(obj, "__syscall__", None)
+            if mark is None:
+                continue
+            nr, fmt = mark
+            params = list(inspect.signature(obj).parameters)[2:]
+            name = obj.__name__.removeprefix("sys_")
+            table[nr] = Syscall(nr, name, obj, tuple(params), fmt)
+    return table

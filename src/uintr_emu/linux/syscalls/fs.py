@@ -1,0 +1,727 @@
+"""Files on the host filesystem, pipes between guest threads, and poll."""
+
+from __future__ import annotations
+
+import os
+import select
+import stat as st
+import struct
+from typing import TYPE_CHECKING
+
+from .. import errno as E
+from .. import signals as S
+from ..process import File, HostFile, Pipe, PipeEnd, Wait
+from . import syscall
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..process import Process, Thread
+
+AT_FDCWD = -100
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = 0x1000, 0x100, 0x200
+O_NONBLOCK, O_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
+F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
+FD_CLOEXEC = 1
+TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
+POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
+IOV_MAX = 1024
+
+
+def s32(v: int) -> int:
+    v &= 0xFFFF_FFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def host_path(k: Kernel, p: Process, dirfd: int, path: bytes) -> str | int:
+    """The host path for a guest path relative to dirfd, or -errno."""
+    if not path:
+        return -E.ENOENT
+    s = os.fsdecode(path)
+    if s == "/proc/self/exe":
+        return p.exe
+    if os.path.isabs(s):
+        return s
+    dirfd = s32(dirfd)
+    if dirfd == AT_FDCWD:
+        return os.path.join(p.cwd, s)
+    f = p.fds.get(dirfd)
+    if f is None:
+        return -E.EBADF
+    if not isinstance(f, HostFile) or not f.path:
+        return -E.ENOTDIR
+    return os.path.join(f.path, s)
+
+
+def _oserr(e: OSError) -> int:
+    return -(e.errno or E.EIO)
+
+
+# --- open / close ---------------------------------------------------------------------------
+
+
+@syscall(257, dirfd="int", path="str", flags="hex", mode="hex")
+def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: int) -> int:
+    p = t.process
+    hp = host_path(k, p, dirfd, p.mem.read_cstr(path))
+    if isinstance(hp, int):
+        return hp
+    try:
+        fd = os.open(hp, (flags | O_CLOEXEC) & 0xFFFF_FFFF, mode & 0o7777)
+    except OSError as e:
+        return _oserr(e)
+    f = HostFile(fd, os.path.abspath(hp))
+    f.nonblock = bool(flags & O_NONBLOCK)
+    return p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+
+
+@syscall(2, path="str", flags="hex", mode="hex")
+def sys_open(k: Kernel, t: Thread, path: int, flags: int, mode: int) -> int:
+    return sys_openat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, flags, mode)
+
+
+@syscall(3, fd="int")
+def sys_close(k: Kernel, t: Thread, fd: int) -> int:
+    return 0 if t.process.fds.close(s32(fd)) else -E.EBADF
+
+
+# --- read / write ---------------------------------------------------------------------------
+
+
+def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
+    from ..kernel import BLOCK
+
+    if isinstance(f, PipeEnd):
+        if f.write_end:
+            return -E.EBADF
+        pipe = f.pipe
+        if not pipe.buf:
+            if pipe.writers == 0:
+                return b""
+            if f.nonblock:
+                return -E.EAGAIN
+            k.block(t, Wait("pipe-read", key=pipe, restart=True))
+            return BLOCK
+        data = bytes(pipe.buf[:count])
+        del pipe.buf[:count]
+        k.notify(pipe)
+        return data
+    if isinstance(f, HostFile):
+        try:
+            return os.read(f.fd, count)
+        except OSError as e:
+            return _oserr(e)
+    return -E.EINVAL
+
+
+def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
+    from ..kernel import BLOCK
+
+    if isinstance(f, PipeEnd):
+        if not f.write_end:
+            return -E.EBADF
+        pipe = f.pipe
+        if pipe.readers == 0:
+            k.send_signal(t, S.SigInfo(S.SIGPIPE, S.SI_USER, pid=t.process.pid))
+            return -E.EPIPE
+        room = Pipe.CAPACITY - len(pipe.buf)
+        if room <= 0:
+            if f.nonblock:
+                return -E.EAGAIN
+            k.block(t, Wait("pipe-write", key=pipe, restart=True))
+            return BLOCK
+        pipe.buf += data[:room]
+        k.notify(pipe)
+        return min(room, len(data))
+    if isinstance(f, HostFile):
+        try:
+            return os.write(f.fd, data)
+        except BrokenPipeError:
+            k.send_signal(t, S.SigInfo(S.SIGPIPE, S.SI_USER, pid=t.process.pid))
+            return -E.EPIPE
+        except OSError as e:
+            return _oserr(e)
+    return -E.EINVAL
+
+
+@syscall(0, fd="int", count="int")
+def sys_read(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | object:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    r = do_read(k, t, f, min(count, 1 << 24))
+    if isinstance(r, bytes):
+        t.process.mem.write(buf, r)
+        return len(r)
+    return r
+
+
+@syscall(1, fd="int", count="int")
+def sys_write(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | object:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    return do_write(k, t, f, t.process.mem.read(buf, count))
+
+
+def _iovecs(t: Thread, iov: int, n: int) -> list[tuple[int, int]] | int:
+    if n > IOV_MAX:
+        return -E.EINVAL
+    raw = t.process.mem.read(iov, 16 * n)
+    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(n)]
+
+
+@syscall(19, fd="int", iovcnt="int")
+def sys_readv(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | object:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    vecs = _iovecs(t, iov, iovcnt)
+    if isinstance(vecs, int):
+        return vecs
+    r = do_read(k, t, f, sum(n for _, n in vecs))
+    if not isinstance(r, bytes):
+        return r
+    pos = 0
+    for base, n in vecs:
+        chunk = r[pos : pos + n]
+        t.process.mem.write(base, chunk)
+        pos += len(chunk)
+    return len(r)
+
+
+@syscall(20, fd="int", iovcnt="int")
+def sys_writev(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | object:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    vecs = _iovecs(t, iov, iovcnt)
+    if isinstance(vecs, int):
+        return vecs
+    return do_write(k, t, f, b"".join(t.process.mem.read(b, n) for b, n in vecs))
+
+
+@syscall(17, fd="int", count="int", offset="int")
+def sys_pread64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if not isinstance(f, HostFile):
+        return -E.EBADF if f is None else -E.ESPIPE
+    try:
+        data = os.pread(f.fd, count, offset)
+    except OSError as e:
+        return _oserr(e)
+    t.process.mem.write(buf, data)
+    return len(data)
+
+
+@syscall(18, fd="int", count="int", offset="int")
+def sys_pwrite64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if not isinstance(f, HostFile):
+        return -E.EBADF if f is None else -E.ESPIPE
+    try:
+        return os.pwrite(f.fd, t.process.mem.read(buf, count), offset)
+    except OSError as e:
+        return _oserr(e)
+
+
+@syscall(8, fd="int", offset="int", whence="int")
+def sys_lseek(k: Kernel, t: Thread, fd: int, offset: int, whence: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if not isinstance(f, HostFile):
+        return -E.EBADF if f is None else -E.ESPIPE
+    try:
+        off = offset - (1 << 64) if offset >> 63 else offset
+        return os.lseek(f.fd, off, whence)
+    except OSError as e:
+        return _oserr(e)
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+
+def pack_stat(s: os.stat_result) -> bytes:
+    """struct stat of x86-64 (arch/x86/include/uapi/asm/stat.h), 144 bytes."""
+    return struct.pack(
+        "<QQQIIIiQqqqqqqqqq24x",
+        s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, 0, s.st_rdev,
+        s.st_size, s.st_blksize, s.st_blocks,
+        int(s.st_atime), s.st_atime_ns % 1_000_000_000,
+        int(s.st_mtime), s.st_mtime_ns % 1_000_000_000,
+        int(s.st_ctime), s.st_ctime_ns % 1_000_000_000,
+    )  # fmt: skip
+
+
+def _fstat_file(f: File) -> os.stat_result | int:
+    if isinstance(f, HostFile):
+        try:
+            return os.fstat(f.fd)
+        except OSError as e:
+            return _oserr(e)
+    # Pipes (and other kernel objects): a FIFO, as fstat(2) reports for pipe(2) ends.
+    mode = st.S_IFIFO | 0o600 if isinstance(f, PipeEnd) else 0o600
+    return os.stat_result((mode, 0, 0, 1, os.getuid(), os.getgid(), 0, 0, 0, 0))
+
+
+@syscall(262, dirfd="int", path="str", flags="hex")
+def sys_newfstatat(k: Kernel, t: Thread, dirfd: int, path: int, statbuf: int, flags: int) -> int:
+    p = t.process
+    name = p.mem.read_cstr(path)
+    if not name and flags & AT_EMPTY_PATH:
+        f = p.fds.get(s32(dirfd))
+        if f is None:
+            return -E.EBADF
+        s = _fstat_file(f)
+    else:
+        hp = host_path(k, p, dirfd, name)
+        if isinstance(hp, int):
+            return hp
+        try:
+            s = os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+        except OSError as e:
+            return _oserr(e)
+    if isinstance(s, int):
+        return s
+    p.mem.write(statbuf, pack_stat(s))
+    return 0
+
+
+@syscall(5, fd="int")
+def sys_fstat(k: Kernel, t: Thread, fd: int, statbuf: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    s = _fstat_file(f)
+    if isinstance(s, int):
+        return s
+    t.process.mem.write(statbuf, pack_stat(s))
+    return 0
+
+
+@syscall(4, path="str")
+def sys_stat(k: Kernel, t: Thread, path: int, statbuf: int) -> int:
+    return sys_newfstatat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, statbuf, 0)
+
+
+@syscall(6, path="str")
+def sys_lstat(k: Kernel, t: Thread, path: int, statbuf: int) -> int:
+    return sys_newfstatat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, statbuf, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall(269, dirfd="int", path="str", mode="int", flags="hex")
+def sys_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int = 0) -> int:
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    if isinstance(hp, int):
+        return hp
+    return 0 if os.access(hp, mode) else (-E.ENOENT if not os.path.lexists(hp) else -E.EACCES)
+
+
+@syscall(439, dirfd="int", path="str", mode="int", flags="hex")
+def sys_faccessat2(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int) -> int:
+    return sys_faccessat(k, t, dirfd, path, mode, flags)
+
+
+@syscall(21, path="str", mode="int")
+def sys_access(k: Kernel, t: Thread, path: int, mode: int) -> int:
+    return sys_faccessat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode)
+
+
+@syscall(263, dirfd="int", path="str", flags="hex")
+def sys_unlinkat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int) -> int:
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    if isinstance(hp, int):
+        return hp
+    try:
+        os.rmdir(hp) if flags & AT_REMOVEDIR else os.unlink(hp)
+    except OSError as e:
+        return _oserr(e)
+    return 0
+
+
+@syscall(87, path="str")
+def sys_unlink(k: Kernel, t: Thread, path: int) -> int:
+    return sys_unlinkat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, 0)
+
+
+@syscall(84, path="str")
+def sys_rmdir(k: Kernel, t: Thread, path: int) -> int:
+    return sys_unlinkat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, AT_REMOVEDIR)
+
+
+@syscall(258, dirfd="int", path="str", mode="hex")
+def sys_mkdirat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int) -> int:
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    if isinstance(hp, int):
+        return hp
+    try:
+        os.mkdir(hp, mode & 0o7777)
+    except OSError as e:
+        return _oserr(e)
+    return 0
+
+
+@syscall(83, path="str", mode="hex")
+def sys_mkdir(k: Kernel, t: Thread, path: int, mode: int) -> int:
+    return sys_mkdirat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode)
+
+
+@syscall(264, olddirfd="int", old="str", newdirfd="int", new="str")
+def sys_renameat(k: Kernel, t: Thread, olddirfd: int, old: int, newdirfd: int, new: int) -> int:
+    a = host_path(k, t.process, olddirfd, t.process.mem.read_cstr(old))
+    b = host_path(k, t.process, newdirfd, t.process.mem.read_cstr(new))
+    if isinstance(a, int) or isinstance(b, int):
+        return a if isinstance(a, int) else b  # type: ignore[return-value]
+    try:
+        os.rename(a, b)
+    except OSError as e:
+        return _oserr(e)
+    return 0
+
+
+@syscall(82, old="str", new="str")
+def sys_rename(k: Kernel, t: Thread, old: int, new: int) -> int:
+    cwd = AT_FDCWD & 0xFFFF_FFFF
+    return sys_renameat(k, t, cwd, old, cwd, new)
+
+
+@syscall(79, size="int")
+def sys_getcwd(k: Kernel, t: Thread, buf: int, size: int) -> int:
+    cwd = os.fsencode(t.process.cwd) + b"\0"
+    if len(cwd) > size:
+        return -E.ERANGE
+    t.process.mem.write(buf, cwd)
+    return len(cwd)
+
+
+@syscall(80, path="str")
+def sys_chdir(k: Kernel, t: Thread, path: int) -> int:
+    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path))
+    if isinstance(hp, int):
+        return hp
+    if not os.path.isdir(hp):
+        return -E.ENOENT if not os.path.exists(hp) else -E.ENOTDIR
+    t.process.cwd = os.path.normpath(hp)
+    return 0
+
+
+@syscall(267, dirfd="int", path="str", size="int")
+def sys_readlinkat(k: Kernel, t: Thread, dirfd: int, path: int, buf: int, size: int) -> int:
+    name = t.process.mem.read_cstr(path)
+    if name == b"/proc/self/exe":
+        target = os.fsencode(t.process.exe)
+    else:
+        hp = host_path(k, t.process, dirfd, name)
+        if isinstance(hp, int):
+            return hp
+        try:
+            target = os.fsencode(os.readlink(hp))
+        except OSError as e:
+            return _oserr(e)
+    target = target[:size]
+    t.process.mem.write(buf, target)
+    return len(target)
+
+
+@syscall(89, path="str", size="int")
+def sys_readlink(k: Kernel, t: Thread, path: int, buf: int, size: int) -> int:
+    return sys_readlinkat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, buf, size)
+
+
+@syscall(217, fd="int", count="int")
+def sys_getdents64(k: Kernel, t: Thread, fd: int, dirp: int, count: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if not isinstance(f, HostFile):
+        return -E.EBADF if f is None else -E.ENOTDIR
+    if f.dir_entries is None:
+        try:
+            names = [".", "..", *sorted(os.listdir(f.path))]
+        except OSError as e:
+            return _oserr(e)
+        ents = []
+        for n in names:
+            try:
+                s = os.lstat(os.path.join(f.path, n))
+                dtype = {st.S_IFDIR: 4, st.S_IFREG: 8, st.S_IFLNK: 10, st.S_IFIFO: 1,
+                         st.S_IFCHR: 2, st.S_IFBLK: 6, st.S_IFSOCK: 12}.get(
+                    st.S_IFMT(s.st_mode), 0)  # fmt: skip
+                ents.append((os.fsencode(n), s.st_ino, dtype))
+            except OSError:
+                continue
+        f.dir_entries = ents
+    out = bytearray()
+    while f.dir_pos < len(f.dir_entries):
+        name, ino, dtype = f.dir_entries[f.dir_pos]
+        reclen = (19 + len(name) + 1 + 7) & ~7
+        if len(out) + reclen > count:
+            if not out:
+                return -E.EINVAL
+            break
+        rec = struct.pack("<QqHB", ino, f.dir_pos + 1, reclen, dtype) + name + b"\0"
+        out += rec.ljust(reclen, b"\0")
+        f.dir_pos += 1
+    t.process.mem.write(dirp, bytes(out))
+    return len(out)
+
+
+# --- descriptors ----------------------------------------------------------------------------
+
+
+@syscall(32, fd="int")
+def sys_dup(k: Kernel, t: Thread, fd: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    return -E.EBADF if f is None else t.process.fds.install(f)
+
+
+@syscall(292, old="int", new="int", flags="hex")
+def sys_dup3(k: Kernel, t: Thread, old: int, new: int, flags: int) -> int:
+    fds = t.process.fds
+    f = fds.get(s32(old))
+    if f is None:
+        return -E.EBADF
+    if s32(old) == s32(new) or flags & ~O_CLOEXEC or s32(new) < 0:
+        return -E.EINVAL
+    fds.install_at(s32(new), f, cloexec=bool(flags & O_CLOEXEC))
+    return s32(new)
+
+
+@syscall(33, old="int", new="int")
+def sys_dup2(k: Kernel, t: Thread, old: int, new: int) -> int:
+    if s32(old) == s32(new):
+        return s32(new) if t.process.fds.get(s32(old)) is not None else -E.EBADF
+    return sys_dup3(k, t, old, new, 0)
+
+
+@syscall(72, fd="int", cmd="int")
+def sys_fcntl(k: Kernel, t: Thread, fd: int, cmd: int, arg: int) -> int:
+    fds = t.process.fds
+    entry = fds.fds.get(s32(fd))
+    if entry is None:
+        return -E.EBADF
+    f = entry.file
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        return fds.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, lowest=s32(arg))
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if entry.cloexec else 0
+    if cmd == F_SETFD:
+        entry.cloexec = bool(arg & FD_CLOEXEC)
+        return 0
+    if cmd == F_GETFL:
+        if isinstance(f, HostFile):
+            try:
+                import fcntl as _fcntl
+
+                return _fcntl.fcntl(f.fd, _fcntl.F_GETFL)
+            except OSError as e:
+                return _oserr(e)
+        acc = os.O_WRONLY if isinstance(f, PipeEnd) and f.write_end else os.O_RDONLY
+        return acc | (O_NONBLOCK if f.nonblock else 0)
+    if cmd == F_SETFL:
+        f.nonblock = bool(arg & O_NONBLOCK)
+        if isinstance(f, HostFile) and f.owned:
+            try:
+                import fcntl as _fcntl
+
+                _fcntl.fcntl(f.fd, _fcntl.F_SETFL, arg & 0xFFFF_FFFF)
+            except OSError as e:
+                return _oserr(e)
+        return 0
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW):
+        return 0  # one guest at a time: advisory locks always succeed
+    return -E.EINVAL
+
+
+@syscall(16, fd="int", req="hex")
+def sys_ioctl(k: Kernel, t: Thread, fd: int, req: int, arg: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    if k.uintr is not None:
+        r = k.uintr.ioctl(t, f, req & 0xFFFF_FFFF, arg)
+        if r is not None:
+            return r
+    req &= 0xFFFF_FFFF
+    if req in (TCGETS, TIOCGWINSZ):
+        if not isinstance(f, HostFile) or not os.isatty(f.fd):
+            return -E.ENOTTY
+        import fcntl as _fcntl
+
+        size = 60 if req == TCGETS else 8
+        try:
+            data = _fcntl.ioctl(f.fd, req, bytes(size))
+        except OSError as e:
+            return _oserr(e)
+        t.process.mem.write(arg, data)
+        return 0
+    if req == FIONREAD and isinstance(f, PipeEnd):
+        t.process.mem.write(arg, struct.pack("<i", len(f.pipe.buf)))
+        return 0
+    return -E.ENOTTY
+
+
+@syscall(293, flags="hex")
+def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
+    if flags & ~(O_CLOEXEC | O_NONBLOCK | os.O_DIRECT):
+        return -E.EINVAL
+    pipe = Pipe()
+    r, w = PipeEnd(pipe, False), PipeEnd(pipe, True)
+    r.nonblock = w.nonblock = bool(flags & O_NONBLOCK)
+    cloexec = bool(flags & O_CLOEXEC)
+    fr = t.process.fds.install(r, cloexec=cloexec)
+    fw = t.process.fds.install(w, cloexec=cloexec)
+    t.process.mem.write(fds_addr, struct.pack("<ii", fr, fw))
+    return 0
+
+
+@syscall(22)
+def sys_pipe(k: Kernel, t: Thread, fds_addr: int) -> int:
+    return sys_pipe2(k, t, fds_addr, 0)
+
+
+# --- poll -----------------------------------------------------------------------------------
+
+
+def _poll_ready(f: File | None, events: int) -> int:
+    if f is None:
+        return POLLNVAL
+    if isinstance(f, PipeEnd):
+        pipe = f.pipe
+        if f.write_end:
+            if pipe.readers == 0:
+                return POLLERR
+            return events & POLLOUT if len(pipe.buf) < Pipe.CAPACITY else 0
+        rev = events & POLLIN if pipe.buf else 0
+        if pipe.writers == 0:
+            rev |= POLLHUP
+        return rev
+    if isinstance(f, HostFile):
+        p = select.poll()
+        p.register(f.fd, events & 0xFFFF)
+        res = p.poll(0)
+        return res[0][1] if res else 0
+    return 0
+
+
+def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | None) -> object:
+    from ..kernel import BLOCK
+
+    if nfds > 4096:
+        return -E.EINVAL
+    mem = t.process.mem
+    raw = bytearray(mem.read(fds_addr, 8 * nfds))
+    ready = 0
+    pipes = []
+    for i in range(nfds):
+        fd, events, _ = struct.unpack_from("<ihh", raw, 8 * i)
+        rev = 0
+        if fd >= 0:
+            f = t.process.fds.get(fd)
+            rev = _poll_ready(f, events & 0xFFFF)
+            if isinstance(f, PipeEnd):
+                pipes.append(f.pipe)
+        struct.pack_into("<h", raw, 8 * i + 6, rev)
+        ready += rev != 0
+    if ready or timeout_ns == 0:
+        mem.write(fds_addr, bytes(raw))
+        return ready
+    deadline = None if timeout_ns is None else k.clock_ns() + timeout_ns
+    k.block(t, Wait("poll", deadline, key=tuple(pipes), restart=True, on_timeout=0))
+    return BLOCK
+
+
+@syscall(7, nfds="int", timeout="int")
+def sys_poll(k: Kernel, t: Thread, fds: int, nfds: int, timeout: int) -> object:
+    ms = s32(timeout)
+    return do_poll(k, t, fds, nfds, None if ms < 0 else ms * 1_000_000)
+
+
+@syscall(271, nfds="int")
+def sys_ppoll(k: Kernel, t: Thread, fds: int, nfds: int, tsp: int, sigmask: int) -> object:
+    from .futex import read_timespec
+
+    ns = None
+    if tsp:
+        ns = read_timespec(t, tsp)
+        if ns is None:
+            return -E.EINVAL
+    return do_poll(k, t, fds, nfds, ns)
+
+
+# --- more metadata calls --------------------------------------------------------------------
+
+
+def _host_fd(t: Thread, fd: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    if not isinstance(f, HostFile):
+        return -E.EINVAL
+    return f.fd
+
+
+def _call(fn, *args) -> int:  # type: ignore[no-untyped-def]
+    try:
+        fn(*args)
+    except OSError as e:
+        return _oserr(e)
+    return 0
+
+
+@syscall(77, fd="int", length="int")
+def sys_ftruncate(k: Kernel, t: Thread, fd: int, length: int) -> int:
+    h = _host_fd(t, fd)
+    return h if h < 0 else _call(os.ftruncate, h, length)
+
+
+@syscall(76, path="str", length="int")
+def sys_truncate(k: Kernel, t: Thread, path: int, length: int) -> int:
+    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path))
+    return hp if isinstance(hp, int) else _call(os.truncate, hp, length)
+
+
+@syscall(74, fd="int")
+def sys_fsync(k: Kernel, t: Thread, fd: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    return -E.EBADF if f is None else 0
+
+
+@syscall(75, fd="int")
+def sys_fdatasync(k: Kernel, t: Thread, fd: int) -> int:
+    return sys_fsync(k, t, fd)
+
+
+@syscall(91, fd="int", mode="hex")
+def sys_fchmod(k: Kernel, t: Thread, fd: int, mode: int) -> int:
+    h = _host_fd(t, fd)
+    return h if h < 0 else _call(os.chmod, h, mode & 0o7777)
+
+
+@syscall(268, dirfd="int", path="str", mode="hex")
+def sys_fchmodat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int) -> int:
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    return hp if isinstance(hp, int) else _call(os.chmod, hp, mode & 0o7777)
+
+
+@syscall(90, path="str", mode="hex")
+def sys_chmod(k: Kernel, t: Thread, path: int, mode: int) -> int:
+    return sys_fchmodat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode)
+
+
+@syscall(266, target="str", dirfd="int", path="str")
+def sys_symlinkat(k: Kernel, t: Thread, target: int, dirfd: int, path: int) -> int:
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    tgt = os.fsdecode(t.process.mem.read_cstr(target))
+    return hp if isinstance(hp, int) else _call(os.symlink, tgt, hp)
+
+
+@syscall(88, target="str", path="str")
+def sys_symlink(k: Kernel, t: Thread, target: int, path: int) -> int:
+    return sys_symlinkat(k, t, target, AT_FDCWD & 0xFFFF_FFFF, path)
+
+
+@syscall(81, fd="int")
+def sys_fchdir(k: Kernel, t: Thread, fd: int) -> int:
+    f = t.process.fds.get(s32(fd))
+    if not isinstance(f, HostFile) or not os.path.isdir(f.path):
+        return -E.EBADF if f is None else -E.ENOTDIR
+    t.process.cwd = f.path
+    return 0

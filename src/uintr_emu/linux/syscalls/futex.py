@@ -1,0 +1,110 @@
+"""futex(2): WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, WAIT_BITSET, WAKE_BITSET, with
+timeouts on the virtual clock (kernel/futex/)."""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .. import errno as E
+from ..process import Wait
+from . import syscall
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..process import Thread
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
+FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
+FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+FUTEX_BITSET_MATCH_ANY = 0xFFFF_FFFF
+
+
+def read_timespec(t: Thread, addr: int) -> int | None:
+    sec, nsec = struct.unpack("<qq", t.process.mem.read(addr, 16))
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        return None
+    return sec * 1_000_000_000 + nsec
+
+
+@syscall(202, op="hex", val="int")
+def sys_futex(k: Kernel, t: Thread, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
+              val3: int) -> object:  # fmt: skip
+    from ..kernel import BLOCK
+
+    cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+    p = t.process
+    if uaddr & 3:
+        return -E.EINVAL
+    val &= 0xFFFF_FFFF
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        bitset = val3 & 0xFFFF_FFFF if cmd == FUTEX_WAIT_BITSET else FUTEX_BITSET_MATCH_ANY
+        if bitset == 0:
+            return -E.EINVAL
+        cur = struct.unpack("<I", p.mem.read(uaddr, 4))[0]
+        if cur != val:
+            return -E.EAGAIN
+        deadline = None
+        if timeout:
+            ns = read_timespec(t, timeout)
+            if ns is None:
+                return -E.EINVAL
+            if cmd == FUTEX_WAIT:  # relative
+                deadline = k.clock_ns() + ns
+            elif op & FUTEX_CLOCK_REALTIME:  # absolute
+                deadline = k.clock_ns() + ns - k.realtime_ns()
+            else:
+                deadline = k.clock_ns() + ns - k.monotonic_ns()
+            if deadline <= k.clock_ns():
+                return -E.ETIMEDOUT
+        key = k.futex_key(p, uaddr)
+        k.futex_queues.setdefault(key, deque()).append(t)
+        k.block(t, Wait("futex", deadline, key, bitset, on_timeout=-E.ETIMEDOUT))
+        return BLOCK
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        bitset = val3 & 0xFFFF_FFFF if cmd == FUTEX_WAKE_BITSET else FUTEX_BITSET_MATCH_ANY
+        if bitset == 0:
+            return -E.EINVAL
+        return k.futex_wake(p, uaddr, val, bitset)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
+        if cmd == FUTEX_CMP_REQUEUE:
+            cur = struct.unpack("<I", p.mem.read(uaddr, 4))[0]
+            if cur != val3 & 0xFFFF_FFFF:
+                return -E.EAGAIN
+        n_requeue = timeout & 0x7FFF_FFFF  # val2 travels in the timeout argument
+        woken = k.futex_wake(p, uaddr, val)
+        src = k.futex_queues.get(k.futex_key(p, uaddr))
+        dst_key = k.futex_key(p, uaddr2)
+        moved = 0
+        while src and moved < n_requeue:
+            w = src.popleft()
+            assert w.wait is not None
+            w.wait.key = dst_key
+            k.futex_queues.setdefault(dst_key, deque()).append(w)
+            moved += 1
+        return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
+    if cmd == FUTEX_WAKE_OP:
+        return _wake_op(k, t, uaddr, val, timeout & 0x7FFF_FFFF, uaddr2, val3)
+    return -E.ENOSYS
+
+
+def _wake_op(k: Kernel, t: Thread, uaddr: int, nr_wake: int, nr_wake2: int, uaddr2: int,
+             encoded: int) -> int:  # fmt: skip
+    p = t.process
+    op = (encoded >> 28) & 7
+    cmp = (encoded >> 24) & 15
+    oparg = (encoded >> 12) & 0xFFF
+    cmparg = encoded & 0xFFF
+    if encoded >> 31 & 1:  # FUTEX_OP_OPARG_SHIFT
+        oparg = 1 << (oparg & 31)
+    old = struct.unpack("<I", p.mem.read(uaddr2, 4))[0]
+    new = [oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg][op] if op < 5 else old
+    p.mem.write(uaddr2, struct.pack("<I", new & 0xFFFF_FFFF))
+    woken = k.futex_wake(p, uaddr, nr_wake)
+    s_old = old - (1 << 32) if old >> 31 else old
+    ok = [s_old == cmparg, s_old != cmparg, s_old < cmparg, s_old <= cmparg, s_old > cmparg,
+          s_old >= cmparg][cmp] if cmp < 6 else False  # fmt: skip
+    if ok:
+        woken += k.futex_wake(p, uaddr2, nr_wake2)
+    return woken

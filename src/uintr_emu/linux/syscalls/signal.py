@@ -1,0 +1,154 @@
+"""Signals: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, kill, tgkill, tkill."""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from .. import errno as E
+from .. import signals as S
+from . import syscall
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..process import Thread
+
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+
+
+@syscall(13, sig="int", size="int")
+def sys_rt_sigaction(k: Kernel, t: Thread, sig: int, act: int, oldact: int, size: int) -> int:
+    if size != 8 or not 1 <= sig <= S.NSIG:
+        return -E.EINVAL
+    if sig in (S.SIGKILL, S.SIGSTOP) and act:
+        return -E.EINVAL
+    acts = t.process.sigactions
+    if oldact:
+        t.process.mem.write(oldact, acts.get(sig, S.SigAction()).pack())
+    if act:
+        new = S.SigAction.unpack(t.process.mem.read(act, 32))
+        new.mask &= ~S.UNBLOCKABLE
+        acts[sig] = new
+        if new.handler == S.SIG_IGN:
+            for th in t.process.threads:  # pending instances are discarded (signal(7))
+                for info in [i for i in th.pending if i.signo == sig]:
+                    th.pending.remove(info)
+    return 0
+
+
+@syscall(14, how="int", size="int")
+def sys_rt_sigprocmask(k: Kernel, t: Thread, how: int, set: int, oldset: int, size: int) -> int:
+    if size != 8:
+        return -E.EINVAL
+    if oldset:
+        t.process.mem.write(oldset, struct.pack("<Q", t.sigmask))
+    if set:
+        new = struct.unpack("<Q", t.process.mem.read(set, 8))[0]
+        if how == SIG_BLOCK:
+            t.sigmask |= new
+        elif how == SIG_UNBLOCK:
+            t.sigmask &= ~new
+        elif how == SIG_SETMASK:
+            t.sigmask = new
+        else:
+            return -E.EINVAL
+        t.sigmask &= ~S.UNBLOCKABLE
+    return 0
+
+
+@syscall(127, size="int")
+def sys_rt_sigpending(k: Kernel, t: Thread, set: int, size: int) -> int:
+    if size > 8:
+        return -E.EINVAL
+    pending = 0
+    for info in t.pending:
+        pending |= S.bit(info.signo)
+    t.process.mem.write(set, struct.pack("<Q", pending)[:size])
+    return 0
+
+
+@syscall(130, size="int")
+def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
+    from ..kernel import BLOCK
+    from ..process import Wait
+
+    if size != 8:
+        return -E.EINVAL
+    new = struct.unpack("<Q", t.process.mem.read(mask, 8))[0] & ~S.UNBLOCKABLE
+    t.saved_sigmask = t.sigmask
+    t.sigmask = new
+    if any(not new & S.bit(i.signo) for i in t.pending):
+        return -E.EINTR  # a signal is already deliverable: it runs on the way out
+    k.block(t, Wait("sigsuspend", interruptible=True))
+    return BLOCK
+
+
+@syscall(131)
+def sys_sigaltstack(k: Kernel, t: Thread, ss: int, old: int) -> int:
+    from ...engine import unicorn as eng
+
+    sp, flags, size = t.altstack
+    rsp = t.process.engine.reg_read(eng.RSP)
+    on = size and sp <= rsp < sp + size and not flags & S.SS_DISABLE
+    if old:
+        t.process.mem.write(old, struct.pack("<QiiQ", sp, S.SS_ONSTACK if on else flags, 0, size))
+    if ss:
+        nsp, nflags, _, nsize = struct.unpack("<QiiQ", t.process.mem.read(ss, 24))
+        if on:
+            return -E.EPERM
+        if nflags & ~(S.SS_DISABLE | 0x8000_0000):
+            return -E.EINVAL
+        if nflags & S.SS_DISABLE:
+            t.altstack = (0, S.SS_DISABLE, 0)
+        else:
+            if nsize < 2048:
+                return -E.ENOMEM
+            t.altstack = (nsp, 0, nsize)
+    return 0
+
+
+@syscall(15)
+def sys_rt_sigreturn(k: Kernel, t: Thread) -> object:
+    return k.sigreturn(t)
+
+
+def _info(t: Thread, sig: int, code: int) -> S.SigInfo:
+    return S.SigInfo(sig, code, pid=t.process.pid)
+
+
+@syscall(62, pid="int", sig="int")
+def sys_kill(k: Kernel, t: Thread, pid: int, sig: int) -> int:
+    pid = pid - (1 << 64) if pid >> 63 else pid
+    if not 0 <= sig <= S.NSIG:
+        return -E.EINVAL
+    if pid in (0, -1):
+        targets = [p for p in k.processes.values() if p.exit_status is None]
+    else:
+        p = k.processes.get(abs(pid))
+        targets = [p] if p is not None and p.exit_status is None else []
+    if not targets:
+        return -E.ESRCH
+    if sig:
+        for p in targets:
+            k.send_process_signal(p, _info(t, sig, S.SI_USER))
+    return 0
+
+
+@syscall(234, tgid="int", tid="int", sig="int")
+def sys_tgkill(k: Kernel, t: Thread, tgid: int, tid: int, sig: int) -> int:
+    target = k.threads.get(tid)
+    if target is None or (tgid != target.process.pid):
+        return -E.ESRCH
+    if not 0 <= sig <= S.NSIG:
+        return -E.EINVAL
+    if sig:
+        k.send_signal(target, _info(t, sig, S.SI_TKILL))
+    return 0
+
+
+@syscall(200, tid="int", sig="int")
+def sys_tkill(k: Kernel, t: Thread, tid: int, sig: int) -> int:
+    target = k.threads.get(tid)
+    if target is None:
+        return -E.ESRCH
+    return sys_tgkill(k, t, target.process.pid, tid, sig)

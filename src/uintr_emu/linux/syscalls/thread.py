@@ -1,0 +1,211 @@
+"""Threads and process identity: clone/clone3, exit, ids, affinity, arch_prctl, rseq."""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from ...engine import unicorn as eng
+from .. import errno as E
+from . import syscall
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..process import Thread
+
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x4000, 0x8000, 0x10000
+CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x40000, 0x80000, 0x100000
+CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_CHILD_SETTID = 0x200000, 0x400000, 0x1000000
+THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+
+
+def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
+                  tls: int) -> int:  # fmt: skip
+    """Both clone flavours, threads only (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND)."""
+    if flags & THREAD_FLAGS != THREAD_FLAGS:
+        if flags & CLONE_VM or flags & CLONE_THREAD:
+            return -E.EINVAL
+        if k.uintr is not None and hasattr(k, "fork"):
+            return k.fork(t, flags, stack, ptid, ctid, tls)
+        return -E.ENOSYS
+    p = t.process
+    e = p.engine
+    tid = k.new_id()
+    rip = e.reg_read(eng.RIP)
+    saved = {r: e.reg_read(r) for r in (eng.RAX, eng.RSP, eng.FS_BASE)}
+    # The child resumes after the syscall with RAX = 0 on its own stack and TLS.
+    e.reg_write(eng.RAX, 0)
+    if stack:
+        e.reg_write(eng.RSP, stack)
+    if flags & CLONE_SETTLS:
+        e.reg_write(eng.FS_BASE, tls)
+    e.reg_write(eng.RIP, rip + 2)
+    ctx = e.new_context()
+    for r, v in saved.items():
+        e.reg_write(r, v)
+    e.reg_write(eng.RIP, rip)  # the SYSCALL hook adds 2 (unicorn-notes G2)
+    child = k._new_thread(p, tid, ctx)
+    child.affinity = t.affinity
+    child.sigmask = t.sigmask
+    child.cpu = t.cpu
+    if flags & CLONE_PARENT_SETTID and ptid:
+        p.mem.write(ptid, struct.pack("<I", tid))
+    if flags & CLONE_CHILD_SETTID and ctid:
+        p.mem.write(ctid, struct.pack("<I", tid))
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    k.place(child)
+    if k.uintr is not None:
+        k.uintr.thread_cloned(t, child)
+    return tid
+
+
+@syscall(56, flags="hex")
+def sys_clone(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
+              tls: int) -> int:  # fmt: skip
+    return create_thread(k, t, flags & ~0xFF, stack, ptid, ctid, tls)
+
+
+@syscall(435, size="int")
+def sys_clone3(k: Kernel, t: Thread, args: int, size: int) -> int:
+    if size < 64:
+        return -E.EINVAL
+    flags, _pidfd, ctid, ptid, _sig, stack, stack_size, tls = struct.unpack(
+        "<8Q", t.process.mem.read(args, 64)
+    )
+    if stack and not stack_size:
+        return -E.EINVAL
+    return create_thread(k, t, flags, stack + stack_size if stack else 0, ptid, ctid, tls)
+
+
+@syscall(218)
+def sys_set_tid_address(k: Kernel, t: Thread, tidptr: int) -> int:
+    t.clear_child_tid = tidptr
+    return t.tid
+
+
+@syscall(273, size="int")
+def sys_set_robust_list(k: Kernel, t: Thread, head: int, size: int) -> int:
+    if size != 24:
+        return -E.EINVAL
+    t.robust_list = head
+    return 0
+
+
+@syscall(334)
+def sys_rseq(k: Kernel, t: Thread, rseq: int, size: int, flags: int, sig: int) -> int:
+    return -E.ENOSYS  # glibc accepts this and runs without restartable sequences
+
+
+@syscall(60, code="int")
+def sys_exit(k: Kernel, t: Thread, code: int) -> object:
+    from ..kernel import RESTART
+
+    k.exit_thread(t, code & 0xFF)
+    return RESTART
+
+
+@syscall(231, code="int")
+def sys_exit_group(k: Kernel, t: Thread, code: int) -> object:
+    from ..kernel import RESTART
+
+    k.exit_process(t.process, code & 0xFF)
+    return RESTART
+
+
+@syscall(186)
+def sys_gettid(k: Kernel, t: Thread) -> int:
+    return t.tid
+
+
+@syscall(39)
+def sys_getpid(k: Kernel, t: Thread) -> int:
+    return t.process.pid
+
+
+@syscall(110)
+def sys_getppid(k: Kernel, t: Thread) -> int:
+    return t.process.ppid
+
+
+@syscall(102)
+def sys_getuid(k: Kernel, t: Thread) -> int:
+    return os.getuid()
+
+
+@syscall(107)
+def sys_geteuid(k: Kernel, t: Thread) -> int:
+    return os.geteuid()
+
+
+@syscall(104)
+def sys_getgid(k: Kernel, t: Thread) -> int:
+    return os.getgid()
+
+
+@syscall(108)
+def sys_getegid(k: Kernel, t: Thread) -> int:
+    return os.getegid()
+
+
+@syscall(24)
+def sys_sched_yield(k: Kernel, t: Thread) -> int:
+    cpu = k.machine.cpus[t.cpu]
+    if cpu.queue:
+        t.process.engine.stop()  # the loop rotates this CPU's queue after the slice
+    return 0
+
+
+def _find_thread(k: Kernel, t: Thread, tid: int) -> Thread | None:
+    return t if tid == 0 else k.threads.get(tid)
+
+
+@syscall(204, pid="int", size="int")
+def sys_sched_getaffinity(k: Kernel, t: Thread, pid: int, size: int, mask: int) -> int:
+    target = _find_thread(k, t, pid)
+    if target is None:
+        return -E.ESRCH
+    nbytes = max(8, (k.opt.cpus + 63) // 64 * 8)
+    if size < nbytes or size & 7:
+        return -E.EINVAL
+    t.process.mem.write(mask, target.affinity.to_bytes(nbytes, "little"))
+    return nbytes
+
+
+@syscall(203, pid="int", size="int")
+def sys_sched_setaffinity(k: Kernel, t: Thread, pid: int, size: int, mask: int) -> int:
+    target = _find_thread(k, t, pid)
+    if target is None:
+        return -E.ESRCH
+    want = int.from_bytes(t.process.mem.read(mask, min(size, 128)), "little")
+    want &= (1 << k.opt.cpus) - 1
+    if not want:
+        return -E.EINVAL
+    target.affinity = want
+    if not want >> target.cpu & 1 and target.runnable:
+        # Migrate now: the thread leaves a CPU it may no longer use (placement honours it).
+        k._unqueue(target)
+        target.cpu = (want & -want).bit_length() - 1
+        k.place(target)
+        if target is t:
+            t.process.engine.stop()
+    return 0
+
+
+@syscall(158, code="hex")
+def sys_arch_prctl(k: Kernel, t: Thread, code: int, addr: int) -> int:
+    e = t.process.engine
+    if code == ARCH_SET_FS:
+        e.reg_write(eng.FS_BASE, addr)
+    elif code == ARCH_SET_GS:
+        e.reg_write(eng.GS_BASE, addr)
+    elif code == ARCH_GET_FS:
+        t.process.mem.write_u64(addr, e.reg_read(eng.FS_BASE))
+    elif code == ARCH_GET_GS:
+        t.process.mem.write_u64(addr, e.reg_read(eng.GS_BASE))
+    else:
+        return -E.EINVAL
+    return 0

@@ -1,0 +1,112 @@
+"""The machine: virtual CPUs (each with a local APIC and a UINTR unit), the APIC bus, and
+kernel memory, which no guest address space maps (UPIDs and UITTs live there; SENDUIPI and
+notification processing reach it with supervisor accesses, arch doc §5, §16).
+
+The run loop that gives the CPUs their turns is the kernel's scheduler (linux/kernel.py): the
+hardware has no notion of threads.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .hw.apic import ApicBus, LocalApic
+from .hw.cpu import CpuFeatures
+from .hw.faults import PageFault
+from .hw.uintr import UintrUnit
+
+# Kernel memory sits at a canonical higher-half address, like Linux's direct map.
+KERNEL_BASE = 0xFFFF_8880_0000_0000
+KERNEL_SIZE = 16 << 20
+
+
+class KernelMemory:
+    """A bump allocator over one bytearray at KERNEL_BASE (never mapped for the guest)."""
+
+    def __init__(self, size: int = KERNEL_SIZE):
+        self.data = bytearray(size)
+        self.top = 0
+        self.free_lists: dict[int, list[int]] = {}
+
+    def alloc(self, size: int, align: int) -> int:
+        fl = self.free_lists.get(size)
+        if fl:
+            addr = fl.pop()
+            off = addr - KERNEL_BASE
+            self.data[off : off + size] = bytes(size)
+            return addr
+        off = (self.top + align - 1) & ~(align - 1)
+        if off + size > len(self.data):
+            raise MemoryError("kernel memory exhausted")
+        self.top = off + size
+        return KERNEL_BASE + off
+
+    def free(self, addr: int, size: int) -> None:
+        self.free_lists.setdefault(size, []).append(addr)
+
+    def contains(self, addr: int, size: int = 1) -> bool:
+        return KERNEL_BASE <= addr and addr + size <= KERNEL_BASE + len(self.data)
+
+
+class CpuMemory:
+    """The hardware's view of memory for one CPU: kernel memory for supervisor accesses,
+    and the address space of the process the CPU is running for user accesses."""
+
+    def __init__(self, kmem: KernelMemory):
+        self.kmem = kmem
+        self.user: Any = None  # linux.mm.AddressSpace of the running process
+
+    def read(self, addr: int, size: int, *, supervisor: bool) -> bytes:
+        if self.kmem.contains(addr, size):
+            if not supervisor:  # a user access to a supervisor page
+                raise PageFault(addr, write=False, protection=True, user=True)
+            off = addr - KERNEL_BASE
+            return bytes(self.kmem.data[off : off + size])
+        if self.user is None:
+            raise PageFault(addr, write=False, protection=False, user=not supervisor)
+        return self.user.hw_read(addr, size, user=not supervisor)
+
+    def write(self, addr: int, data: bytes, *, supervisor: bool) -> None:
+        if self.kmem.contains(addr, len(data)):
+            if not supervisor:
+                raise PageFault(addr, write=True, protection=True, user=True)
+            off = addr - KERNEL_BASE
+            self.kmem.data[off : off + len(data)] = data
+            return
+        if self.user is None:
+            raise PageFault(addr, write=True, protection=False, user=not supervisor)
+        self.user.hw_write(addr, data, user=not supervisor)
+
+
+@dataclass(eq=False)
+class Cpu:
+    index: int
+    apic: LocalApic
+    uintr: UintrUnit
+    mem: CpuMemory
+    current: Any = None  # the thread on this CPU
+    queue: deque[Any] = field(default_factory=deque)  # other runnable threads placed here
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None
+
+    @property
+    def load(self) -> int:
+        return (self.current is not None) + len(self.queue)
+
+
+class Machine:
+    def __init__(self, ncpus: int, features: CpuFeatures):
+        self.features = features
+        self.bus = ApicBus()
+        self.kmem = KernelMemory()
+        self.cpus: list[Cpu] = []
+        for i in range(ncpus):
+            apic = LocalApic(apic_id=i, x2apic=True)
+            self.bus.attach(apic)
+            mem = CpuMemory(self.kmem)
+            unit = UintrUnit(features, apic, self.bus, mem)
+            self.cpus.append(Cpu(i, apic, unit, mem))

@@ -1,0 +1,34 @@
+"""Run options shared by the CLI, the Python API and the kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .hw.cpu import CpuFeatures
+
+DEFAULT_CPUS = 4
+# Instructions per scheduling slice while two or more threads are runnable. Small enough that a
+# cross-CPU user interrupt is seen within ~10 µs of virtual time, large enough that the per-slice
+# host cost (context switch + engine entry, ~10 µs) stays near 10 % of the slice.
+DEFAULT_SLICE = 10_000
+# The virtual clock: one counted guest instruction is one virtual nanosecond (a 1 GHz, IPC-1
+# machine). While a single thread runs unsliced its instructions are not counted (counting costs
+# ~3x speed), and each of its system calls advances the clock by this much instead.
+UNCOUNTED_SYSCALL_NS = 1_000
+# Deterministic mode's wall clock starts at 2026-01-01T00:00:00Z.
+DETERMINISTIC_EPOCH_NS = 1_767_225_600 * 1_000_000_000
+
+
+@dataclass
+class Options:
+    cpus: int = DEFAULT_CPUS
+    slice: int = DEFAULT_SLICE
+    realtime: bool = False
+    strace: bool = False
+    max_insns: int | None = None
+    timeout: float | None = None
+    seed: int = 0
+    features: CpuFeatures = field(default_factory=CpuFeatures)
+    uintr_abi: str = "next"
+    max_memory: int | None = None
+    warn_stream: int = 2  # host fd for emulator diagnostics
