@@ -1,0 +1,284 @@
+"""Shared helpers for the guest-program tests.
+
+* ``build_program(name)`` compiles ``tests/programs/<name>.c`` with the system gcc
+  (``-O2 -static -pthread -Wall``; never -mavx or -march=native: the engine does not
+  emulate AVX) into ``build/test-programs/`` at the repository root.  Binaries are keyed
+  by a hash of the source, the flags and the gcc version, so each one is built once and
+  reused across runs.  Without gcc (or without a static C library) the test is skipped.
+* ``run_native(path, args, env)`` and ``run_emu(path, args, cpus=..., extra=[...])``
+  return ``(returncode, stdout, stderr)``; both use a generous timeout so that a hang
+  fails its test instead of blocking CI.
+* ``guest_env(**overrides)`` is the environment both are given by default: the test
+  process's own, without any ``UEMU_*`` variable, with ``src/`` on PYTHONPATH so that
+  ``python -m uintr_emu`` works from a plain checkout.
+
+Each helper is also a session fixture of the same name (run_cli too), and
+``native_result`` caches native runs for the session.  Test modules use the fixtures
+rather than ``from conftest import ...``: tests/hw has a conftest.py of its own, and
+pytest keeps only one module named ``conftest`` in sys.modules.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS_DIR = REPO_ROOT / "tests" / "programs"
+BUILD_DIR = REPO_ROOT / "build" / "test-programs"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+#: Seconds before a guest run is abandoned (the test then fails, it does not hang).
+EMU_TIMEOUT = 120.0
+NATIVE_TIMEOUT = 60.0
+
+#: Base flags of every test program.  No -mavx / -march=native, on purpose.
+BASE_CFLAGS = ("-O2", "-pthread", "-Wall")
+#: Programs that need libm.
+NEEDS_LIBM = frozenset({"compute"})
+
+Result = tuple[int, bytes, bytes]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: a guest program of 10-50 M instructions; deselect with -m 'not slow'",
+    )
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _gcc() -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: cannot build the guest test programs")
+    return gcc
+
+
+@functools.cache
+def _gcc_version(gcc: str) -> str:
+    proc = subprocess.run([gcc, "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout
+
+
+@functools.cache
+def _static_link_problem(gcc: str) -> str | None:
+    """None if gcc can link a static C program, else why not."""
+    _prepare_build_dir()
+    src = BUILD_DIR / f"probe-{os.getpid()}.c"
+    out = BUILD_DIR / f"probe-{os.getpid()}"
+    src.write_text("int main(void) { return 0; }\n")
+    try:
+        proc = subprocess.run(
+            [gcc, "-static", "-o", str(out), str(src)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        src.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        return f"gcc cannot link a static program (is libc6-dev installed?): {proc.stderr[-500:]}"
+    return None
+
+
+def _prepare_build_dir() -> None:
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    ignore = BUILD_DIR / ".gitignore"
+    if not ignore.exists():
+        # Keeps the cache out of git even without a top-level .gitignore entry.
+        ignore.write_text("*\n")
+
+
+def _prune_old_builds(current: Path) -> None:
+    """Remove the binaries of earlier versions of the same program and variant."""
+    prefix = current.name[: -len("-0123456789abcdef")]
+    for path in BUILD_DIR.glob(f"{prefix}-*"):
+        digest = path.name[len(prefix) + 1 :]
+        if path != current and len(digest) == 16 and all(c in "0123456789abcdef" for c in digest):
+            path.unlink(missing_ok=True)
+
+
+_built: dict[tuple[str, tuple[str, ...], bool], Path] = {}
+
+
+def build_program(name: str, extra_flags: Sequence[str] = (), *, static: bool = True) -> Path:
+    """Compile tests/programs/<name>.c once; return the path of the binary.
+
+    ``static=False`` builds a dynamically linked program (for the error tests).
+    """
+    key = (name, tuple(extra_flags), static)
+    if key in _built and _built[key].exists():
+        return _built[key]
+
+    gcc = _gcc()
+    src = PROGRAMS_DIR / f"{name}.c"
+    if not src.is_file():
+        raise FileNotFoundError(src)
+    cflags = [*BASE_CFLAGS, *(["-static"] if static else []), *extra_flags]
+    libs = ["-lm"] if name in NEEDS_LIBM else []
+
+    digest = hashlib.sha256()
+    digest.update(src.read_bytes())
+    digest.update("\0".join([*cflags, "|", *libs]).encode())
+    digest.update(_gcc_version(gcc).encode())
+    out = BUILD_DIR / f"{name}{'' if static else '-dynamic'}-{digest.hexdigest()[:16]}"
+
+    if not out.exists():
+        problem = _static_link_problem(gcc)
+        if problem is not None:
+            pytest.skip(problem)
+        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+        proc = subprocess.run(
+            [gcc, *cflags, "-o", str(tmp), str(src), *libs],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            pytest.fail(f"compiling {src.name} failed:\n{proc.stderr}", pytrace=False)
+        os.replace(tmp, out)  # atomic: safe if several test processes build at once
+        _prune_old_builds(out)
+    _built[key] = out
+    return out
+
+
+# --------------------------------------------------------------------------- running
+
+
+def guest_env(**overrides: str | None) -> dict[str, str]:
+    """The host environment for a run (no UEMU_* variables); None in overrides unsets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UEMU_")}
+    src = str(REPO_ROOT / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _run(cmd: list[str], env: Mapping[str, str] | None, timeout: float, what: str) -> Result:
+    try:
+        proc = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=dict(env) if env is not None else guest_env(),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = (exc.stderr or b"")[-2000:].decode(errors="replace")
+        pytest.fail(
+            f"{what} did not finish within {timeout:.0f} s: {' '.join(cmd)}\n"
+            f"stderr (tail):\n{stderr}",
+            pytrace=False,
+        )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_native(
+    path: os.PathLike[str] | str,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = NATIVE_TIMEOUT,
+) -> Result:
+    """Run a program directly on the host."""
+    return _run([str(path), *args], env, timeout, "native run")
+
+
+def emu_command(
+    path: os.PathLike[str] | str,
+    args: Sequence[str] = (),
+    cpus: int = 4,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    return [sys.executable, "-m", "uintr_emu", "run", "--cpus", str(cpus), *extra, str(path), *args]
+
+
+def run_emu(
+    path: os.PathLike[str] | str,
+    args: Sequence[str] = (),
+    cpus: int = 4,
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = EMU_TIMEOUT,
+) -> Result:
+    """Run a program under the emulator (``python -m uintr_emu run --cpus N ...``)."""
+    return _run(emu_command(path, args, cpus, extra), env, timeout, "emulator run")
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = EMU_TIMEOUT
+) -> Result:
+    """Run ``python -m uintr_emu ARGS...`` as given (for the command-line tests)."""
+    return _run([sys.executable, "-m", "uintr_emu", *args], env, timeout, "uintr-emu")
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session", name="build_program")
+def _build_program_fixture():
+    return build_program
+
+
+@pytest.fixture(scope="session", name="run_native")
+def _run_native_fixture():
+    return run_native
+
+
+@pytest.fixture(scope="session", name="run_emu")
+def _run_emu_fixture():
+    return run_emu
+
+
+@pytest.fixture(scope="session", name="run_cli")
+def _run_cli_fixture():
+    return run_cli
+
+
+@pytest.fixture(scope="session", name="guest_env")
+def _guest_env_fixture():
+    return guest_env
+
+
+@pytest.fixture(scope="session")
+def native_result():
+    """``native_result(name, args=(), env=None, key=None)``: the native run, once per session.
+
+    ``key`` replaces ``args`` in the cache key (for arguments such as a temporary
+    directory that differ between calls but not in meaning).
+    """
+    cache: dict[tuple, Result] = {}
+
+    def get(
+        name: str,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        key: object = None,
+    ) -> Result:
+        cache_key = (
+            name,
+            tuple(args) if key is None else ("key", key),
+            tuple(sorted(env.items())) if env is not None else None,
+        )
+        if cache_key not in cache:
+            cache[cache_key] = run_native(build_program(name), args, env)
+        return cache[cache_key]
+
+    return get

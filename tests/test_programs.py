@@ -1,0 +1,325 @@
+"""Real static glibc programs under the emulator, compared with the same programs run natively.
+
+Each program in tests/programs/ checks itself and prints deterministic lines ending with
+"OK".  Under the emulator (with 1, 2 and 4 CPUs) its stdout and exit status must be
+byte-for-byte those of the native run.
+
+The helpers (build_program, run_native, run_emu, guest_env, native_result) are fixtures
+from tests/conftest.py; they are not imported because tests/hw has a conftest.py of its
+own and only one module can be called ``conftest``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+CPUS = [1, 2, 4]
+
+#: Programs of more than ~10 M guest instructions (about 15-35 M each).
+SLOW = {"malloc", "compute", "files", "strings_stdio"}
+
+#: Self-checking programs that exit 0 and take no argument (files.c takes a directory).
+SIMPLE_PROGRAMS = [
+    "threads",
+    "malloc",
+    "compute",
+    "strings_stdio",
+    "sigsegv_longjmp",
+    "signals",
+    "time",
+]
+
+FATAL_LINE = re.compile(
+    r"^uintr-emu: program terminated by SIGSEGV \(rip=0x(?P<rip>[0-9a-f]+), address 0x0\)$"
+)
+STRACE_LINE = re.compile(rb"^\[\d+\] [a-z_0-9]+\(.*\) = ")
+
+ARGS = ["one", "two words", "", "\u00fcnic\u00f6de", "last"]
+
+
+def describe(result) -> str:
+    rc, out, err = result
+    return (
+        f"exit status {rc}\n--- stdout (tail) ---\n{out[-1500:].decode(errors='replace')}"
+        f"\n--- stderr (tail) ---\n{err[-2500:].decode(errors='replace')}"
+    )
+
+
+def _param(name: str):
+    marks = [pytest.mark.slow] if name in SLOW else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+def assert_same_as_native(native, emu, what: str) -> None:
+    n_rc, n_out, _ = native
+    e_rc, e_out, _ = emu
+    e_text, n_text = e_out.decode(errors="replace"), n_out.decode(errors="replace")
+    assert e_text == n_text, f"{what}: stdout differs from the native run\n{describe(emu)}"
+    assert e_out == n_out, f"{what}: stdout bytes differ\n{describe(emu)}"
+    assert e_rc == n_rc, f"{what}: exit status {e_rc}, natively {n_rc}\n{describe(emu)}"
+
+
+def assert_native_ok(native, name: str) -> None:
+    rc, out, _ = native
+    assert rc == 0 and out.endswith(b"OK\n"), f"{name} fails natively\n{describe(native)}"
+
+
+def no_traceback(result) -> None:
+    assert b"Traceback" not in result[2], describe(result)
+
+
+# --------------------------------------------------------------------------- native sanity
+
+
+@pytest.mark.parametrize("name", [_param(n) for n in SIMPLE_PROGRAMS])
+def test_native_sanity(name, native_result):
+    """The programs themselves pass on the host (checks the test programs, not the emulator)."""
+    assert_native_ok(native_result(name), name)
+
+
+def test_native_sanity_files(tmp_path, build_program, run_native):
+    native = run_native(build_program("files"), [str(tmp_path)])
+    assert_native_ok(native, "files")
+    assert list(tmp_path.iterdir()) == [], "files.c left something behind"
+
+
+# --------------------------------------------------------------------------- self-checking programs
+
+
+@pytest.mark.parametrize("cpus", CPUS)
+@pytest.mark.parametrize("name", [_param(n) for n in SIMPLE_PROGRAMS])
+def test_program_matches_native(name, cpus, native_result, build_program, run_emu):
+    native = native_result(name)
+    assert_native_ok(native, name)
+    emu = run_emu(build_program(name), cpus=cpus)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"{name} --cpus {cpus}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpus", CPUS)
+def test_files(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
+    native = native_result("files", [str(tmp_path_factory.mktemp("native-files"))], key="tmp")
+    assert_native_ok(native, "files")
+    emu = run_emu(build_program("files"), [str(tmp_path)], cpus=cpus)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"files --cpus {cpus}")
+    assert list(tmp_path.iterdir()) == [], "files.c left something behind under the emulator"
+
+
+@pytest.mark.parametrize("slice_", [1000, 100_000])
+def test_threads_with_slice(slice_, native_result, build_program, run_emu):
+    """Other scheduling slices give other interleavings; the results must not change."""
+    native = native_result("threads")
+    emu = run_emu(build_program("threads"), cpus=4, extra=["--slice", str(slice_)])
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"threads --cpus 4 --slice {slice_}")
+
+
+# --------------------------------------------------------------------------- args and environment
+
+
+@pytest.mark.parametrize("cpus", CPUS)
+def test_args_env(cpus, native_result, build_program, run_emu):
+    native = native_result("args_env", ARGS)
+    assert native[0] == 3, describe(native)
+    assert b"UEMU_TEST_VAR=(unset)\n" in native[1]
+    emu = run_emu(build_program("args_env"), ARGS, cpus=cpus)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"args_env --cpus {cpus}")
+    # The guest's own stderr passes through untouched.
+    assert emu[2] == native[2], describe(emu)
+
+
+def test_args_env_set_variable(build_program, run_emu, run_native, guest_env):
+    """-E VAR=VAL sets a guest variable that the host environment does not have."""
+    path = build_program("args_env")
+    native = run_native(path, ARGS, env=guest_env(UEMU_TEST_VAR="hello"))
+    assert b"UEMU_TEST_VAR=hello\n" in native[1], describe(native)
+    emu = run_emu(path, ARGS, extra=["-E", "UEMU_TEST_VAR=hello"], env=guest_env())
+    no_traceback(emu)
+    assert_same_as_native(native, emu, "args_env -E UEMU_TEST_VAR=hello")
+
+
+def test_args_env_unset_variable(build_program, run_emu, run_native, guest_env):
+    """-U VAR removes a variable that the host environment has."""
+    path = build_program("args_env")
+    native = run_native(path, ARGS, env=guest_env())
+    assert b"UEMU_UNSET_ME is unset\n" in native[1], describe(native)
+    emu = run_emu(path, ARGS, extra=["-U", "UEMU_UNSET_ME"], env=guest_env(UEMU_UNSET_ME="1"))
+    no_traceback(emu)
+    assert_same_as_native(native, emu, "args_env -U UEMU_UNSET_ME")
+
+
+def test_args_env_host_environment_passes_through(build_program, run_emu, run_native, guest_env):
+    path = build_program("args_env")
+    env = guest_env(UEMU_TEST_VAR="from the host", UEMU_UNSET_ME="1")
+    native = run_native(path, ARGS, env=env)
+    assert b"UEMU_TEST_VAR=from the host\n" in native[1], describe(native)
+    assert b"UEMU_UNSET_ME is set\n" in native[1], describe(native)
+    emu = run_emu(path, ARGS, env=env)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, "args_env with the host environment")
+
+
+def test_args_env_set_overrides_host(build_program, run_emu, run_native, guest_env):
+    path = build_program("args_env")
+    native = run_native(path, ARGS, env=guest_env(UEMU_TEST_VAR="override"))
+    emu = run_emu(
+        path,
+        ARGS,
+        extra=["-E", "UEMU_TEST_VAR=override"],
+        env=guest_env(UEMU_TEST_VAR="from the host"),
+    )
+    no_traceback(emu)
+    assert_same_as_native(native, emu, "args_env -E over a host variable")
+
+
+def test_args_env_guest_options_are_not_parsed(build_program, run_emu, run_native):
+    """Everything after PROGRAM belongs to the guest, options included."""
+    args = ["--cpus", "9", "-E", "X=Y", "--strace", "--help"]
+    path = build_program("args_env")
+    native = run_native(path, args)
+    emu = run_emu(path, args, cpus=2)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, "args_env with option-like guest arguments")
+
+
+# --------------------------------------------------------------------------- fatal signals
+
+
+def _symbol_range(binary, symbol: str) -> tuple[int, int] | None:
+    """[start, end) of a function from the symbol table, or None without nm."""
+    nm = shutil.which("nm")
+    if nm is None:
+        return None
+    proc = subprocess.run([nm, "-S", str(binary)], capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == symbol:
+            start, size = int(parts[0], 16), int(parts[1], 16)
+            return start, start + size
+    return None
+
+
+@pytest.mark.parametrize("cpus", CPUS)
+def test_segfault(cpus, native_result, build_program, run_emu):
+    native = native_result("segfault")
+    assert native[0] == -11, f"natively: expected death by signal 11\n{describe(native)}"
+    path = build_program("segfault")
+    emu = run_emu(path, cpus=cpus)
+    no_traceback(emu)
+    assert emu[0] == 139, f"expected exit status 128+11\n{describe(emu)}"
+    assert emu[1] == native[1] == b"about to fault\n", describe(emu)
+    lines = emu[2].decode(errors="replace").splitlines()
+    assert len(lines) == 1, f"expected exactly one line on stderr\n{describe(emu)}"
+    match = FATAL_LINE.match(lines[-1])
+    assert match, f"unexpected fatal-signal line: {lines[-1]!r}"
+    rng = _symbol_range(path, "do_fault")
+    if rng is not None:
+        rip = int(match["rip"], 16)
+        assert rng[0] <= rip < rng[1], f"rip {rip:#x} is not in do_fault [{rng[0]:#x}, {rng[1]:#x})"
+
+
+@pytest.mark.parametrize("cpus", [1, 4])
+def test_abort(cpus, native_result, build_program, run_emu):
+    native = native_result("signals", ["abort"])
+    assert native[0] == -6, f"natively: expected death by SIGABRT\n{describe(native)}"
+    emu = run_emu(build_program("signals"), ["abort"], cpus=cpus)
+    no_traceback(emu)
+    assert emu[0] == 134, f"expected exit status 128+6\n{describe(emu)}"
+    assert emu[1] == native[1] == b"calling abort()\n", describe(emu)
+    lines = emu[2].decode(errors="replace").splitlines()
+    assert len(lines) == 1, f"expected exactly one line on stderr\n{describe(emu)}"
+    assert re.match(r"^uintr-emu: program terminated by SIGABRT\b", lines[-1]), lines[-1]
+
+
+# --------------------------------------------------------------------------- strace and determinism
+
+
+@pytest.mark.parametrize("extra", [[], ["--seed", "12345"]], ids=["default-seed", "seed-12345"])
+def test_strace_is_deterministic(extra, native_result, build_program, run_emu):
+    """Two runs with the same options give byte-identical stdout and strace output."""
+    path = build_program("threads")
+    cmd_extra = ["--strace", *extra]
+    first = run_emu(path, cpus=2, extra=cmd_extra)
+    second = run_emu(path, cpus=2, extra=cmd_extra)
+    no_traceback(first)
+    assert_same_as_native(native_result("threads"), first, "threads --cpus 2 --strace")
+    assert first[0] == second[0]
+    assert first[1] == second[1], "stdout differs between two identical runs"
+    assert first[2] == second[2], "strace output (stderr) differs between two identical runs"
+    traced = [ln for ln in first[2].splitlines() if STRACE_LINE.match(ln)]
+    assert traced, f"no strace lines like '[tid] name(args) = result'\n{describe(first)}"
+    # Several threads appear in the trace.
+    tids = {re.match(rb"^\[(\d+)\]", ln).group(1) for ln in traced}
+    assert len(tids) >= 2, f"only one thread id in the strace output: {tids}"
+
+
+def test_strace_format(native_result, build_program, run_emu):
+    native = native_result("args_env", ARGS)
+    emu = run_emu(build_program("args_env"), ARGS, cpus=1, extra=["--strace"])
+    no_traceback(emu)
+    # strace goes to stderr only: stdout is untouched.
+    assert_same_as_native(native, emu, "args_env --strace")
+    lines = emu[2].splitlines()
+    assert any(re.match(rb"^\[\d+\] write\(1, .*\) = \d+$", ln) for ln in lines), describe(emu)
+    # The guest's own stderr line is still there.
+    assert b"args_env: a line on stderr\n" in emu[2], describe(emu)
+
+
+def test_strace_shows_exit_group(build_program, run_emu):
+    """exit_group is a system call too (strace prints it as 'exit_group(3) = ?')."""
+    emu = run_emu(build_program("args_env"), ARGS, cpus=1, extra=["--strace"])
+    no_traceback(emu)
+    lines = emu[2].splitlines()
+    assert any(re.match(rb"^\[\d+\] exit_group\(3\)", ln) for ln in lines), describe(emu)
+
+
+# --------------------------------------------------------------------------- runaway guests
+
+
+def test_max_insns_stops_runaway(build_program, run_emu):
+    emu = run_emu(build_program("spin"), cpus=1, extra=["--max-insns", "1000000"], timeout=60)
+    no_traceback(emu)
+    assert emu[0] == 124, f"expected exit status 124\n{describe(emu)}"
+    assert emu[1] == b"spinning\n", describe(emu)
+    lines = emu[2].decode(errors="replace").splitlines()
+    assert lines and lines[-1].startswith("uintr-emu: "), describe(emu)
+    assert re.search(r"instruction|max-insns", lines[-1], re.IGNORECASE), lines[-1]
+
+
+@pytest.mark.parametrize("cpus", [1, 4])
+def test_timeout_stops_runaway(cpus, build_program, run_emu):
+    start = time.monotonic()
+    emu = run_emu(build_program("spin"), cpus=cpus, extra=["--timeout", "1"], timeout=60)
+    elapsed = time.monotonic() - start
+    no_traceback(emu)
+    assert emu[0] == 124, f"expected exit status 124\n{describe(emu)}"
+    assert emu[1] == b"spinning\n", describe(emu)
+    lines = emu[2].decode(errors="replace").splitlines()
+    assert lines and lines[-1].startswith("uintr-emu: "), describe(emu)
+    assert re.search(r"time", lines[-1], re.IGNORECASE), lines[-1]
+    assert elapsed < 30, f"--timeout 1 took {elapsed:.1f} s"
+
+
+# --------------------------------------------------------------------------- the example
+
+
+def test_example_threads_demo(run_emu, run_native):
+    demo = EXAMPLES_DIR / "bin" / "threads_demo"
+    if not demo.exists():
+        pytest.skip("examples/bin/threads_demo has not been built (make -C examples)")
+    native = run_native(demo)
+    assert native[0] == 0 and native[1].endswith(b"Success\n"), describe(native)
+    emu = run_emu(demo, cpus=4)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, "examples/bin/threads_demo")
