@@ -12,8 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engine import unicorn as eng
 from .hw.apic import ApicBus, LocalApic
 from .hw.cpu import CpuFeatures
+from .hw.decode import CLUI, STUI, TESTUI, UIRET, decode
 from .hw.faults import PageFault
 from .hw.uintr import UintrUnit
 
@@ -89,6 +91,77 @@ class Cpu:
     current: Any = None  # the thread on this CPU
     queue: deque[Any] = field(default_factory=deque)  # other runnable threads placed here
 
+    ipi_arrived: bool = False  # an IPI is waiting in the APIC: service it at the next boundary
+    other_vectors: list[int] = field(default_factory=list)  # non-UINV vectors for the OS
+
+    def execute_trapped(self, e: eng.Engine) -> bool:
+        """Execute the UINTR instruction at RIP (the engine raised #UD on it, unicorn-notes §2).
+
+        Returns False if the bytes are not a UINTR instruction (a genuine #UD for the OS), True
+        when it was executed; raises ArchFault for the instruction's own faults, with RIP
+        unchanged. Delivery is re-evaluated right after STUI, UIRET and a self-IPI (SDM
+        "User-Interrupt Recognition"; arch doc §8).
+        """
+        rip = e.reg_read(eng.RIP)
+        d = decode(e.fetch(rip))  # raises InvalidOpcode for a LOCK prefix
+        if d is None:
+            return False
+        unit = self.uintr
+        m = d.mnemonic
+        nxt = rip + d.length
+        if m == CLUI:
+            unit.clui()
+        elif m == STUI:
+            unit.stui()
+            e.reg_write(eng.RIP, nxt)
+            self.deliver_pending(e)
+            return True
+        elif m == TESTUI:
+            e.reg_write(eng.RFLAGS, unit.testui(e.reg_read(eng.RFLAGS)))
+        elif m == UIRET:
+            new_rip, rflags, rsp = unit.uiret(e.reg_read(eng.RSP), e.reg_read(eng.RFLAGS))
+            e.reg_write(eng.RSP, rsp)
+            e.reg_write(eng.RFLAGS, rflags)
+            e.reg_write(eng.RIP, new_rip)
+            self.deliver_pending(e)
+            return True
+        else:  # SENDUIPI
+            assert d.register is not None
+            unit.senduipi(e.reg_read(eng.GPR_IDS[d.register]))
+            e.reg_write(eng.RIP, nxt)
+            if self.ipi_arrived:  # a self-IPI: recognized at the next boundary
+                self.deliver_pending(e)
+            return True
+        e.reg_write(eng.RIP, nxt)
+        return True
+
+    def service(self) -> None:
+        """Accept pending APIC interrupts: notifications go to UIRR (SDM "User-Interrupt
+        Notification Processing"), other vectors are kept for the OS."""
+        self.ipi_arrived = False
+        if self.apic.has_pending():
+            self.other_vectors += self.uintr.service_interrupts()
+
+    def deliver_pending(self, e: eng.Engine) -> bool:
+        """At an instruction boundary in user mode: service the APIC, then deliver the highest
+        pending user interrupt if UIF and IF allow (SDM "User-Interrupt Delivery")."""
+        if self.ipi_arrived:
+            self.service()
+        unit = self.uintr
+        if not unit.state.uirr:
+            return False
+        rflags = e.reg_read(eng.RFLAGS)
+        if not unit.deliverable(rflags):
+            return False
+        new = unit.deliver(e.reg_read(eng.RIP), e.reg_read(eng.RSP), rflags)
+        if new is None:
+            return False
+        rip, rsp, rflags = new
+        e.reg_write(eng.RSP, rsp)
+        e.reg_write(eng.RFLAGS, rflags)
+        e.reg_write(eng.RIP, rip)
+        return True
+
     @property
     def busy(self) -> bool:
         return self.current is not None
@@ -110,3 +183,12 @@ class Machine:
             mem = CpuMemory(self.kmem)
             unit = UintrUnit(features, apic, self.bus, mem)
             self.cpus.append(Cpu(i, apic, unit, mem))
+        self.by_apic = {c.apic.apic_id: c for c in self.cpus}
+        self.bus.on_ipi = self._on_ipi
+        self.on_ipi: Any = None  # the OS's hook: an IPI reached a CPU (wake it, trace it)
+
+    def _on_ipi(self, source: LocalApic, target: LocalApic, vector: int) -> None:
+        cpu = self.by_apic[target.apic_id]
+        cpu.ipi_arrived = True
+        if self.on_ipi is not None:
+            self.on_ipi(self.by_apic[source.apic_id], cpu, vector)

@@ -147,6 +147,7 @@ class Engine:
         self._sys_ptrs = (ctypes.c_void_p * n)(
             *[ctypes.addressof(self._sys_vals) + 8 * i for i in range(n)]
         )
+        self._code = ctypes.create_string_buffer(16)
         self._callbacks: list[Any] = []
         self._hooks: dict[str, int] = {}
         self.counter = _Counter(0, 0, _NativeCode.get().emu_stop)
@@ -285,6 +286,16 @@ class Engine:
         """RAX, RDI, RSI, RDX, R10, R8, R9, RIP in one batch call (unicorn-notes §5.2)."""
         uclib.uc_reg_read_batch(self.handle, self._sys_ids, self._sys_ptrs, len(SYSCALL_REGS))
         return self._sys_vals
+
+    def fetch(self, address: int, size: int = 16) -> bytes:
+        """Up to `size` instruction bytes at `address`, fewer if a page boundary ends the
+        mapping (the decoder then sees a truncated instruction)."""
+        n = size
+        while n > 0:
+            if uclib.uc_mem_read(self.handle, address, self._code, n) == ucc.UC_ERR_OK:
+                return self._code.raw[:n]
+            n = min(n - 1, PAGE - (address & (PAGE - 1)))
+        return b""
 
     # --- contexts -----------------------------------------------------------------------
 

@@ -89,7 +89,9 @@ class Kernel:
         self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._scratch: Engine | None = None
         self.rng_state = options.seed * 0x9E3779B97F4A7C15 + 0x1234567
-        self.uintr: Any = None  # the UINTR kernel layer (linux.uintr), attached by cli/api
+        from .uintr import UintrKernel
+
+        self.uintr = UintrKernel(self)  # registers the UINTR syscalls of the chosen ABI
 
     # --- identities and time ------------------------------------------------------------
 
@@ -159,6 +161,7 @@ class Kernel:
         engine.reg_write(eng.RSP, rsp)
         engine.reg_write(eng.RIP, prog.entry)
         engine.reg_write(eng.GPR_IDS[2], 0)  # RDX = 0: no atexit function from the loader
+        engine.reg_write(eng.RFLAGS, 0x202)  # user mode always runs with IF = 1
         t = self._new_thread(proc, pid, engine.new_context())
         t.affinity = (1 << self.opt.cpus) - 1
         proc.loaded = t
@@ -178,8 +181,7 @@ class Kernel:
         t = Thread(tid=tid, process=proc, ctx=ctx)
         proc.threads.append(t)
         self.threads[tid] = t
-        if self.uintr is not None:
-            self.uintr.thread_created(t)
+        self.uintr.thread_created(t)
         return t
 
     # --- scheduling ---------------------------------------------------------------------
@@ -205,6 +207,7 @@ class Kernel:
     def block(self, t: Thread, wait: Wait) -> None:
         t.state = ThreadState.BLOCKED
         t.wait = wait
+        self.uintr.on_block(t, wait)
         if wait.deadline is not None:
             self.sleepers.append(t)
         self._unqueue(t)
@@ -245,12 +248,10 @@ class Kernel:
                 t.restart = True
 
     def _switch_out(self, cpu: Any, t: Thread) -> None:
-        if self.uintr is not None:
-            self.uintr.switch_out(cpu, t)
+        self.uintr.switch_out(cpu, t)
 
     def _switch_in(self, cpu: Any, t: Thread) -> None:
-        if self.uintr is not None:
-            self.uintr.switch_in(cpu, t)
+        self.uintr.switch_in(cpu, t)
 
     def armed_deadlines(self) -> list[int]:
         out = [t.wait.deadline for t in self.sleepers if t.wait and t.wait.deadline is not None]
@@ -398,8 +399,7 @@ class Kernel:
     def return_to_user(self, t: Thread) -> None:
         """What the kernel does before returning to user mode: UINTR notification and
         delivery (arch doc §11.5), then pending signals."""
-        if self.uintr is not None:
-            self.uintr.return_to_user(t)
+        self.uintr.return_to_user(t)
         if t.pending and t.runnable:
             self.deliver_signals(t)
 
@@ -444,7 +444,7 @@ class Kernel:
         e.reg_write(eng.RAX, result)
         # A signal or user interrupt became deliverable, or this thread must yield:
         # stop so the loop delivers it before the next user instruction (arch doc §8).
-        if t.pending or not t.runnable or (self.uintr is not None and self.uintr.wants_stop(t)):
+        if t.pending or not t.runnable or self.uintr.wants_stop(t):
             e.stop()
 
     def _strace_call(self, t: Thread, sc: Syscall, args: list[int]) -> str:
@@ -477,7 +477,7 @@ class Kernel:
     def _on_invalid(self) -> bool:
         t = self.current
         assert t is not None
-        if self.uintr is not None and self.uintr.trap(t):
+        if self.uintr.trap(t):
             return True
         rip = t.process.engine.reg_read(eng.RIP)
         # #UD: SIGILL with ILL_ILLOPN at the instruction (arch doc §12).
@@ -705,8 +705,7 @@ class Kernel:
         if t.wait is not None and t in self.sleepers:
             self.sleepers.remove(t)
         t.wait = None
-        if self.uintr is not None:
-            self.uintr.thread_exit(t)
+        self.uintr.thread_exit(t)
         self.threads.pop(t.tid, None)
         if t is self.current:
             t.process.engine.stop()

@@ -535,10 +535,9 @@ def sys_ioctl(k: Kernel, t: Thread, fd: int, req: int, arg: int) -> int:
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    if k.uintr is not None:
-        r = k.uintr.ioctl(t, f, req & 0xFFFF_FFFF, arg)
-        if r is not None:
-            return r
+    r = k.uintr.ioctl(t, f, req & 0xFFFF_FFFF, arg)
+    if r is not None:
+        return r
     req &= 0xFFFF_FFFF
     if req in (TCGETS, TIOCGWINSZ):
         if not isinstance(f, HostFile) or not os.isatty(f.fd):

@@ -28,9 +28,7 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
     if flags & THREAD_FLAGS != THREAD_FLAGS:
         if flags & CLONE_VM or flags & CLONE_THREAD:
             return -E.EINVAL
-        if k.uintr is not None and hasattr(k, "fork"):
-            return k.fork(t, flags, stack, ptid, ctid, tls)
-        return -E.ENOSYS
+        return k.fork(t, flags, stack, ptid, ctid, tls)
     p = t.process
     e = p.engine
     tid = k.new_id()
@@ -58,8 +56,7 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
     k.place(child)
-    if k.uintr is not None:
-        k.uintr.thread_cloned(t, child)
+    k.uintr.thread_cloned(t, child)
     return tid
 
 
