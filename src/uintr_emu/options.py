@@ -31,4 +31,6 @@ class Options:
     features: CpuFeatures = field(default_factory=CpuFeatures)
     uintr_abi: str = "next"
     max_memory: int | None = None
+    max_threads: int = 1024  # live threads, all processes together (clone fails with EAGAIN)
+    max_processes: int = 256  # live processes (fork fails with EAGAIN)
     warn_stream: int = 2  # host fd for emulator diagnostics

@@ -681,6 +681,118 @@ class Kernel:
             self.warn(f"program terminated by {name} ({detail})")
         self.exit_process(p, 128 + info.signo, signaled=info.signo)
 
+    # --- processes ----------------------------------------------------------------------
+
+    def fork(self, t: Thread, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+        """clone without CLONE_VM: a child process with a copy of the address space, the same
+        open files, and the calling thread's registers (RAX = 0 in the child)."""
+        from .syscalls.thread import (
+            CLONE_CHILD_CLEARTID,
+            CLONE_CHILD_SETTID,
+            CLONE_PARENT_SETTID,
+            CLONE_SETTLS,
+            CLONE_VFORK,
+        )
+
+        parent = t.process
+        live = sum(p.exit_status is None for p in self.processes.values())
+        if live >= self.opt.max_processes:
+            return -E.EAGAIN
+        e = parent.engine
+        engine = self.new_engine()
+        mem = parent.mem.clone_into(engine)
+        pid = self.new_id()
+        child = Process(pid, parent.pid, engine, mem, parent.fds.copy(), parent.exe, parent.cwd)
+        child.sigactions = dict(parent.sigactions)
+        child.exit_signal = flags & 0xFF
+        parent.children.append(child)
+        self.processes[pid] = child
+        # The child's registers: the parent's, resuming after the syscall with RAX = 0.
+        rip = e.reg_read(eng.RIP)
+        e.save(t.ctx)
+        ctx = engine.new_context()
+        eng.uclib.uc_context_restore(engine.handle, t.ctx.context)
+        engine.reg_write(eng.RAX, 0)
+        engine.reg_write(eng.RIP, rip + 2)
+        if stack:
+            engine.reg_write(eng.RSP, stack)
+        if flags & CLONE_SETTLS:
+            engine.reg_write(eng.FS_BASE, tls)
+        engine.save(ctx)
+        ct = self._new_thread(child, pid, ctx)
+        child.loaded = ct
+        ct.affinity = t.affinity
+        ct.sigmask = t.sigmask
+        ct.cpu = t.cpu
+        ct.altstack = t.altstack
+        if flags & CLONE_CHILD_SETTID and ctid:
+            mem.write(ctid, struct.pack("<I", pid))
+        if flags & CLONE_CHILD_CLEARTID:
+            ct.clear_child_tid = ctid
+        if flags & CLONE_PARENT_SETTID and ptid:
+            parent.mem.write(ptid, struct.pack("<I", pid))
+        self.uintr.fork(parent, child)
+        self.place(ct)
+        if flags & CLONE_VFORK:
+            # The parent sleeps until the child execs or exits (vfork(2)).
+            self.block(t, Wait("vfork", key=child, interruptible=False))
+            t.result = pid
+            e.stop()
+        return pid
+
+    def exec(self, t: Thread, path: str, argv: list[str], env: list[str]) -> int | object:
+        """execve of a static program: a new address space; other threads end; CLOEXEC fds
+        close; handled signals reset to default; UINTR state reset (§11.7)."""
+        p = t.process
+        engine = self.new_engine()
+        mem = AddressSpace(engine, max_bytes=self.opt.max_memory)
+        try:
+            prog = load_elf(path, mem)
+        except Exception as err:  # noqa: BLE001 - a LoadError or a malformed file
+            from .loader import LoadError
+
+            if isinstance(err, LoadError):
+                msg = str(err)
+                if "no such file" in msg:
+                    return -E.ENOENT
+                if "permission denied" in msg:
+                    return -E.EACCES
+                if "is a directory" in msg:
+                    return -E.EACCES
+            return -E.ENOEXEC
+        for other in list(p.threads):
+            if other is not t and other.state is not ThreadState.DEAD:
+                self._kill_thread(other)
+        self.uintr.thread_exit(t)
+        self.uintr.thread_created(t)
+        p.uitt = None
+        for fd in [fd for fd, ent in p.fds.fds.items() if ent.cloexec]:
+            p.fds.close(fd)
+        for sig, act in list(p.sigactions.items()):
+            if act.handler not in (S.SIG_DFL, S.SIG_IGN):
+                p.sigactions[sig] = S.SigAction()
+        rsp = self._setup_stack(mem, prog, argv, env)
+        engine.reg_write(eng.RSP, rsp)
+        engine.reg_write(eng.RIP, prog.entry)
+        engine.reg_write(eng.RFLAGS, 0x202)
+        old = p.engine
+        p.engine, p.mem, p.exe = engine, mem, prog.path
+        t.ctx = engine.new_context()
+        p.loaded = t
+        t.altstack = (0, S.SS_DISABLE, 0)
+        t.sig_contexts.clear()
+        t.clear_child_tid = 0
+        self._release_vfork(p)
+        old.stop()
+        if t.cpu < len(self.machine.cpus):
+            self.machine.cpus[t.cpu].mem.user = mem
+        return RESTART
+
+    def _release_vfork(self, child: Process) -> None:
+        for th in list(self.threads.values()):
+            if th.wait is not None and th.wait.kind == "vfork" and th.wait.key is child:
+                self.wake(th, th.result)
+
     # --- exit ---------------------------------------------------------------------------
 
     def exit_thread(self, t: Thread, code: int) -> None:
@@ -714,12 +826,25 @@ class Kernel:
         if p.exit_status is not None:
             return
         p.exit_status = status
+        # wait(2) status: exit code in bits 15:8, or the terminating signal in bits 6:0.
+        p.wait_status = signaled if signaled else (status & 0xFF) << 8
         for t in p.threads:
             if t.state is not ThreadState.DEAD:
                 self._kill_thread(t)
         p.fds.close_all()
+        self._release_vfork(p)
         if p is self.init_process:
             raise GuestExit(status)
+        for c in p.children:  # orphans are reparented to init, which reaps them
+            c.ppid = 1
+        parent = self.processes.get(p.ppid)
+        if parent is not None and parent.exit_status is None:
+            if p.exit_signal:
+                self.send_process_signal(parent, S.SigInfo(p.exit_signal, S.SI_KERNEL,
+                                                           pid=p.pid))  # fmt: skip
+            self.notify(parent)
+        elif p.ppid == 1 or parent is None:
+            self.processes.pop(p.pid, None)
 
     # --- futexes (the wait queues live here because exit and signals use them) ----------
 

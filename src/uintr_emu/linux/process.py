@@ -167,6 +167,8 @@ class Process:
     loaded: Thread | None = None  # the thread whose registers are in the engine
     uitt: Any = None  # per-process UITT (uintr-next ABI)
     itimer: tuple[int, int] | None = None  # ITIMER_REAL: (deadline ns, interval ns)
+    wait_status: int = 0  # the status wait4 reports once the process has ended
+    exit_signal: int = 0  # sent to the parent at exit (SIGCHLD for fork)
 
 
 @dataclass(eq=False)

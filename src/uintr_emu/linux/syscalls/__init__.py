@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "misc")
+FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "process", "misc")
 
 
 def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -111,7 +111,8 @@ def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
             return os.read(f.fd, count)
         except OSError as e:
             return _oserr(e)
-    return -E.EINVAL
+    reader = getattr(f, "read", None)
+    return reader(k, t, count) if reader is not None else -E.EINVAL
 
 
 def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
@@ -141,7 +142,8 @@ def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
             return -E.EPIPE
         except OSError as e:
             return _oserr(e)
-    return -E.EINVAL
+    writer = getattr(f, "write", None)
+    return writer(k, t, data) if writer is not None else -E.EINVAL
 
 
 @syscall(0, fd="int", count="int")
@@ -258,8 +260,13 @@ def _fstat_file(f: File) -> os.stat_result | int:
             return os.fstat(f.fd)
         except OSError as e:
             return _oserr(e)
-    # Pipes (and other kernel objects): a FIFO, as fstat(2) reports for pipe(2) ends.
-    mode = st.S_IFIFO | 0o600 if isinstance(f, PipeEnd) else 0o600
+    # Pipes and sockets report their file type; other kernel objects an anonymous inode.
+    if isinstance(f, PipeEnd):
+        mode = st.S_IFIFO | 0o600
+    elif f.kind == "socket":
+        mode = st.S_IFSOCK | 0o777
+    else:
+        mode = 0o600
     return os.stat_result((mode, 0, 0, 1, os.getuid(), os.getgid(), 0, 0, 0, 0))
 
 
@@ -597,7 +604,8 @@ def _poll_ready(f: File | None, events: int) -> int:
         p.register(f.fd, events & 0xFFFF)
         res = p.poll(0)
         return res[0][1] if res else 0
-    return 0
+    poll = getattr(f, "poll", None)
+    return poll(events) if poll is not None else 0
 
 
 def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | None) -> object:
@@ -617,6 +625,8 @@ def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | No
             rev = _poll_ready(f, events & 0xFFFF)
             if isinstance(f, PipeEnd):
                 pipes.append(f.pipe)
+            elif f is not None and hasattr(f, "poll"):
+                pipes.append(f)
         struct.pack_into("<h", raw, 8 * i + 6, rev)
         ready += rev != 0
     if ready or timeout_ns == 0:

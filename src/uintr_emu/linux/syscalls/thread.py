@@ -30,6 +30,8 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
             return -E.EINVAL
         return k.fork(t, flags, stack, ptid, ctid, tls)
     p = t.process
+    if len(k.threads) >= k.opt.max_threads:
+        return -E.EAGAIN
     e = p.engine
     tid = k.new_id()
     rip = e.reg_read(eng.RIP)
