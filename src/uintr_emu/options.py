@@ -15,6 +15,13 @@ DEFAULT_SLICE = 10_000
 # machine). While a single thread runs unsliced its instructions are not counted (counting costs
 # ~3x speed), and each of its system calls advances the clock by this much instead.
 UNCOUNTED_SYSCALL_NS = 1_000
+# Kernel work is not made of guest instructions, so the virtual clock charges it explicitly
+# (order-of-magnitude costs of a modern x86 Linux kernel): a system call's entry and exit, the
+# wake-up of a blocked thread (the waker's IPI, the scheduler, a context switch), and building
+# a signal frame. User-interrupt delivery itself costs no kernel work, which is UINTR's point.
+SYSCALL_NS = 100
+WAKEUP_NS = 2_000
+SIGNAL_DELIVERY_NS = 1_000
 # Deterministic mode's wall clock starts at 2026-01-01T00:00:00Z.
 DETERMINISTIC_EPOCH_NS = 1_767_225_600 * 1_000_000_000
 

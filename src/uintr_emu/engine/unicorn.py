@@ -249,15 +249,16 @@ class Engine:
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, rip: int, limit: int | None) -> int:
+    def run(self, rip: int, limit: int | None, start: int = 0) -> int:
         """Run from `rip` until a hook stops the engine or `limit` instructions have run.
 
-        Returns the number of instructions executed when counting, else 0. Raises the
-        exception of a failed callback, or UcError for a fault no hook consumed.
+        Returns the number of instructions executed when counting, else 0 (`start` is a
+        charge that counts as already executed). Raises the exception of a failed callback, or
+        UcError for a fault no hook consumed.
         """
         c = self.counter
         if limit is not None:
-            c.count = 0
+            c.count = start
             c.limit = limit
         self.error = None
         status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, 0)

@@ -25,7 +25,14 @@ from ..engine import unicorn as eng
 from ..engine.unicorn import Engine
 from ..hw.cpu import CR4_UINTR, cpuid_adjust
 from ..machine import Machine
-from ..options import DETERMINISTIC_EPOCH_NS, UNCOUNTED_SYSCALL_NS, Options
+from ..options import (
+    DETERMINISTIC_EPOCH_NS,
+    SIGNAL_DELIVERY_NS,
+    SYSCALL_NS,
+    UNCOUNTED_SYSCALL_NS,
+    WAKEUP_NS,
+    Options,
+)
 from . import errno as E
 from . import signals as S
 from .loader import LoadedProgram, build_stack, load_elf
@@ -83,13 +90,18 @@ class Kernel:
         self.sleepers: list[Thread] = []
         self.warned: set[int] = set()
         self.current: Thread | None = None
+        self.in_engine: Thread | None = None  # the thread inside emu_start (its count is live)
+        self.unsliced = False  # that run has no instruction limit
         self.current_cpu = 0
         self.counted_single = 0
         self._timed_out = threading.Event()
         self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._scratch: Engine | None = None
         self.rng_state = options.seed * 0x9E3779B97F4A7C15 + 0x1234567
+        from ..trace import Tracer
         from .uintr import UintrKernel
+
+        self.tracer = Tracer(self.clock_ns)
 
         self.uintr = UintrKernel(self)  # registers the UINTR syscalls of the chosen ABI
 
@@ -101,7 +113,7 @@ class Kernel:
 
     def clock_ns(self) -> int:
         """Virtual time of the running thread: the round's start plus its slice so far."""
-        t = self.current
+        t = self.in_engine
         if t is not None and t.process.engine.counting:
             return self.now + t.process.engine.counter.count
         return self.now
@@ -127,6 +139,19 @@ class Kernel:
             z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
             out += struct.pack("<Q", z ^ (z >> 31))
         return bytes(out[:n])
+
+    def subscribe(self, sink: Any) -> None:
+        """Receive every event from now on (trace.Event); turns the hardware's reports on."""
+        self.tracer.subscribe(sink)
+        for cpu in self.machine.cpus:
+            cpu.uintr.events = self._hw_reporter(cpu.index)
+
+    def _hw_reporter(self, index: int) -> Any:
+        def report(kind: str, **fields: Any) -> None:
+            t = self.machine.cpus[index].current
+            self.tracer.emit(kind, index, t.tid if t is not None else 0, **fields)
+
+        return report
 
     def warn(self, msg: str) -> None:
         os.write(self.opt.warn_stream, f"uintr-emu: {msg}\n".encode())
@@ -203,6 +228,14 @@ class Kernel:
             self._switch_in(target, t)
         else:
             target.queue.append(t)
+        self.replan()
+
+    def replan(self) -> None:
+        """A thread became runnable or a timer was armed while a lone thread runs unsliced:
+        stop it (synchronously, from inside a hook) so the next round slices."""
+        t = self.in_engine
+        if t is not None and self.unsliced:
+            t.process.engine.stop()
 
     def block(self, t: Thread, wait: Wait) -> None:
         t.state = ThreadState.BLOCKED
@@ -235,6 +268,7 @@ class Kernel:
         t.wait = None
         t.result = result
         t.state = ThreadState.RUNNABLE
+        t.charge += WAKEUP_NS
         self.place(t)
 
     def notify(self, obj: Any) -> None:
@@ -381,13 +415,18 @@ class Kernel:
         self.return_to_user(t)
         if not t.runnable or cpu.current is not t:
             return 0
+        self.in_engine = t
+        self.unsliced = limit is None
+        charge, t.charge = t.charge, 0
+        if limit is None:
+            self.now += charge
         try:
-            n = e.run(e.reg_read(eng.RIP), limit)
+            n = e.run(e.reg_read(eng.RIP), limit, charge if limit is not None else 0)
         except UcError as err:
             n = e.counter.count if limit is not None else 0
             self._engine_fault(t, err)
-        except GuestExit:
-            raise
+        finally:
+            self.in_engine = None
         t.insns += n
         self.total_insns += n
         self.current = None
@@ -412,7 +451,9 @@ class Kernel:
         regs = e.syscall_regs()
         nr = regs[0]
         t.syscalls += 1
-        if not e.counting:
+        if e.counting:
+            e.counter.count += SYSCALL_NS  # kernel entry/exit on the virtual clock
+        else:
             self.now += UNCOUNTED_SYSCALL_NS
         sc = self.syscalls.get(nr)
         if sc is None:
@@ -435,17 +476,20 @@ class Kernel:
                 raise
             if trace is not None:
                 self._strace(t, trace, result)
-        if result is BLOCK:
-            e.stop()
+        if result is BLOCK or not t.runnable or t.process.engine is not e:
+            e.stop()  # blocked, ended, or exec'd: the loop takes over
             return
-        if result is RESTART:
-            e.stop()
-            return
-        e.reg_write(eng.RAX, result)
-        # A signal or user interrupt became deliverable, or this thread must yield:
-        # stop so the loop delivers it before the next user instruction (arch doc §8).
-        if t.pending or not t.runnable or self.uintr.wants_stop(t):
-            e.stop()
+        if result is not RESTART:
+            e.reg_write(eng.RAX, result)
+        if t.pending or self.uintr.wants_stop(t):
+            # Return to user with a deliverable user interrupt or signal: deliver it here, so
+            # its frame returns to the instruction after the syscall (arch doc §8). The SYSCALL
+            # hook adds 2 to RIP afterwards (unicorn-notes G2).
+            e.reg_write(eng.RIP, e.reg_read(eng.RIP) + 2)
+            self.return_to_user(t)
+            e.reg_write(eng.RIP, e.reg_read(eng.RIP) - 2)
+            if not t.runnable:
+                e.stop()
 
     def _strace_call(self, t: Thread, sc: Syscall, args: list[int]) -> str:
         parts = []
@@ -568,6 +612,10 @@ class Kernel:
             self.wake(t, -E.EINTR)
         if t is self.current:
             t.process.engine.stop()
+        elif self.in_engine is not None and self.machine.cpus[t.cpu].current is t:
+            # The target runs on another CPU: the kernel kicks it with an IPI (kick_process);
+            # end the sender's slice so the target's turn, and the delivery, come now.
+            self.in_engine.process.engine.stop()
 
     def send_process_signal(self, p: Process, info: S.SigInfo) -> None:
         live = [t for t in p.threads if t.state is not ThreadState.DEAD]
@@ -635,6 +683,7 @@ class Kernel:
             self.terminate_by_signal(t, S.SigInfo(S.SIGSEGV, S.SI_KERNEL, rip=regs["rip"]))
             return
         t.saved_sigmask = None
+        t.charge += SIGNAL_DELIVERY_NS
         saved = e.new_context()  # FPU/SSE state, restored by rt_sigreturn
         t.sig_contexts[frame + S.UC_OFFSET] = saved
         if len(t.sig_contexts) > 64:  # frames abandoned by siglongjmp

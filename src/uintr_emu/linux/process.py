@@ -187,6 +187,7 @@ class Thread:
     wait: Wait | None = None
     result: int | None = None  # value to put in RAX before the thread next runs
     insns: int = 0  # counted guest instructions executed
+    charge: int = 0  # kernel work (virtual ns) to put on the clock when it next runs
     syscalls: int = 0
     fault: Any = None  # a pending synchronous fault signal
     sig_contexts: dict[int, Any] = field(default_factory=dict)  # frame addr -> saved context

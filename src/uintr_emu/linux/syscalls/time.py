@@ -138,6 +138,7 @@ def sys_setitimer(k: Kernel, t: Thread, which: int, new: int, old: int) -> int:
         value = vsec * 1_000_000_000 + vusec * 1000
         interval = isec * 1_000_000_000 + iusec * 1000
         t.process.itimer = (k.clock_ns() + value, interval) if value else None
+        k.replan()
     return 0
 
 
@@ -147,4 +148,5 @@ def sys_alarm(k: Kernel, t: Thread, seconds: int) -> int:
     left = 0 if cur is None else max(1, (cur[0] - k.clock_ns() + 999_999_999) // 1_000_000_000)
     seconds &= 0xFFFF_FFFF
     t.process.itimer = (k.clock_ns() + seconds * 1_000_000_000, 0) if seconds else None
+    k.replan()
     return left
