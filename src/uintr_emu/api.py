@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .linux.kernel import Kernel
 from .linux.loader import LoadError
 from .options import Options
+from .trace import Event
 
 ProgramError = LoadError
 
@@ -26,3 +29,7 @@ class Machine:
 
     def run(self) -> int:
         return self.kernel.run()
+
+    def subscribe(self, sink: Callable[[Event], None]) -> None:
+        """Call `sink(event)` for every event of the run (see uintr_emu.trace)."""
+        self.kernel.subscribe(sink)

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from . import __version__
 from .hw.cpu import CpuFeatures
@@ -162,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program"
     )
-    demo = sub.add_parser("demo", help="run the bundled demo program and explain what happened")
+    demo = sub.add_parser("demo", help="run the bundled UIPI demo and explain what happened")
     _add_run_options(demo)
     return parser  # fmt: skip
 
@@ -187,15 +186,6 @@ def options_from(ns: argparse.Namespace) -> Options:
     )  # fmt: skip
 
 
-def demo_program() -> Path:
-    here = Path(__file__).resolve()
-    for base in (here.parent / "demos", here.parents[2] / "examples" / "bin"):
-        p = base / "threads_demo"
-        if p.exists():
-            return p
-    raise FileNotFoundError("the bundled demo program is missing (run 'make -C examples')")
-
-
 def error(msg: str) -> int:
     sys.stderr.write(f"uintr-emu: error: {msg}\n")
     return 2
@@ -211,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         env = guest_environment(ns.setenv, ns.unsetenv)
-        if ns.command == "demo":
-            program, args = str(demo_program()), []
-        else:
-            program, args = ns.program, ns.args
         m = Machine(options_from(ns))
-        m.load(program, [program, *args], env)
+        if ns.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(m)
+        m.load(ns.program, [ns.program, *ns.args], env)
         return m.run()
     except (ProgramError, ValueError, FileNotFoundError) as e:
         return error(str(e))

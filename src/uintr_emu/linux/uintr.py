@@ -327,6 +327,9 @@ class UintrKernel:
         except ArchFault as f:
             t.fault = fault_signal(f, e.reg_read(eng.RIP))
             return False
+        finally:
+            if cpu.other_vectors:  # e.g. a SENDUIPI's 0xEB to this very CPU (§11.6)
+                self._os_vectors(cpu)
 
     def thread_exit(self, t: Thread) -> None:
         """Exit (§11.7): receiver torn down (SN := 1, inactive; later posts stay in PIR)."""
