@@ -136,6 +136,26 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print each syscall as '[tid] name(args) = result' on stderr",
     )
+    lim.add_argument(
+        "--trace",
+        metavar="CATEGORIES",
+        default=None,
+        help="log events, one line each, on stderr: a comma-separated list of "
+        "uintr, apic, sched, syscall, signal, or all",
+    )
+    lim.add_argument(
+        "--trace-file",
+        metavar="PATH",
+        default=None,
+        help="write the --trace log to PATH instead of stderr (all categories if --trace is "
+        "not given)",
+    )
+    lim.add_argument(
+        "--stats",
+        action="store_true",
+        help="at exit, print per-CPU and per-thread counts and user-interrupt delivery "
+        "latency on stderr",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +206,37 @@ def options_from(ns: argparse.Namespace) -> Options:
     )  # fmt: skip
 
 
+def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Subscribe the --trace log and --stats; returns what to call when the run ends."""
+    from .trace.stats import Stats
+    from .trace.text import TextLog, parse_categories
+
+    closers = []
+    if ns.trace or ns.trace_file:
+        kinds = parse_categories(ns.trace or "all")
+        fd = 2
+        if ns.trace_file:
+            try:
+                fd = os.open(ns.trace_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            except OSError as e:
+                msg = f"cannot write the trace file {ns.trace_file}: {e.strerror}"
+                raise ValueError(msg) from None
+            closers.append(lambda: os.close(fd))
+        m.subscribe(TextLog(kinds, fd))
+    if ns.stats:
+        stats = Stats()
+        m.subscribe(stats)
+        k = m.kernel
+        closers.insert(0, lambda: sys.stderr.write(
+            stats.report(k.thread_insns, k.cpu_insns) + "\n"))  # fmt: skip
+
+    def finish() -> None:
+        for c in closers:
+            c()
+
+    return finish
+
+
 def error(msg: str) -> int:
     sys.stderr.write(f"uintr-emu: error: {msg}\n")
     return 2
@@ -202,12 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = guest_environment(ns.setenv, ns.unsetenv)
         m = Machine(options_from(ns))
+        finish = attach_observers(m, ns)
         if ns.command == "demo":
             from .demo import run_demo
 
             return run_demo(m)
         m.load(ns.program, [ns.program, *ns.args], env)
-        return m.run()
+        try:
+            return m.run()
+        finally:
+            finish()
     except (ProgramError, ValueError, FileNotFoundError) as e:
         return error(str(e))
     except KeyboardInterrupt:

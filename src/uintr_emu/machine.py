@@ -92,6 +92,8 @@ class Cpu:
     queue: deque[Any] = field(default_factory=deque)  # other runnable threads placed here
 
     ipi_arrived: bool = False  # an IPI is waiting in the APIC: service it at the next boundary
+    base: int = 0  # virtual time at which this CPU's current turn started
+    not_before: int = 0  # the latest time something was sent to this CPU (causality)
     other_vectors: list[int] = field(default_factory=list)  # non-UINV vectors for the OS
 
     def execute_trapped(self, e: eng.Engine) -> bool:

@@ -330,7 +330,9 @@ def test_delivery_event(m: Machine) -> None:
     cpu.state.uirr = 1 << 6
     result = cpu.deliver(RIP, RSP, USER_RFLAGS)
     assert result is not None
-    assert seen == [("deliver", {"vector": 6, "rip": RIP, "handler": HANDLER, "rsp": result[1]})]
+    expected = {"vector": 6, "rip": RIP, "handler": HANDLER, "rsp": result[1],
+                "upid": cpu.state.upid_addr}  # fmt: skip
+    assert seen == [("deliver", expected)]
 
 
 def test_handler_wrmsr_changes_apply_to_next_delivery(m: Machine) -> None:

@@ -627,7 +627,8 @@ class UintrUnit:
         st.uif = False
         ev = self.events
         if ev is not None:
-            ev("deliver", vector=vector, rip=rip, handler=handler, rsp=frame_addr)
+            ev("deliver", vector=vector, rip=rip, handler=handler, rsp=frame_addr,
+               upid=st.upid_addr)  # fmt: skip
         return handler, frame_addr, rflags & ~_DELIVERY_CLEARS
 
     def _replay_pushes(self, frame_addr: int, frame: bytes) -> None:

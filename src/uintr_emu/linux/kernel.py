@@ -84,6 +84,8 @@ class Kernel:
         self.now = 0  # virtual ns since boot
         self.host_start = time.monotonic()
         self.total_insns = 0
+        self.cpu_insns: dict[int, int] = {}
+        self.thread_insns: dict[int, int] = {}
         self.init_process: Process | None = None
         self.exit_status: int | None = None
         self.futex_queues: dict[Any, deque[Thread]] = {}
@@ -112,11 +114,19 @@ class Kernel:
         return self.next_id
 
     def clock_ns(self) -> int:
-        """Virtual time of the running thread: the round's start plus its slice so far."""
+        """Virtual time on the CPU in turn: its turn's start plus the instructions (and charged
+        kernel work) of the slice so far. CPUs take turns in lockstep rounds; a turn starts no
+        earlier than the round and than anything sent to the CPU (see `kick`)."""
         t = self.in_engine
+        cpu = self.machine.cpus[self.current_cpu]
         if t is not None and t.process.engine.counting:
-            return self.now + t.process.engine.counter.count
-        return self.now
+            return cpu.base + t.process.engine.counter.count
+        return max(cpu.base, self.now) if t is None else cpu.base
+
+    def kick(self, cpu: Any) -> None:
+        """Something (an IPI, a wake-up, a signal) was sent to `cpu` now: its next turn must not
+        start earlier in virtual time (causality across the lockstep rounds)."""
+        cpu.not_before = max(cpu.not_before, self.clock_ns())
 
     def monotonic_ns(self) -> int:
         if self.opt.realtime:
@@ -139,6 +149,11 @@ class Kernel:
             z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
             out += struct.pack("<Q", z ^ (z >> 31))
         return bytes(out[:n])
+
+    def emit(self, kind: str, t: Thread | None, **fields: Any) -> None:
+        """Report a kernel event (only called when a sink is subscribed)."""
+        cpu = t.cpu if t is not None else self.current_cpu
+        self.tracer.emit(kind, cpu, t.tid if t is not None else 0, **fields)
 
     def subscribe(self, sink: Any) -> None:
         """Receive every event from now on (trace.Event); turns the hardware's reports on."""
@@ -206,6 +221,8 @@ class Kernel:
         t = Thread(tid=tid, process=proc, ctx=ctx)
         proc.threads.append(t)
         self.threads[tid] = t
+        if self.tracer.sinks:
+            self.emit("thread_start", t, pid=proc.pid)
         self.uintr.thread_created(t)
         return t
 
@@ -223,6 +240,7 @@ class Kernel:
             idle = [c for c in allowed if not c.busy]
             target = idle[0] if idle else min(allowed, key=lambda c: (c.load, c.index))
         t.cpu = target.index
+        self.kick(target)
         if target.current is None:
             target.current = t
             self._switch_in(target, t)
@@ -240,6 +258,8 @@ class Kernel:
     def block(self, t: Thread, wait: Wait) -> None:
         t.state = ThreadState.BLOCKED
         t.wait = wait
+        if self.tracer.sinks:
+            self.emit("block", t, wait=wait.kind, deadline=wait.deadline)
         self.uintr.on_block(t, wait)
         if wait.deadline is not None:
             self.sleepers.append(t)
@@ -269,6 +289,8 @@ class Kernel:
         t.result = result
         t.state = ThreadState.RUNNABLE
         t.charge += WAKEUP_NS
+        if self.tracer.sinks:
+            self.emit("wake", t, result=result)
         self.place(t)
 
     def notify(self, obj: Any) -> None:
@@ -283,9 +305,13 @@ class Kernel:
 
     def _switch_out(self, cpu: Any, t: Thread) -> None:
         self.uintr.switch_out(cpu, t)
+        if self.tracer.sinks:
+            self.tracer.emit("switch_out", cpu.index, t.tid, state=t.state.value)
 
     def _switch_in(self, cpu: Any, t: Thread) -> None:
         self.uintr.switch_in(cpu, t)
+        if self.tracer.sinks:
+            self.tracer.emit("switch_in", cpu.index, t.tid, pid=t.process.pid)
 
     def armed_deadlines(self) -> list[int]:
         out = [t.wait.deadline for t in self.sleepers if t.wait and t.wait.deadline is not None]
@@ -350,11 +376,12 @@ class Kernel:
         limit = self.opt.slice if sliced else None
         if self.opt.max_insns is not None:
             limit = max(1, min(limit or self.opt.slice, self.opt.max_insns - self.total_insns))
-        longest = 0
+        end = self.now
         for cpu in cpus:
             t = cpu.current
             if t is None or not t.runnable:
                 continue
+            cpu.base = max(self.now, cpu.not_before)
             e = t.process.engine
             if limit is not None:
                 if not sliced and e.counting:
@@ -367,17 +394,19 @@ class Kernel:
                 else:
                     e.set_counting(False)
             n = self.run_thread(cpu, t, limit)
+            if limit is None:  # unsliced: the clock moved by the charges on cpu.base only
+                n = 0
             if limit is not None and not sliced:
                 self.counted_single += n
             elif sliced:
                 self.counted_single = 0
-            longest = max(longest, n)
+            end = max(end, cpu.base + n)
             if cpu.current is t and cpu.queue and t.runnable:
                 self._switch_out(cpu, t)
                 cpu.queue.append(t)
                 cpu.current = cpu.queue.popleft()
                 self._switch_in(cpu, cpu.current)
-        self.now += longest
+        self.now = end
         if self.opt.max_insns is not None and self.total_insns >= self.opt.max_insns:
             raise GuestExit(
                 124, f"instruction limit reached: {self.total_insns} instructions (--max-insns)"
@@ -419,7 +448,7 @@ class Kernel:
         self.unsliced = limit is None
         charge, t.charge = t.charge, 0
         if limit is None:
-            self.now += charge
+            cpu.base += charge
         try:
             n = e.run(e.reg_read(eng.RIP), limit, charge if limit is not None else 0)
         except UcError as err:
@@ -429,6 +458,8 @@ class Kernel:
             self.in_engine = None
         t.insns += n
         self.total_insns += n
+        self.cpu_insns[cpu.index] = self.cpu_insns.get(cpu.index, 0) + n
+        self.thread_insns[t.tid] = t.insns
         self.current = None
         if t.fault is not None and t.state is not ThreadState.DEAD:
             info, t.fault = t.fault, None
@@ -454,7 +485,7 @@ class Kernel:
         if e.counting:
             e.counter.count += SYSCALL_NS  # kernel entry/exit on the virtual clock
         else:
-            self.now += UNCOUNTED_SYSCALL_NS
+            self.machine.cpus[self.current_cpu].base += UNCOUNTED_SYSCALL_NS
         sc = self.syscalls.get(nr)
         if sc is None:
             if nr not in self.warned:
@@ -466,6 +497,8 @@ class Kernel:
         else:
             args = [regs[i + 1] for i in range(len(sc.argnames))]
             trace = self._strace_call(t, sc, args) if self.opt.strace else None
+            if self.tracer.sinks:
+                self.emit("syscall", t, nr=nr, name=sc.name, args=args)
             try:
                 result = sc.fn(self, t, *args)
             except GuestFault:
@@ -476,6 +509,9 @@ class Kernel:
                 raise
             if trace is not None:
                 self._strace(t, trace, result)
+            if self.tracer.sinks:
+                self.emit("syscall_return", t, nr=nr, name=sc.name,
+                          result=result if isinstance(result, int) else None)  # fmt: skip
         if result is BLOCK or not t.runnable or t.process.engine is not e:
             e.stop()  # blocked, ended, or exec'd: the loop takes over
             return
@@ -521,6 +557,8 @@ class Kernel:
     def _on_invalid(self) -> bool:
         t = self.current
         assert t is not None
+        if self.tracer.sinks:
+            self.emit("trap", t, vector=6, rip=t.process.engine.reg_read(eng.RIP))
         if self.uintr.trap(t):
             return True
         rip = t.process.engine.reg_read(eng.RIP)
@@ -615,6 +653,7 @@ class Kernel:
         elif self.in_engine is not None and self.machine.cpus[t.cpu].current is t:
             # The target runs on another CPU: the kernel kicks it with an IPI (kick_process);
             # end the sender's slice so the target's turn, and the delivery, come now.
+            self.kick(self.machine.cpus[t.cpu])
             self.in_engine.process.engine.stop()
 
     def send_process_signal(self, p: Process, info: S.SigInfo) -> None:
@@ -646,6 +685,9 @@ class Kernel:
                     self.terminate_by_signal(t, info)
                     return
                 continue
+            if self.tracer.sinks:
+                self.emit("signal", t, signo=info.signo, code=info.code, action="handler",
+                          handler=act.handler)  # fmt: skip
             self._setup_frame(t, info, act)
             if act.flags & S.SA_RESETHAND:
                 t.process.sigactions[info.signo] = S.SigAction()
@@ -707,6 +749,8 @@ class Kernel:
         gprs = struct.unpack("<18Q", mctx)
         mask = mem.read_u64(uc + S.SIGMASK_OFFSET - S.UC_OFFSET)
         saved = t.sig_contexts.pop(uc, None)
+        if self.tracer.sinks:
+            self.emit("sigreturn", t, rip=gprs[16])
         if saved is not None:
             e.restore(saved)
         for (name, reg), v in zip(_SIGCTX_REGS, gprs, strict=True):
@@ -721,6 +765,8 @@ class Kernel:
 
     def terminate_by_signal(self, t: Thread, info: S.SigInfo) -> None:
         p = t.process
+        if self.tracer.sinks:
+            self.emit("signal", t, signo=info.signo, code=info.code, action="terminate")
         name = S.sig_name(info.signo)
         rip = info.rip or p.engine.reg_read(eng.RIP) if p.loaded is t else info.rip
         detail = f"rip={rip:#x}"
@@ -868,6 +914,8 @@ class Kernel:
         t.wait = None
         self.uintr.thread_exit(t)
         self.threads.pop(t.tid, None)
+        if self.tracer.sinks:
+            self.emit("thread_exit", t, code=t.exit_code)
         if t is self.current:
             t.process.engine.stop()
 
@@ -875,6 +923,8 @@ class Kernel:
         if p.exit_status is not None:
             return
         p.exit_status = status
+        if self.tracer.sinks:
+            self.tracer.emit("process_exit", self.current_cpu, p.pid, pid=p.pid, status=status)
         # wait(2) status: exit code in bits 15:8, or the terminating signal in bits 6:0.
         p.wait_status = signaled if signaled else (status & 0xFF) << 8
         for t in p.threads:

@@ -287,6 +287,11 @@ class UintrKernel:
             self._set_nv(r.upid, KERNEL_VECTOR)
 
     def _on_ipi(self, source: Cpu, target: Cpu, vector: int) -> None:
+        self.k.kick(target)
+        tr = self.k.tracer
+        if tr.sinks:
+            tid = source.current.tid if source.current is not None else 0
+            tr.emit("ipi", source.index, tid, target=target.index, vector=vector)
         # An idle CPU takes interrupts at once (the idle loop runs with IF = 1).
         if target.current is None:
             target.service()
@@ -301,6 +306,11 @@ class UintrKernel:
         while cpu.other_vectors:
             v = cpu.other_vectors.pop(0)
             cpu.apic.eoi()
+            tr = self.k.tracer
+            if tr.sinks:
+                tid = cpu.current.tid if cpu.current is not None else 0
+                tr.emit("interrupt", cpu.index, tid, vector=v,
+                        handler="wake waiters" if v == KERNEL_VECTOR else "spurious")  # fmt: skip
             if v == KERNEL_VECTOR:
                 self._wake_waiters()
             # NOTIFICATION_VECTOR here is a spurious user interrupt ("UIS"): EOI only.
