@@ -19,6 +19,8 @@ from .hw.decode import CLUI, STUI, TESTUI, UIRET, decode
 from .hw.faults import PageFault
 from .hw.uintr import UintrUnit
 
+RFLAGS_IF = 1 << 9
+
 # Kernel memory sits at a canonical higher-half address, like Linux's direct map.
 KERNEL_BASE = 0xFFFF_8880_0000_0000
 KERNEL_SIZE = 16 << 20
@@ -137,22 +139,26 @@ class Cpu:
         e.reg_write(eng.RIP, nxt)
         return True
 
-    def service(self) -> None:
+    def service(self, interrupts_enabled: bool = True) -> None:
         """Accept pending APIC interrupts: notifications go to UIRR (SDM "User-Interrupt
-        Notification Processing"), other vectors are kept for the OS."""
-        self.ipi_arrived = False
+        Notification Processing"), other vectors are kept for the OS. With IF = 0 nothing is
+        accepted: the interrupt stays pending in the APIC (arch doc §7)."""
+        if not interrupts_enabled:
+            return
         if self.apic.has_pending():
             self.other_vectors += self.uintr.service_interrupts()
+        # A vector blocked behind one in service is accepted after the OS's EOI: keep looking.
+        self.ipi_arrived = self.apic.irr != 0
 
     def deliver_pending(self, e: eng.Engine) -> bool:
         """At an instruction boundary in user mode: service the APIC, then deliver the highest
         pending user interrupt if UIF and IF allow (SDM "User-Interrupt Delivery")."""
+        rflags = e.reg_read(eng.RFLAGS)
         if self.ipi_arrived:
-            self.service()
+            self.service(bool(rflags & RFLAGS_IF))
         unit = self.uintr
         if not unit.state.uirr:
             return False
-        rflags = e.reg_read(eng.RFLAGS)
         if not unit.deliverable(rflags):
             return False
         new = unit.deliver(e.reg_read(eng.RIP), e.reg_read(eng.RSP), rflags)

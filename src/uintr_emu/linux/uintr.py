@@ -306,6 +306,8 @@ class UintrKernel:
         while cpu.other_vectors:
             v = cpu.other_vectors.pop(0)
             cpu.apic.eoi()
+            if cpu.ipi_arrived:  # a vector held back behind `v` can be accepted now
+                cpu.service()
             tr = self.k.tracer
             if tr.sinks:
                 tid = cpu.current.tid if cpu.current is not None else 0
