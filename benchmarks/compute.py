@@ -24,15 +24,16 @@ PY = sys.executable
 HELLO = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
 
 
-def build(name: str, source: Path | str) -> Path:
+def build(name: str, source: Path | str, static: bool = True) -> Path:
     text = source.read_text() if isinstance(source, Path) else source
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    out = BUILD / f"{name}-{digest}"
+    out = BUILD / f"{name}-{'static' if static else 'dynamic'}-{digest}"
     if not out.exists():
         BUILD.mkdir(parents=True, exist_ok=True)
         src = BUILD / f"{name}.c"
         src.write_text(text)
-        cmd = ["gcc", "-O2", "-static", "-pthread", "-o", str(out), str(src)]
+        link = ["-static"] if static else []
+        cmd = ["gcc", "-O2", *link, "-pthread", "-o", str(out), str(src)]
         subprocess.run(cmd, check=True)
     return out
 
@@ -86,8 +87,9 @@ def main() -> int:
     print(f"uintr-emu / bare, single thread: {results['uintr-emu'] / bare:.3f}")
     print(f"uintr-emu 4 threads / (4 x bare single): {four:.3f}")
     t_hello, _ = timed([*emu, hello], max(args.repeat, 5))
+    t_dyn, _ = timed([*emu, str(build("hello", HELLO, static=False))], max(args.repeat, 5))
     t_py, _ = timed([PY, "-c", "pass"], max(args.repeat, 5))
-    print(f"static hello world under uintr-emu: {t_hello:.3f} s wall "
+    print(f"hello world under uintr-emu: static {t_hello:.3f} s, dynamic {t_dyn:.3f} s wall "
           f"(python start-up alone: {t_py:.3f} s)")  # fmt: skip
     return 0
 

@@ -109,6 +109,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="remove a variable from the guest's environment (repeatable)",
     )
     g.add_argument(
+        "--root",
+        metavar="DIR",
+        default="/",
+        help="the guest's file system root: every guest path (and a dynamic program's "
+        "interpreter and libraries) resolves inside DIR and cannot leave it (default /)",
+    )
+    g.add_argument(
         "--max-memory",
         type=_size,
         default=None,
@@ -202,8 +209,14 @@ def options_from(ns: argparse.Namespace) -> Options:
     return Options(
         cpus=ns.cpus, slice=ns.slice, realtime=ns.realtime, strace=ns.strace,
         max_insns=ns.max_insns, timeout=ns.timeout, seed=ns.seed, features=ns.cpu_features,
-        uintr_abi=ns.uintr_abi, max_memory=ns.max_memory,
+        uintr_abi=ns.uintr_abi, max_memory=ns.max_memory, root=_root(ns.root),
     )  # fmt: skip
+
+
+def _root(path: str) -> str:
+    if not os.path.isdir(path):
+        raise ValueError(f"--root {path}: not a directory")
+    return os.path.realpath(path)
 
 
 def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -37,6 +37,7 @@ class Options:
     seed: int = 0
     features: CpuFeatures = field(default_factory=CpuFeatures)
     uintr_abi: str = "next"
+    root: str = "/"  # guest paths resolve under this host directory (--root)
     max_memory: int | None = None
     max_threads: int = 1024  # live threads, all processes together (clone fails with EAGAIN)
     max_processes: int = 256  # live processes (fork fails with EAGAIN)

@@ -189,17 +189,18 @@ class Kernel:
     def spawn(self, path: str, argv: list[str], env: list[str]) -> Process:
         engine = self.new_engine()
         mem = AddressSpace(engine, max_bytes=self.opt.max_memory)
-        prog = load_elf(path, mem)
+        prog = load_elf(path, mem, self.opt.root)
         pid = self.new_id()
         fds = FdTable()
         for fd in (0, 1, 2):
             fds.install_at(fd, HostFile(fd, f"<host fd {fd}>", owned=False))
-        proc = Process(pid, 1, engine, mem, fds, prog.path, os.getcwd())
+        cwd = os.getcwd() if self.opt.root == "/" else "/"
+        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd)
         self.processes[pid] = proc
         self.init_process = proc
         rsp = self._setup_stack(mem, prog, argv, env)
         engine.reg_write(eng.RSP, rsp)
-        engine.reg_write(eng.RIP, prog.entry)
+        engine.reg_write(eng.RIP, prog.start)
         engine.reg_write(eng.GPR_IDS[2], 0)  # RDX = 0: no atexit function from the loader
         engine.reg_write(eng.RFLAGS, 0x202)  # user mode always runs with IF = 1
         t = self._new_thread(proc, pid, engine.new_context())
@@ -842,7 +843,7 @@ class Kernel:
         engine = self.new_engine()
         mem = AddressSpace(engine, max_bytes=self.opt.max_memory)
         try:
-            prog = load_elf(path, mem)
+            prog = load_elf(path, mem, self.opt.root)
         except Exception as err:  # noqa: BLE001 - a LoadError or a malformed file
             from .loader import LoadError
 
@@ -868,7 +869,7 @@ class Kernel:
                 p.sigactions[sig] = S.SigAction()
         rsp = self._setup_stack(mem, prog, argv, env)
         engine.reg_write(eng.RSP, rsp)
-        engine.reg_write(eng.RIP, prog.entry)
+        engine.reg_write(eng.RIP, prog.start)
         engine.reg_write(eng.RFLAGS, 0x202)
         old = p.engine
         p.engine, p.mem, p.exe = engine, mem, prog.path

@@ -1,4 +1,4 @@
-"""Static x86-64 ELF loading (ET_EXEC and static-pie ET_DYN) and the initial process stack.
+"""x86-64 ELF loading (static, static-pie, and dynamic through PT_INTERP) and the initial stack.
 
 The stack layout is the one the kernel's `create_elf_tables` builds (System V AMD64 ABI §3.4.1):
 argc, argv[], NULL, envp[], NULL, auxv pairs, AT_NULL, then the strings near the top.
@@ -6,16 +6,18 @@ argc, argv[], NULL, envp[], NULL, auxv pairs, AT_NULL, then the strings near the
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from ..engine.unicorn import PAGE
 from .mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP, AddressSpace, page_up
+from .vfs import resolve
 
 # Auxiliary vector keys (include/uapi/linux/auxvec.h).
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE = 0, 3, 4, 5, 6, 7
@@ -41,6 +43,8 @@ class LoadedProgram:
     phent: int
     brk: int
     load_bias: int
+    start: int = 0  # the first instruction: the interpreter's entry for dynamic programs
+    interp_base: int = 0  # AT_BASE
 
 
 def _check_header(path: str, f: BinaryIO) -> None:
@@ -61,8 +65,7 @@ def _check_header(path: str, f: BinaryIO) -> None:
         raise LoadError(f"{path}: ELF type {etype} is not an executable")
 
 
-def load_elf(path: str, mem: AddressSpace) -> LoadedProgram:
-    """Map the program's PT_LOAD segments into `mem` and set its brk."""
+def _read_elf(path: str) -> tuple[bytes, ELFFile, list[Any]]:
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
@@ -77,24 +80,20 @@ def load_elf(path: str, mem: AddressSpace) -> LoadedProgram:
         _check_header(path, f)
         f.seek(0)
         data = f.read()
-    import io
-
     try:
         elf = ELFFile(io.BytesIO(data))
         segments = [elf.get_segment(i) for i in range(elf.num_segments())]
     except (ELFError, struct.error, ValueError, OverflowError) as e:
         raise LoadError(f"{path}: malformed ELF ({e})") from None
-    if any(s["p_type"] == "PT_INTERP" for s in segments):
-        raise LoadError(
-            f"{path}: dynamically linked programs are not supported yet; "
-            "rebuild it with -static (gcc -static ...)"
-        )
-    loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
-    if not loads:
-        raise LoadError(f"{path}: no loadable segments")
-    bias = STATIC_PIE_BASE if elf["e_type"] == "ET_DYN" else 0
+    return data, elf, segments
+
+
+def _map_image(path: str, data: bytes, segments: list[Any], mem: AddressSpace, bias: int) -> int:
+    """Map the PT_LOAD segments at `bias`; returns the page-aligned end of the image."""
     hi = 0
-    for s in loads:
+    for s in segments:
+        if s["p_type"] != "PT_LOAD":
+            continue
         vaddr, memsz, filesz, off = s["p_vaddr"], s["p_memsz"], s["p_filesz"], s["p_offset"]
         if filesz > memsz or off + filesz > len(data):
             raise LoadError(f"{path}: malformed ELF (segment outside the file)")
@@ -104,42 +103,88 @@ def load_elf(path: str, mem: AddressSpace) -> LoadedProgram:
         end = page_up(vaddr + bias + memsz)
         if end == start:
             continue
-        prot = 0
         flags = s["p_flags"]
-        prot |= PROT_READ if flags & 4 else 0
-        prot |= PROT_WRITE if flags & 2 else 0
+        prot = (PROT_READ if flags & 4 else 0) | (PROT_WRITE if flags & 2 else 0)
         prot |= PROT_EXEC if flags & 1 else 0
         # Segments may share a page (text end / data start); map the union once.
         existing = mem.find(start)
         if existing is not None and existing.end > start:
             keep = existing.view().tobytes()
-            merged_prot = existing.prot | prot
             mstart = existing.start
-            v = mem.map(mstart, end - mstart, merged_prot, name=path)
+            v = mem.map(mstart, max(end, existing.end) - mstart, existing.prot | prot, name=path)
             v.buf[: len(keep)] = keep
         else:
             mem.map(start, end - start, prot, name=path)
         mem.poke(vaddr + bias, data[off : off + filesz])
         hi = max(hi, end)
+    return hi
+
+
+def _image_span(segments: list[Any]) -> tuple[int, int]:
+    loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
+    lo = min(s["p_vaddr"] for s in loads) & ~(PAGE - 1)
+    hi = page_up(max(s["p_vaddr"] + s["p_memsz"] for s in loads))
+    return lo, hi
+
+
+def load_elf(path: str, mem: AddressSpace, root: str = "/") -> LoadedProgram:
+    """Map the program (and its program interpreter, found under `root`) into `mem`."""
+    data, elf, segments = _read_elf(path)
+    if not any(s["p_type"] == "PT_LOAD" for s in segments):
+        raise LoadError(f"{path}: no loadable segments")
+    bias = STATIC_PIE_BASE if elf["e_type"] == "ET_DYN" else 0
+    hi = _map_image(path, data, segments, mem, bias)
     phdr = 0
     ehdr_phoff = elf["e_phoff"]
+    interp = None
     for s in segments:
         if s["p_type"] == "PT_PHDR":
             phdr = s["p_vaddr"] + bias
+        elif s["p_type"] == "PT_INTERP":
+            interp = data[s["p_offset"] : s["p_offset"] + s["p_filesz"]].split(b"\0")[0]
     if not phdr:
-        for s in loads:
-            if s["p_offset"] <= ehdr_phoff < s["p_offset"] + s["p_filesz"]:
+        for s in segments:
+            if s["p_type"] == "PT_LOAD" and s["p_offset"] <= ehdr_phoff < s["p_offset"] + s[
+                    "p_filesz"]:  # fmt: skip
                 phdr = s["p_vaddr"] + bias + ehdr_phoff - s["p_offset"]
     mem.brk_start = mem.brk = hi
+    entry = elf["e_entry"] + bias
+    start, interp_base = entry, 0
+    if interp is not None:
+        start, interp_base = _load_interpreter(path, os.fsdecode(interp), mem, root)
     return LoadedProgram(
         path=os.path.abspath(path),
-        entry=elf["e_entry"] + bias,
+        entry=entry,
         phdr=phdr,
         phnum=elf["e_phnum"],
         phent=elf["e_phentsize"],
         brk=hi,
         load_bias=bias,
+        start=start,
+        interp_base=interp_base,
     )
+
+
+def _load_interpreter(prog: str, interp: str, mem: AddressSpace, root: str) -> tuple[int, int]:
+    """Map the dynamic loader (ld.so) top-down in the mmap area, like the kernel's
+    load_elf_interp; returns its entry point and base (AT_BASE)."""
+    host = resolve(root, interp)
+    where = "" if root == "/" else f" under --root {root}"
+    if not os.path.exists(host):
+        raise LoadError(f"{prog}: its program interpreter {interp} is missing{where}")
+    try:
+        data, elf, segments = _read_elf(host)
+    except LoadError as e:
+        raise LoadError(f"{prog}: bad program interpreter {interp}{where}: {e}") from None
+    if elf["e_type"] != "ET_DYN" or any(s["p_type"] == "PT_INTERP" for s in segments):
+        raise LoadError(f"{prog}: program interpreter {interp} is not a shared object")
+    lo, hi = _image_span(segments)
+    base = mem.find_free(hi - lo)
+    if base is None:
+        raise LoadError(f"{prog}: no room for the program interpreter")
+    bias = base - lo
+    _map_image(interp, data, segments, mem, bias)
+    return elf["e_entry"] + bias, bias
 
 
 def build_stack(
@@ -172,7 +217,7 @@ def build_stack(
         (AT_PHENT, prog.phent),
         (AT_PHNUM, prog.phnum),
         (AT_PAGESZ, PAGE),
-        (AT_BASE, 0),
+        (AT_BASE, prog.interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, prog.entry),
         (AT_UID, 0),

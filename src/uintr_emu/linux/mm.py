@@ -49,6 +49,13 @@ class Vma:
     offset: int  # where `start` lies in `buf`
     name: str = ""
     shared: bool = False
+    max_prot: int = 7  # what mprotect may grant (a read-only file's shared mapping: no write)
+
+    def piece(self, start: int, end: int, prot: int | None = None) -> Vma:
+        """The part [start, end) of this mapping (same buffer), optionally re-protected."""
+        off = self.offset + (start - self.start)
+        p = self.prot if prot is None else prot
+        return Vma(start, end, p, self.buf, off, self.name, self.shared, self.max_prot)
 
     def view(self) -> memoryview:
         return memoryview(self.buf)[self.offset : self.offset + (self.end - self.start)]
@@ -145,10 +152,9 @@ class AddressSpace:
             i = self.vmas.index(v)
             del self.vmas[i], self.starts[i]
             if v.start < lo:
-                self._insert(Vma(v.start, lo, v.prot, v.buf, v.offset, v.name, v.shared))
+                self._insert(v.piece(v.start, lo))
             if hi < v.end:
-                off = v.offset + (hi - v.start)
-                self._insert(Vma(hi, v.end, v.prot, v.buf, off, v.name, v.shared))
+                self._insert(v.piece(hi, v.end))
 
     def protect(self, start: int, length: int, prot: int) -> bool:
         """mprotect: False (ENOMEM) if any page of the range is unmapped."""
@@ -166,12 +172,10 @@ class AddressSpace:
             i = self.vmas.index(v)
             del self.vmas[i], self.starts[i]
             if v.start < lo:
-                self._insert(Vma(v.start, lo, v.prot, v.buf, v.offset, v.name, v.shared))
-            mid_off = v.offset + (lo - v.start)
-            self._insert(Vma(lo, hi, prot, v.buf, mid_off, v.name, v.shared))
+                self._insert(v.piece(v.start, lo))
+            self._insert(v.piece(lo, hi, prot))
             if hi < v.end:
-                off = v.offset + (hi - v.start)
-                self._insert(Vma(hi, v.end, v.prot, v.buf, off, v.name, v.shared))
+                self._insert(v.piece(hi, v.end))
             self.engine.protect(lo, hi - lo, engine_perms(prot))
         return True
 

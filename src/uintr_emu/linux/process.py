@@ -54,7 +54,8 @@ class HostFile(File):
 
     def __init__(self, fd: int, path: str = "", *, owned: bool = True):
         self.fd = fd
-        self.path = path
+        self.path = path  # host path
+        self.gpath = path  # the guest's absolute path (differs from `path` under --root)
         self.owned = owned
         self.dir_entries: list[tuple[bytes, int, int]] | None = None  # getdents64 state
         self.dir_pos = 0

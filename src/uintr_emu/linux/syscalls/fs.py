@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from .. import errno as E
 from .. import signals as S
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
+from ..vfs import PathError, guest_join, resolve
 from . import syscall
 
 if TYPE_CHECKING:
@@ -33,24 +34,41 @@ def s32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-def host_path(k: Kernel, p: Process, dirfd: int, path: bytes) -> str | int:
-    """The host path for a guest path relative to dirfd, or -errno."""
+def host_path(k: Kernel, p: Process, dirfd: int, path: bytes, *, follow: bool = True) -> str | int:
+    """The host path for a guest path relative to dirfd (confined under --root), or -errno."""
     if not path:
         return -E.ENOENT
     s = os.fsdecode(path)
     if s == "/proc/self/exe":
         return p.exe
-    if os.path.isabs(s):
-        return s
-    dirfd = s32(dirfd)
-    if dirfd == AT_FDCWD:
-        return os.path.join(p.cwd, s)
-    f = p.fds.get(dirfd)
-    if f is None:
-        return -E.EBADF
-    if not isinstance(f, HostFile) or not f.path:
-        return -E.ENOTDIR
-    return os.path.join(f.path, s)
+    if not s.startswith("/"):
+        dirfd = s32(dirfd)
+        if dirfd == AT_FDCWD:
+            s = guest_join(p.cwd, s)
+        else:
+            f = p.fds.get(dirfd)
+            if f is None:
+                return -E.EBADF
+            if not isinstance(f, HostFile) or not f.gpath:
+                return -E.ENOTDIR
+            s = guest_join(f.gpath, s)
+    try:
+        return resolve(k.opt.root, s, follow_last=follow)
+    except PathError as e:
+        return -e.errno
+
+
+def _guest_path(p: Process, dirfd: int, name: str) -> str:
+    """The guest's absolute spelling of an opened path (for *at() calls relative to it)."""
+    import posixpath
+
+    if name.startswith("/"):
+        return posixpath.normpath(name)
+    if s32(dirfd) == AT_FDCWD:
+        return posixpath.normpath(guest_join(p.cwd, name))
+    f = p.fds.get(s32(dirfd))
+    base = f.gpath if isinstance(f, HostFile) and f.gpath else "/"
+    return posixpath.normpath(guest_join(base, name))
 
 
 def _oserr(e: OSError) -> int:
@@ -63,7 +81,8 @@ def _oserr(e: OSError) -> int:
 @syscall(257, dirfd="int", path="str", flags="hex", mode="hex")
 def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = t.process
-    hp = host_path(k, p, dirfd, p.mem.read_cstr(path))
+    name = p.mem.read_cstr(path)
+    hp = host_path(k, p, dirfd, name)
     if isinstance(hp, int):
         return hp
     try:
@@ -71,6 +90,7 @@ def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: in
     except OSError as e:
         return _oserr(e)
     f = HostFile(fd, os.path.abspath(hp))
+    f.gpath = _guest_path(p, dirfd, os.fsdecode(name))
     f.nonblock = bool(flags & O_NONBLOCK)
     return p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
 
@@ -280,7 +300,7 @@ def sys_newfstatat(k: Kernel, t: Thread, dirfd: int, path: int, statbuf: int, fl
             return -E.EBADF
         s = _fstat_file(f)
     else:
-        hp = host_path(k, p, dirfd, name)
+        hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW)
         if isinstance(hp, int):
             return hp
         try:
@@ -335,7 +355,7 @@ def sys_access(k: Kernel, t: Thread, path: int, mode: int) -> int:
 
 @syscall(263, dirfd="int", path="str", flags="hex")
 def sys_unlinkat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int) -> int:
-    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path), follow=False)
     if isinstance(hp, int):
         return hp
     try:
@@ -402,12 +422,13 @@ def sys_getcwd(k: Kernel, t: Thread, buf: int, size: int) -> int:
 
 @syscall(80, path="str")
 def sys_chdir(k: Kernel, t: Thread, path: int) -> int:
-    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path))
+    name = os.fsdecode(t.process.mem.read_cstr(path))
+    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, os.fsencode(name))
     if isinstance(hp, int):
         return hp
     if not os.path.isdir(hp):
         return -E.ENOENT if not os.path.exists(hp) else -E.ENOTDIR
-    t.process.cwd = os.path.normpath(hp)
+    t.process.cwd = _guest_path(t.process, AT_FDCWD & 0xFFFF_FFFF, name)
     return 0
 
 
@@ -417,7 +438,7 @@ def sys_readlinkat(k: Kernel, t: Thread, dirfd: int, path: int, buf: int, size: 
     if name == b"/proc/self/exe":
         target = os.fsencode(t.process.exe)
     else:
-        hp = host_path(k, t.process, dirfd, name)
+        hp = host_path(k, t.process, dirfd, name, follow=False)
         if isinstance(hp, int):
             return hp
         try:
@@ -732,5 +753,5 @@ def sys_fchdir(k: Kernel, t: Thread, fd: int) -> int:
     f = t.process.fds.get(s32(fd))
     if not isinstance(f, HostFile) or not os.path.isdir(f.path):
         return -E.EBADF if f is None else -E.ENOTDIR
-    t.process.cwd = f.path
+    t.process.cwd = f.gpath
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import mmap as _mmap
 import os
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from ..mm import (
     MAP_FIXED_NOREPLACE,
     MAP_PRIVATE,
     MAP_SHARED,
+    PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
@@ -80,6 +82,9 @@ def sys_mmap(k: Kernel, t: Thread, addr: int, length: int, prot: int, flags: int
         if start is None:
             return -E.ENOMEM
     data = b""
+    shared = bool(flags & MAP_SHARED)
+    host_map = None
+    max_prot = 7
     if not flags & MAP_ANONYMOUS:
         f = t.process.fds.get(fd)
         if f is None:
@@ -87,12 +92,27 @@ def sys_mmap(k: Kernel, t: Thread, addr: int, length: int, prot: int, flags: int
         if not isinstance(f, HostFile):
             return -E.ENODEV
         try:
-            data = os.pread(f.fd, size, offset)
+            mode = fcntl.fcntl(f.fd, fcntl.F_GETFL) & os.O_ACCMODE
+            if shared:
+                if mode == os.O_RDONLY:
+                    max_prot = PROT_READ | PROT_EXEC  # mmap(2): EACCES for a writable mapping
+                    if prot & PROT_WRITE:
+                        return -E.EACCES
+                if offset + size <= os.fstat(f.fd).st_size:
+                    # The guest shares the file's pages with the host and other processes.
+                    access = _mmap.ACCESS_READ if mode == os.O_RDONLY else _mmap.ACCESS_WRITE
+                    host_map = _mmap.mmap(f.fd, size, access=access, offset=offset)
+            if host_map is None:
+                data = os.pread(f.fd, size, offset)
         except OSError as e:
             return -(e.errno or E.EACCES)
-    shared = bool(flags & MAP_SHARED)
-    v = mem.map(start, size, prot, name="[anon]" if flags & MAP_ANONYMOUS else f"fd {fd}",
-                shared=shared)  # fmt: skip
+    name = "[anon]" if flags & MAP_ANONYMOUS else f"fd {fd}"
+    if host_map is not None and max_prot & PROT_WRITE == 0:
+        # A read-only host mapping must never be written by the engine: give the guest a
+        # private copy (it can neither write it nor mprotect it writable, see max_prot).
+        data, host_map = host_map[:], None
+    v = mem.map(start, size, prot, name=name, shared=shared, buf=host_map)
+    v.max_prot = max_prot
     if data:
         v.buf[: len(data)] = data
     return start
@@ -112,7 +132,10 @@ def sys_mprotect(k: Kernel, t: Thread, addr: int, length: int, prot: int) -> int
         return -E.EINVAL
     if length == 0:
         return 0
-    return 0 if t.process.mem.protect(addr, length, prot) else -E.ENOMEM
+    mem = t.process.mem
+    if any(prot & ~v.max_prot for v in mem._overlapping(addr, addr + length)):
+        return -E.EACCES  # beyond what the mapped file allows (mprotect(2))
+    return 0 if mem.protect(addr, length, prot) else -E.ENOMEM
 
 
 @syscall(25, flags="hex")
