@@ -83,7 +83,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="seed of the guest's random bytes (AT_RANDOM, getrandom) (default 0)",
+        help="seed of the schedule and of the guest's random bytes: N != 0 varies slice lengths "
+        "(0.5x-1.5x --slice) and thread placement reproducibly; 0 is the plain schedule "
+        "(default 0)",
     )
     m.add_argument(
         "--uintr-abi",

@@ -10,6 +10,7 @@ unsliced at full engine speed.
 from __future__ import annotations
 
 import os
+import random
 import struct
 import threading
 import time
@@ -100,6 +101,8 @@ class Kernel:
         self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._scratch: Engine | None = None
         self.rng_state = options.seed * 0x9E3779B97F4A7C15 + 0x1234567
+        # --seed N (N != 0) varies slice lengths and placement, reproducibly per seed.
+        self.sched_rng = random.Random(options.seed) if options.seed else None
         from ..trace import Tracer
         from .uintr import UintrKernel
 
@@ -239,7 +242,10 @@ class Kernel:
             target = prev
         else:
             idle = [c for c in allowed if not c.busy]
-            target = idle[0] if idle else min(allowed, key=lambda c: (c.load, c.index))
+            if idle and self.sched_rng is not None:
+                target = self.sched_rng.choice(idle)  # --seed: another placement
+            else:
+                target = idle[0] if idle else min(allowed, key=lambda c: (c.load, c.index))
         t.cpu = target.index
         self.kick(target)
         if target.current is None:
@@ -375,6 +381,9 @@ class Kernel:
         runnable = self.runnable_count()
         sliced = runnable > 1 or bool(deadlines) or self.opt.max_insns is not None
         limit = self.opt.slice if sliced else None
+        if limit is not None and self.sched_rng is not None:
+            # --seed: slices between half and one and a half times --slice, per round
+            limit = self.sched_rng.randint(max(1, limit // 2), limit + limit // 2)
         if self.opt.max_insns is not None:
             limit = max(1, min(limit or self.opt.slice, self.opt.max_insns - self.total_insns))
         end = self.now
