@@ -1,9 +1,19 @@
-"""The Python API: `Machine` loads a program and runs it; the CLI is built on it."""
+"""The Python API. The CLI is built on it; docs/api.md has a complete example.
+
+from uintr_emu import Machine, Options
+m = Machine(Options(cpus=2, max_insns=10**9))
+m.load("./prog", ["./prog"])
+result = m.run(capture_output=True)
+print(result.status, result.stdout)
+"""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
+from .hw.uintr import UintrState
 from .linux.kernel import Kernel
 from .linux.loader import LoadError
 from .options import Options
@@ -12,24 +22,91 @@ from .trace import Event
 ProgramError = LoadError
 
 
-class Machine:
-    """A multi-core x86-64 machine with the Linux personality.
+@dataclass(frozen=True)
+class RunResult:
+    status: int  # the emulator's exit status (the guest's, 128+N for signal N, 124 for limits)
+    stdout: bytes | None
+    stderr: bytes | None  # the guest's stderr plus the emulator's own lines
 
-    >>> m = Machine(Options(cpus=2))
-    >>> m.load("prog", ["prog"], ["PATH=/bin"])
-    >>> status = m.run()
-    """
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    tid: int
+    pid: int
+    cpu: int
+    state: str  # "runnable", "blocked", "dead"
+    instructions: int  # counted guest instructions
+    uintr: UintrState  # the thread's UINTR state (loaded on its CPU or saved)
+    receiver: bool  # registered a user-interrupt handler
+    upid: int  # its UPID's kernel address (0 if not a receiver)
+
+
+class Machine:
+    """A multi-core x86-64 machine with the Linux personality and UINTR."""
 
     def __init__(self, options: Options | None = None):
         self.options = options or Options()
-        self.kernel = Kernel(self.options)
+        self.kernel: Kernel | None = None
+        self._pending_sinks: list[Callable[[Event], None]] = []
+        self._capture: tuple[int, int] | None = None
 
-    def load(self, path: str, argv: list[str] | None = None, env: list[str] | None = None) -> None:
-        self.kernel.spawn(path, argv or [path], env or [])
+    def _make_kernel(self, stdio: tuple[int, int, int]) -> Kernel:
+        if self.kernel is None:
+            self.kernel = Kernel(replace(self.options, stdio=stdio, warn_stream=stdio[2]))
+            for sink in self._pending_sinks:
+                self.kernel.subscribe(sink)
+        return self.kernel
 
-    def run(self) -> int:
-        return self.kernel.run()
+    def load(self, path: str, argv: list[str] | None = None, env: list[str] | None = None,
+             *, capture_output: bool = False) -> None:  # fmt: skip
+        """Load a program (argv[0] defaults to `path`, the environment to empty). With
+        capture_output, the guest's stdout and stderr go to files that `run` returns."""
+        stdio = (0, 1, 2)
+        if capture_output:
+            out = tempfile.TemporaryFile()
+            err = tempfile.TemporaryFile()
+            self._files = (out, err)
+            stdio = (0, out.fileno(), err.fileno())
+            self._capture = (out.fileno(), err.fileno())
+        self._make_kernel(stdio).spawn(path, argv or [path], env or [])
+
+    def run(self) -> RunResult:
+        """Run until the program ends or a limit stops it."""
+        if self.kernel is None:
+            raise RuntimeError("load a program first")
+        status = self.kernel.run()
+        if self._capture is None:
+            return RunResult(status, None, None)
+        out, err = self._files
+        return RunResult(status, _read_all(out), _read_all(err))
 
     def subscribe(self, sink: Callable[[Event], None]) -> None:
         """Call `sink(event)` for every event of the run (see uintr_emu.trace)."""
-        self.kernel.subscribe(sink)
+        if self.kernel is None:
+            self._pending_sinks.append(sink)
+        else:
+            self.kernel.subscribe(sink)
+
+    def threads(self) -> list[ThreadInfo]:
+        """Every live thread with its UINTR state (at any point: before, during or after run)."""
+        k = self.kernel
+        if k is None:
+            return []
+        out = []
+        for t in k.threads.values():
+            st = k.uintr._rdstate(t)
+            r = t.uintr.receiver if t.uintr is not None else None
+            out.append(ThreadInfo(t.tid, t.process.pid, t.cpu, t.state.value, t.insns,
+                                  replace(st), r is not None and r.active,
+                                  r.upid if r is not None else 0))  # fmt: skip
+        return out
+
+
+def _read_all(f) -> bytes:  # type: ignore[no-untyped-def]
+    f.seek(0)
+    data = f.read()
+    f.close()
+    return data
+
+
+__all__ = ["Machine", "Options", "ProgramError", "RunResult", "ThreadInfo"]

@@ -241,9 +241,8 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
     if ns.stats:
         stats = Stats()
         m.subscribe(stats)
-        k = m.kernel
         closers.insert(0, lambda: sys.stderr.write(
-            stats.report(k.thread_insns, k.cpu_insns) + "\n"))  # fmt: skip
+            stats.report(m.kernel.thread_insns, m.kernel.cpu_insns) + "\n"))  # fmt: skip
 
     def finish() -> None:
         for c in closers:
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(m)
         m.load(ns.program, [ns.program, *ns.args], env)
         try:
-            return m.run()
+            return m.run().status
         finally:
             finish()
     except (ProgramError, ValueError, FileNotFoundError) as e:

@@ -65,7 +65,7 @@ def run_demo(machine, name: str = DEMO) -> int:  # type: ignore[no-untyped-def]
     machine.subscribe(rec)
     prog = str(demo_program(name))
     machine.load(prog, [prog], [])
-    status = machine.run()
+    status = machine.run().status
     import sys
 
     sys.stdout.flush()

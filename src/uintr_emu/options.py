@@ -42,3 +42,4 @@ class Options:
     max_threads: int = 1024  # live threads, all processes together (clone fails with EAGAIN)
     max_processes: int = 256  # live processes (fork fails with EAGAIN)
     warn_stream: int = 2  # host fd for emulator diagnostics
+    stdio: tuple[int, int, int] = (0, 1, 2)  # host fds behind the guest's fds 0, 1 and 2

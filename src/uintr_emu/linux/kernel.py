@@ -195,8 +195,8 @@ class Kernel:
         prog = load_elf(path, mem, self.opt.root)
         pid = self.new_id()
         fds = FdTable()
-        for fd in (0, 1, 2):
-            fds.install_at(fd, HostFile(fd, f"<host fd {fd}>", owned=False))
+        for fd, host in zip((0, 1, 2), self.opt.stdio, strict=True):
+            fds.install_at(fd, HostFile(host, f"<host fd {host}>", owned=False))
         cwd = os.getcwd() if self.opt.root == "/" else "/"
         proc = Process(pid, 1, engine, mem, fds, prog.path, cwd)
         self.processes[pid] = proc
