@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine import unicorn as eng
 from ..hw import uintr as U
 from ..hw.faults import ArchFault, InvalidOpcode, PageFault
+from ..machine import KERNEL_BASE
 from . import errno as E
 from . import signals as S
 from .process import File, ThreadState, Wait
@@ -41,6 +42,7 @@ RFC = {449: "register_handler", 450: "unregister_handler", 451: "create_fd",
 NEXT = {471: "register_handler", 472: "unregister_handler", 473: "vector_fd",
         474: "register_sender", 475: "unregister_sender", 476: "wait", 477: "register_self",
         478: "alt_stack", 479: "ipi_fd"}  # fmt: skip
+_QQ = struct.Struct("<QQ")  # a UPID's status word and PIR
 INTERRUPTIBLE_WAITS = ("futex", "sleep", "pipe-read", "pipe-write", "poll", "sigsuspend", "wait4")
 
 
@@ -125,17 +127,10 @@ class UintrKernel:
         return self.k.machine.cpus[t.cpu]
 
     def upid_read(self, upid: int) -> tuple[int, int]:
-        off = upid - self.kmem_base
-        return struct.unpack_from("<QQ", self.kmem.data, off)
+        return _QQ.unpack_from(self.kmem.data, upid - KERNEL_BASE)
 
     def upid_write(self, upid: int, low: int, pir: int) -> None:
-        struct.pack_into("<QQ", self.kmem.data, upid - self.kmem_base, low, pir)
-
-    @property
-    def kmem_base(self) -> int:
-        from ..machine import KERNEL_BASE
-
-        return KERNEL_BASE
+        _QQ.pack_into(self.kmem.data, upid - KERNEL_BASE, low, pir)
 
     def _set_upid_bits(self, upid: int, *, set_: int = 0, clear: int = 0) -> None:
         low, pir = self.upid_read(upid)
@@ -222,11 +217,17 @@ class UintrKernel:
     def return_to_user(self, t: Thread) -> None:
         """The kernel's exit-to-user work for UINTR (§11.5), then notification processing and
         delivery at the first user instruction boundary (§7, §8)."""
-        cpu = self.cpu_of(t)
+        cpu = self.k.machine.cpus[t.cpu]
         cpu.mem.user = t.process.mem
         tu = t.uintr
         unit = cpu.uintr
-        if tu is not None:
+        uses_uintr = tu is not None and (
+            tu.receiver is not None
+            or tu.uitt is not None
+            or t.process.uitt is not None
+            or unit.state.senduipi_enabled
+        )
+        if uses_uintr:
             self._sync_uitt(t, unit)
             r = tu.receiver
             if r is not None and r.active:
@@ -489,7 +490,7 @@ class UintrKernel:
 
     def _write_uitt_entry(self, uitt: Uitt, index: int, vector: int, upid: int) -> None:
         valid = 1 if upid else 0
-        struct.pack_into("<BB6xQ", self.kmem.data, uitt.addr - self.kmem_base + 16 * index,
+        struct.pack_into("<BB6xQ", self.kmem.data, uitt.addr - KERNEL_BASE + 16 * index,
                          valid, vector, upid)  # fmt: skip
 
     def _add_sender(self, t: Thread, r: Receiver, vector: int, f: UvecFile | None) -> int:
@@ -638,8 +639,8 @@ class UintrKernel:
         if self.abi == "next" and parent.uitt is not None:
             copy = Uitt(self.kmem.alloc(UITT_SIZE, 4096))
             copy.entries = list(parent.uitt.entries)
-            off_src = parent.uitt.addr - self.kmem_base
-            off_dst = copy.addr - self.kmem_base
+            off_src = parent.uitt.addr - KERNEL_BASE
+            off_dst = copy.addr - KERNEL_BASE
             self.kmem.data[off_dst : off_dst + UITT_SIZE] = self.kmem.data[
                 off_src : off_src + UITT_SIZE
             ]
