@@ -571,6 +571,8 @@ class Kernel:
             self.emit("trap", t, vector=6, rip=t.process.engine.reg_read(eng.RIP))
         if self.uintr.trap(t):
             return True
+        if t.fault is not None:  # the instruction's own fault (#GP from SENDUIPI, ...)
+            return False
         rip = t.process.engine.reg_read(eng.RIP)
         # #UD: SIGILL with ILL_ILLOPN at the instruction (arch doc §12).
         t.fault = S.SigInfo(S.SIGILL, S.ILL_ILLOPN, addr=rip, rip=rip, trapno=6)
@@ -593,6 +595,10 @@ class Kernel:
     def _on_mem_fault(self, kind: int, address: int, size: int) -> None:
         t = self.current
         assert t is not None
+        if address >> 47:
+            # The engine reports upper-half addresses cut to 52 bits: restore the sign
+            # extension a canonical address has.
+            address |= 0xFFF0_0000_0000_0000
         prot = kind in eng.ACCESS_PROT_KINDS
         if not prot and t.process.mem.find(address) is not None:
             prot = True

@@ -43,7 +43,8 @@ NEXT = {471: "register_handler", 472: "unregister_handler", 473: "vector_fd",
         474: "register_sender", 475: "unregister_sender", 476: "wait", 477: "register_self",
         478: "alt_stack", 479: "ipi_fd"}  # fmt: skip
 _QQ = struct.Struct("<QQ")  # a UPID's status word and PIR
-INTERRUPTIBLE_WAITS = ("futex", "sleep", "pipe-read", "pipe-write", "poll", "sigsuspend", "wait4")
+INTERRUPTIBLE_WAITS = ("futex", "sleep", "pipe-read", "pipe-write", "poll", "sigsuspend", "wait4",
+                       "eventfd-read", "eventfd-write", "socket-read", "socket-write")  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -369,10 +370,13 @@ class UintrKernel:
     def close_uvec(self, f: UvecFile) -> None:
         """Last close of a uvec fd (§11.4): its senders are unregistered, the vector's PIR bit
         and mask bit cleared; bits already in UIRR stay."""
+        senders = {id(s): s for _u, _i, s in f.senders if s is not None}
         for uitt, index, _sender in f.senders:
             uitt.entries[index] = None
             self._write_uitt_entry(uitt, index, 0, 0)
         f.senders.clear()
+        for sender in senders.values():  # an emptied table disables SENDUIPI at once (#UD)
+            self._sync_loaded(sender)
         r = f.receiver
         r.vectors &= ~(1 << f.vector)
         low, pir = self.upid_read(r.upid)
