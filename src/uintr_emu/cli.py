@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="run the bundled UIPI demo and explain what happened")
     _add_run_options(demo)
+    from .explore import add_parser as add_explore_parser
+
+    add_explore_parser(sub)
     return parser  # fmt: skip
 
 
@@ -264,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 2
+    if ns.command == "explore":
+        from .explore import main as explore_main
+
+        return explore_main(ns)
     try:
         env = guest_environment(ns.setenv, ns.unsetenv)
         m = Machine(options_from(ns))

@@ -1,0 +1,465 @@
+"""`uintr-emu explore`: run one program under many schedule seeds and group the outcomes.
+
+Each seed is one `uintr-emu run --seed N` of the program, done in-process (through `Machine`,
+output captured) by a pool of worker processes: a run costs the emulation only, not a Python
+start-up and import (about 0.4 s each). A seed whose worker died (a crash of the engine itself)
+is run again in a subprocess. An outcome is the guest's stdout and the exit status; the report
+lists the distinct outcomes, most frequent first, with their seeds. docs/explore.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+
+from .options import DEFAULT_CPUS, DEFAULT_SLICE, Options
+
+DEFAULT_SEEDS = "1-100"
+MAX_SEEDS = 1_000_000
+SHOW_LINES = 20  # stdout lines shown per outcome
+SHOW_STDERR_LINES = 5
+
+EPILOG = """\
+exit status: 0 if every seed gave the same outcome (stdout and exit status), 1 if they differ,
+2 for bad usage or a program that cannot be loaded. The guest's stdin is empty.
+"""
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'1-500', '1,5,9', '1-10,20-30' -> the sorted distinct seeds (ValueError if bad)."""
+    seeds: set[int] = set()
+    parts = [p.strip() for p in spec.split(",")]
+    if not spec.strip() or any(not p for p in parts):
+        raise ValueError(f"--seeds {spec!r}: expected e.g. 1-500, 1,5,9 or 1-10,20-30")
+    for part in parts:
+        lo_s, sep, hi_s = part.partition("-")
+        try:
+            lo = _seed_number(lo_s)
+            hi = _seed_number(hi_s) if sep else lo
+        except ValueError:
+            raise ValueError(
+                f"--seeds {spec!r}: {part!r} is not a seed (N) or a range (N-M) of "
+                "non-negative integers"
+            ) from None
+        if hi < lo:
+            raise ValueError(f"--seeds {spec!r}: empty range {part!r}")
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+            raise ValueError(f"--seeds {spec!r}: more than {MAX_SEEDS} seeds")
+        seeds.update(range(lo, hi + 1))
+    return sorted(seeds)
+
+
+def _seed_number(s: str) -> int:
+    s = s.strip()
+    if not s.isdigit():  # no sign, no spaces inside, no underscores
+        raise ValueError(s)
+    return int(s)
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """[1, 2, 3, 4, 7, 9, 10] -> '1-4, 7, 9-10' (the input sorted)."""
+    out: list[str] = []
+    ordered = sorted(seeds)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    """The `explore` subcommand: its own option set (the run options a schedule search
+    needs; tracing, --strace, --stats and --realtime make no sense over many runs)."""
+    from .cli import _positive, _size
+
+    p = sub.add_parser(
+        "explore",
+        help="run a program under many schedule seeds and compare the outcomes",
+        description="Run PROGRAM once per seed (as 'uintr-emu run --seed N' would), in parallel,\n"
+        "and report the distinct outcomes (stdout and exit status) with their seeds.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e = p.add_argument_group("exploration")
+    e.add_argument(
+        "--seeds",
+        default=DEFAULT_SEEDS,
+        metavar="SPEC",
+        help=f"seeds to run: 1-500, 1,5,9 or 1-10,20-30 (default {DEFAULT_SEEDS})",
+    )
+    e.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive(),
+        default=None,
+        metavar="N",
+        help="worker processes (default: the host's CPU count)",
+    )
+    m = p.add_argument_group("machine (as for run)")
+    m.add_argument(
+        "--cpus",
+        type=_positive(),
+        default=DEFAULT_CPUS,
+        metavar="N",
+        help=f"number of virtual CPUs (default {DEFAULT_CPUS})",
+    )
+    m.add_argument(
+        "--slice",
+        type=_positive(),
+        default=DEFAULT_SLICE,
+        metavar="N",
+        help=f"base slice length, varied 0.5x-1.5x per seed (default {DEFAULT_SLICE})",
+    )
+    m.add_argument(
+        "--cpu-features",
+        default=None,
+        metavar="SPEC",
+        help="CPU features, e.g. +flexible-uiret (default: uintr on)",
+    )
+    m.add_argument(
+        "--uintr-abi",
+        choices=("next", "rfc"),
+        default="next",
+        help="Linux UINTR syscall ABI (default next)",
+    )
+    g = p.add_argument_group("guest and limits (as for run)")
+    g.add_argument(
+        "-E",
+        dest="setenv",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="set a variable in the guest's environment (repeatable)",
+    )
+    g.add_argument(
+        "-U",
+        dest="unsetenv",
+        action="append",
+        default=[],
+        metavar="VAR",
+        help="remove a variable from the guest's environment (repeatable)",
+    )
+    g.add_argument("--root", default="/", metavar="DIR", help="the guest's file system root")
+    g.add_argument(
+        "--max-memory",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="cap on the guest's mapped memory",
+    )
+    g.add_argument(
+        "--max-insns",
+        type=_positive(),
+        default=None,
+        metavar="N",
+        help="stop each run after N guest instructions (status 124)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="stop each run after this much host time (status 124)",
+    )
+    p.add_argument("program", metavar="PROGRAM", help="the program to run")
+    p.add_argument(
+        "args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program"
+    )
+    return p
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one seed's run needs (picklable: it goes to the workers)."""
+
+    options: Options
+    program: str
+    argv: list[str]
+    env: list[str]
+    run_args: list[str]  # the `uintr-emu run` options that reproduce `options` (but --seed)
+
+
+def _job_from(ns: argparse.Namespace) -> Job:
+    from .cli import _features, _root, guest_environment
+    from .hw.cpu import CpuFeatures
+
+    features = CpuFeatures()
+    if ns.cpu_features is not None:
+        try:
+            features = _features(ns.cpu_features)
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"--cpu-features: {e}") from None
+    opts = Options(
+        cpus=ns.cpus,
+        slice=ns.slice,
+        features=features,
+        uintr_abi=ns.uintr_abi,
+        root=_root(ns.root),
+        max_memory=ns.max_memory,
+        max_insns=ns.max_insns,
+        timeout=ns.timeout,
+    )
+    run_args: list[str] = []
+    if ns.cpus != DEFAULT_CPUS:
+        run_args += ["--cpus", str(ns.cpus)]
+    if ns.slice != DEFAULT_SLICE:
+        run_args += ["--slice", str(ns.slice)]
+    if ns.cpu_features is not None:
+        run_args += [f"--cpu-features={ns.cpu_features}"]
+    if ns.uintr_abi != "next":
+        run_args += ["--uintr-abi", ns.uintr_abi]
+    for item in ns.setenv:
+        run_args += ["-E", item]
+    for item in ns.unsetenv:
+        run_args += ["-U", item]
+    if ns.root != "/":
+        run_args += ["--root", ns.root]
+    for flag, value in (
+        ("--max-memory", ns.max_memory),
+        ("--max-insns", ns.max_insns),
+        ("--timeout", ns.timeout),
+    ):
+        if value is not None:
+            run_args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    env = guest_environment(ns.setenv, ns.unsetenv)
+    return Job(opts, ns.program, [ns.program, *ns.args], env, run_args)
+
+
+def main(ns: argparse.Namespace) -> int:
+    """`uintr-emu explore`; returns the exit status."""
+    from .api import Machine, ProgramError
+    from .cli import error
+
+    try:
+        seeds = parse_seeds(ns.seeds)
+        job = _job_from(ns)
+        # Load once here, so that a missing or bad program is one error line, not N outcomes.
+        probe = Machine(job.options)
+        probe.load(job.program, job.argv, job.env, capture_output=True)
+        del probe
+        gc.collect()
+    except (ProgramError, ValueError, FileNotFoundError) as e:
+        return error(str(e))
+    jobs = ns.jobs or os.cpu_count() or 1
+    progress = Progress(len(seeds), enabled=sys.stderr.isatty())
+    start = time.monotonic()
+    try:
+        results = explore(job, seeds, jobs, progress)
+    except KeyboardInterrupt:
+        progress.done()
+        sys.stderr.write("uintr-emu: interrupted\n")
+        return 130
+    progress.done()
+    outcomes = group(results)
+    sys.stdout.write(report(job, seeds, outcomes))
+    sys.stdout.flush()
+    sys.stderr.write(
+        f"uintr-emu explore: {len(seeds)} runs in {time.monotonic() - start:.1f} s "
+        f"({min(jobs, len(seeds))} workers)\n"
+    )
+    return 0 if len(outcomes) <= 1 else 1
+
+
+# --------------------------------------------------------------------------- running the seeds
+
+
+@dataclass(frozen=True)
+class Result:
+    seed: int
+    status: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _worker_init() -> None:
+    # The guest reads host fd 0: give every run the same, empty stdin.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def run_seed(job: Job, seed: int) -> Result:
+    """One run, in this process, as `uintr-emu run --seed SEED` would do it."""
+    from dataclasses import replace
+
+    from .api import Machine
+
+    m = None
+    try:
+        m = Machine(replace(job.options, seed=seed))
+        m.load(job.program, job.argv, job.env, capture_output=True)
+        r = m.run()
+        result = Result(seed, r.status, r.stdout or b"", r.stderr or b"")
+    except Exception as e:  # noqa: BLE001 - reported as the CLI would (status 70)
+        msg = f"uintr-emu: internal error: {type(e).__name__}: {e}\n"
+        result = Result(seed, 70, b"", msg.encode())
+    del m
+    gc.collect()  # the engine's hooks make cycles; free each run's guest memory now
+    return result
+
+
+def run_seed_subprocess(job: Job, seed: int) -> Result:
+    """The same run in a fresh `python -m uintr_emu run` (after a worker died)."""
+    cmd = [sys.executable, "-m", "uintr_emu", "run", "--seed", str(seed), *job.run_args, *job.argv]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    status = p.returncode if p.returncode >= 0 else 128 - p.returncode
+    return Result(seed, status, p.stdout, p.stderr)
+
+
+def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[int, Result]:
+    results: dict[int, Result] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), initializer=_worker_init) as pool:
+        pending: set[Future[Result]] = {pool.submit(run_seed, job, s) for s in seeds}
+        try:
+            while pending:
+                finished, pending = wait_futures(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    if f.exception() is None:
+                        r = f.result()
+                        results[r.seed] = r
+                        progress.step()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    missing = [s for s in seeds if s not in results]
+    if missing:
+        # A worker died (BrokenProcessPool fails every seed it had not finished).
+        sys.stderr.write(
+            f"\nuintr-emu explore: a worker process died; running {len(missing)} "
+            "seed(s) in subprocesses\n"
+        )
+        with ThreadPoolExecutor(max_workers=jobs) as threads:
+            for r in threads.map(lambda s: run_seed_subprocess(job, s), missing):
+                results[r.seed] = r
+                progress.step()
+    return results
+
+
+class Progress:
+    """`[#####.....] 123/500` on stderr, redrawn in place (only on a terminal)."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, enabled: bool):
+        self.total = total
+        self.count = 0
+        self.enabled = enabled
+        self.last = 0.0
+
+    def step(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.enabled and (now - self.last >= 0.1 or self.count == self.total):
+            self.last = now
+            filled = self.WIDTH * self.count // max(1, self.total)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            sys.stderr.write(f"\r[{bar}] {self.count}/{self.total}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.count:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Outcome:
+    status: int
+    stdout: bytes
+    seeds: list[int] = field(default_factory=list)
+    stderr: bytes = b""  # the first seed's
+
+
+def group(results: dict[int, Result]) -> list[Outcome]:
+    """Distinct (stdout, status), most seeds first (ties: the lowest seed first)."""
+    by_key: dict[tuple[int, bytes], Outcome] = {}
+    for seed in sorted(results):
+        r = results[seed]
+        key = (r.status, hashlib.sha256(r.stdout).digest())
+        if key not in by_key:
+            by_key[key] = Outcome(r.status, r.stdout, stderr=r.stderr)
+        by_key[key].seeds.append(seed)
+    return sorted(by_key.values(), key=lambda o: (-len(o.seeds), o.seeds[0]))
+
+
+def report(job: Job, seeds: list[int], outcomes: list[Outcome]) -> str:
+    o = job.options
+    cmd = shlex.join(job.argv)
+    lines = [
+        f"uintr-emu explore: {cmd}",
+        f"{len(seeds)} seeds ({format_seeds(seeds)}), {o.cpus} CPUs, slice {o.slice} "
+        f"(0.5x-1.5x per seed)",
+    ]
+    if len(outcomes) == 1:
+        lines.append("1 outcome: every seed agrees")
+    else:
+        lines.append(f"{len(outcomes)} distinct outcomes")
+    majority = outcomes[0] if outcomes else None
+    for n, oc in enumerate(outcomes, 1):
+        lines.append("")
+        lines.append(
+            f"outcome {n}: {len(oc.seeds)} seed{'s' if len(oc.seeds) != 1 else ''}, "
+            f"exit status {oc.status}"
+        )
+        lines += textwrap.wrap(
+            format_seeds(oc.seeds),
+            width=96,
+            initial_indent="  seeds: ",
+            subsequent_indent="         ",
+            break_on_hyphens=False,
+        )
+        lines += _show("stdout", oc.stdout, majority.stdout if oc is not majority else None)
+        if oc.stderr:
+            lines += _show(f"stderr (seed {oc.seeds[0]})", oc.stderr, None, tail=True)
+        if oc is not majority:
+            replay = ["uintr-emu", "run", "--seed", str(oc.seeds[0]), *job.run_args, *job.argv]
+            lines.append(f"  replay: {shlex.join(replay)}")
+    return "\n".join(lines) + "\n"
+
+
+def _show(what: str, data: bytes, majority: bytes | None, tail: bool = False) -> list[str]:
+    text = data.decode("utf-8", "replace")
+    all_lines = text.splitlines()
+    if not all_lines:
+        return [f"  {what}: (empty)"]
+    limit = SHOW_STDERR_LINES if tail else SHOW_LINES
+    shown = all_lines[-limit:] if tail else all_lines[:limit]
+    head = f"  {what}:"
+    if len(shown) < len(all_lines):
+        head = f"  {what} ({'last' if tail else 'first'} {len(shown)} of {len(all_lines)} lines):"
+    out = [head, *(f"    | {line}" for line in shown)]
+    if not text.endswith("\n"):
+        out.append("    (no newline at the end)")
+    if majority is not None and len(shown) < len(all_lines):
+        # The difference from the most frequent outcome may lie beyond the lines shown.
+        other = majority.decode("utf-8", "replace").splitlines()
+        diff = next(
+            (i for i, (a, b) in enumerate(zip(all_lines, other, strict=False)) if a != b),
+            len(other),
+        )
+        if len(shown) <= diff < len(all_lines):
+            out.append(f"    first difference from outcome 1, line {diff + 1}:")
+            out.append(f"    | {all_lines[diff]}")
+    return out
