@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_options(run)
+    run.add_argument(
+        "--gdb",
+        type=_positive(),
+        default=None,
+        metavar="PORT",
+        help="wait for gdb on 127.0.0.1:PORT before the first instruction (docs/gdb.md)",
+    )
     run.add_argument("program", metavar="PROGRAM", help="the program to run")
     run.add_argument(
         "args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program"
@@ -280,9 +287,19 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(m)
         m.load(ns.program, [ns.program, *ns.args], env)
+        stub = None
+        if ns.gdb is not None:
+            from .gdbstub import GdbStub
+
+            stub = GdbStub(m.kernel, ns.gdb)
+            stub.attach()  # "uintr-emu: waiting for gdb on 127.0.0.1:PORT"
+        status = None
         try:
-            return m.run().status
+            status = m.run().status
+            return status
         finally:
+            if stub is not None:
+                stub.close(status)  # an exit packet even when a limit ended the run
             finish()
     except (ProgramError, ValueError, FileNotFoundError) as e:
         return error(str(e))

@@ -91,6 +91,9 @@ _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p)
 _INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_CODE_CB = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
+)
 _MEMFAULT_CB = ctypes.CFUNCTYPE(
     ctypes.c_bool,
     ctypes.c_void_p,
@@ -152,6 +155,16 @@ class Engine:
         self._hooks: dict[str, int] = {}
         self.counter = _Counter(0, 0, _NativeCode.get().emu_stop)
         self._counter_hook: int | None = None
+        self._hook_order = 0  # UC_HOOK_CODE hooks run in the order they were added
+        self._counter_order = 0
+        # Breakpoints (the GDB stub): address -> (hook handle, order). A hit stops the engine
+        # before the instruction runs and is recorded in `breakpoint_hit`; a hit at
+        # `breakpoint_skip` is ignored once (resuming from a breakpoint address).
+        self._breakpoints: dict[int, tuple[int, int]] = {}
+        self._breakpoint_cb = _CODE_CB(self._on_breakpoint)
+        self.breakpoint_hit: int | None = None
+        self.breakpoint_skip: int | None = None
+        self.stop_requested = False  # `stop()` was called during the last `run()`
 
         cr4 = self.reg_read(CR4)
         if cr4 == 0:  # G11: models without OSFXSR/OSXMMEXCPT would #UD on the first SSE insn.
@@ -230,7 +243,7 @@ class Engine:
         return self._counter_hook is not None
 
     def set_counting(self, on: bool) -> None:
-        """Install or remove the counter hook. Flushes translated code (G8): call rarely."""
+        """Install or remove the counter hook, and flush translated code: call rarely."""
         if on == self.counting:
             return
         if on:
@@ -243,25 +256,80 @@ class Engine:
             if status != ucc.UC_ERR_OK:
                 raise EngineError(f"cannot install the instruction counter: {UcError(status)}")
             self._counter_hook = h.value
+            self._hook_order += 1
+            self._counter_order = self._hook_order
         else:
             uclib.uc_hook_del(self.handle, self._counter_hook)
             self._counter_hook = None
+        # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
+        # does not flush on hook_add: without this, code translated while counting was off
+        # would stay uncounted (and never reach a slice limit).
+        self.uc.ctl_flush_tb()
+
+    # --- breakpoints (used by the GDB stub only) ----------------------------------------
+
+    @property
+    def breakpoints(self) -> set[int]:
+        return set(self._breakpoints)
+
+    def add_breakpoint(self, address: int) -> None:
+        """A UC_HOOK_CODE hook on this one address. Code already translated does not see a new
+        hook (Unicorn 2.1.4 does not flush on uc_hook_add): its translations are dropped."""
+        if address in self._breakpoints:
+            return
+        h = uc_hook_h()
+        status = uclib.uc_hook_add(
+            self.handle, ctypes.byref(h), ucc.UC_HOOK_CODE,
+            ctypes.cast(self._breakpoint_cb, ctypes.c_void_p), None,
+            ctypes.c_uint64(address), ctypes.c_uint64(address),
+        )  # fmt: skip
+        if status != ucc.UC_ERR_OK:
+            raise EngineError(f"cannot set a breakpoint at {address:#x}: {UcError(status)}")
+        self._hook_order += 1
+        self._breakpoints[address] = (h.value, self._hook_order)
+        self.invalidate_code(address, 1)
+
+    def remove_breakpoint(self, address: int) -> None:
+        entry = self._breakpoints.pop(address, None)
+        if entry is not None:
+            uclib.uc_hook_del(self.handle, entry[0])
+            self.invalidate_code(address, 1)
+
+    def _on_breakpoint(self, _uc: int, address: int, _size: int, _ud: int) -> None:
+        try:
+            if address == self.breakpoint_skip:
+                self.breakpoint_skip = None
+                return
+            entry = self._breakpoints.get(address)
+            if entry is None:
+                return
+            if self._counter_hook is not None and self._counter_order < entry[1]:
+                self.counter.count -= 1  # counted already, but the instruction does not run now
+            self.breakpoint_hit = address
+            uclib.uc_emu_stop(self.handle)
+        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+            self._guard(e)
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, rip: int, limit: int | None, start: int = 0) -> int:
+    def run(self, rip: int, limit: int | None, start: int = 0, *, steps: int = 0) -> int:
         """Run from `rip` until a hook stops the engine or `limit` instructions have run.
 
         Returns the number of instructions executed when counting, else 0 (`start` is a
-        charge that counts as already executed). Raises the exception of a failed callback, or
-        UcError for a fault no hook consumed.
+        charge that counts as already executed). `steps` > 0 also stops after that many
+        instructions (Unicorn's own count, for the debugger's single step; flushes translated
+        code). Raises the exception of a failed callback, or UcError for a fault no hook
+        consumed.
         """
         c = self.counter
         if limit is not None:
             c.count = start
             c.limit = limit
         self.error = None
-        status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, 0)
+        self.stop_requested = False
+        if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
+            self.uc.ctl_flush_tb()
+        status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
         if self.error is not None:
             err, self.error = self.error, None
             raise err
@@ -271,6 +339,7 @@ class Engine:
 
     def stop(self) -> None:
         """Stop the engine; only ever called from inside a hook (synchronous, G14)."""
+        self.stop_requested = True
         uclib.uc_emu_stop(self.handle)
 
     # --- registers ----------------------------------------------------------------------

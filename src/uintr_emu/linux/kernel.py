@@ -93,6 +93,7 @@ class Kernel:
         self.sleepers: list[Thread] = []
         self.warned: set[int] = set()
         self.current: Thread | None = None
+        self.debugger: Any = None  # the GDB stub while gdb is attached (gdbstub.py)
         self.in_engine: Thread | None = None  # the thread inside emu_start (its count is live)
         self.unsliced = False  # that run has no instruction limit
         self.current_cpu = 0
@@ -124,7 +125,7 @@ class Kernel:
         cpu = self.machine.cpus[self.current_cpu]
         if t is not None and t.process.engine.counting:
             return cpu.base + t.process.engine.counter.count
-        return max(cpu.base, self.now) if t is None else cpu.base
+        return max(cpu.base, self.now)  # after a turn: its end; between rounds: the round
 
     def kick(self, cpu: Any) -> None:
         """Something (an IPI, a wake-up, a signal) was sent to `cpu` now: its next turn must not
@@ -410,7 +411,7 @@ class Kernel:
                 self.counted_single += n
             elif sliced:
                 self.counted_single = 0
-            end = max(end, cpu.base + n)
+            end = max(end, cpu.base)
             if cpu.current is t and cpu.queue and t.runnable:
                 self._switch_out(cpu, t)
                 cpu.queue.append(t)
@@ -460,13 +461,17 @@ class Kernel:
         if limit is None:
             cpu.base += charge
         try:
-            n = e.run(e.reg_read(eng.RIP), limit, charge if limit is not None else 0)
+            if self.debugger is None:
+                n = e.run(e.reg_read(eng.RIP), limit, charge if limit is not None else 0)
+            else:  # the stub runs the turn: breakpoints, single steps, stops for gdb
+                n = self.debugger.run(t, limit, charge if limit is not None else 0)
         except UcError as err:
             n = e.counter.count if limit is not None else 0
             self._engine_fault(t, err)
         finally:
             self.in_engine = None
         t.insns += n
+        cpu.base += n  # the CPU's clock is now at the end of this turn's slice
         self.total_insns += n
         self.cpu_insns[cpu.index] = self.cpu_insns.get(cpu.index, 0) + n
         self.thread_insns[t.tid] = t.insns
@@ -696,6 +701,8 @@ class Kernel:
             act = t.process.sigactions.get(info.signo, S.SigAction())
             if act.handler == S.SIG_IGN:
                 continue
+            if self.debugger is not None and not self.debugger.signal(t, info):
+                continue  # gdb stopped for it and went on without it
             if act.handler == S.SIG_DFL:
                 if S.default_is_fatal(info.signo):
                     self.terminate_by_signal(t, info)
@@ -781,6 +788,8 @@ class Kernel:
 
     def terminate_by_signal(self, t: Thread, info: S.SigInfo) -> None:
         p = t.process
+        if self.debugger is not None:
+            self.debugger.signal(t, info)  # a stop before it ends the program (once per signal)
         if self.tracer.sinks:
             self.emit("signal", t, signo=info.signo, code=info.code, action="terminate")
         name = S.sig_name(info.signo)
@@ -949,6 +958,8 @@ class Kernel:
         p.fds.close_all()
         self._release_vfork(p)
         if p is self.init_process:
+            if self.debugger is not None:
+                self.debugger.exited(p)  # W<code> / X<signal> for gdb
             raise GuestExit(status)
         for c in p.children:  # orphans are reparented to init, which reaps them
             c.ppid = 1
