@@ -160,6 +160,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "not given)",
     )
     lim.add_argument(
+        "--timeline",
+        metavar="PATH",
+        default=None,
+        help="write the run as a Chrome trace-event JSON file (open it in ui.perfetto.dev)",
+    )
+    lim.add_argument(
+        "--timeline-png",
+        metavar="PATH",
+        default=None,
+        help="draw a PNG summary of the run (needs matplotlib)",
+    )
+    lim.add_argument(
         "--stats",
         action="store_true",
         help="at exit, print per-CPU and per-thread counts and user-interrupt delivery "
@@ -248,6 +260,24 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
                 raise ValueError(msg) from None
             closers.append(lambda: os.close(fd))
         m.subscribe(TextLog(kinds, fd))
+    if ns.timeline or ns.timeline_png:
+        from .trace.timeline import Timeline
+
+        for path in (ns.timeline, ns.timeline_png):
+            if path:
+                _check_writable(path)
+        tl = Timeline()
+        m.subscribe(tl)
+        if ns.timeline_png:
+            from .trace.png import render_png, require_matplotlib
+
+            try:
+                require_matplotlib()  # before the run: a missing library is a usage error
+            except RuntimeError as e:
+                raise ValueError(str(e)) from None
+            closers.append(lambda: render_png(tl, ns.timeline_png, cpus=ns.cpus))
+        if ns.timeline:
+            closers.append(lambda: tl.write(ns.timeline))
     if ns.stats:
         stats = Stats()
         m.subscribe(stats)
@@ -259,6 +289,14 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
             c()
 
     return finish
+
+
+def _check_writable(path: str) -> None:
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: {e.strerror}") from None
 
 
 def error(msg: str) -> int:

@@ -97,6 +97,7 @@ class Cpu:
     base: int = 0  # virtual time at which this CPU's current turn started
     not_before: int = 0  # the latest time something was sent to this CPU (causality)
     other_vectors: list[int] = field(default_factory=list)  # non-UINV vectors for the OS
+    last_post: int = 0  # the UPID the last SENDUIPI on this CPU posted to
 
     def execute_trapped(self, e: eng.Engine) -> bool:
         """Execute the UINTR instruction at RIP (the engine raised #UD on it, unicorn-notes §2).
@@ -131,7 +132,11 @@ class Cpu:
             return True
         else:  # SENDUIPI
             assert d.register is not None
-            unit.senduipi(e.reg_read(eng.GPR_IDS[d.register]))
+            index = e.reg_read(eng.GPR_IDS[d.register])
+            unit.senduipi(index)
+            # Which UPID was posted to (the OS keeps its clock causal for IPI-less posts).
+            entry = (unit.state.uitt_addr & ~0xF) + 16 * index
+            self.last_post = int.from_bytes(self.mem.read(entry + 8, 8, supervisor=True), "little")
             e.reg_write(eng.RIP, nxt)
             if self.ipi_arrived:  # a self-IPI: recognized at the next boundary
                 self.deliver_pending(e)

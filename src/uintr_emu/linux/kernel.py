@@ -226,8 +226,6 @@ class Kernel:
         t = Thread(tid=tid, process=proc, ctx=ctx)
         proc.threads.append(t)
         self.threads[tid] = t
-        if self.tracer.sinks:
-            self.emit("thread_start", t, pid=proc.pid)
         self.uintr.thread_created(t)
         return t
 
@@ -249,6 +247,9 @@ class Kernel:
                 target = idle[0] if idle else min(allowed, key=lambda c: (c.load, c.index))
         t.cpu = target.index
         self.kick(target)
+        if t.state is ThreadState.RUNNABLE and t.insns == 0 and not t.syscalls and (
+                self.tracer.sinks):  # fmt: skip
+            self.emit("thread_start", t, pid=t.process.pid)
         if target.current is None:
             target.current = t
             self._switch_in(target, t)
@@ -456,7 +457,9 @@ class Kernel:
         if not t.runnable or cpu.current is not t:
             return 0
         self.in_engine = t
-        self.unsliced = limit is None
+        # A lone thread's run (unsliced, or an extended counted slice) ends when another
+        # thread becomes runnable: see replan().
+        self.unsliced = limit is None or limit > self.opt.slice * 3 // 2
         charge, t.charge = t.charge, 0
         if limit is None:
             cpu.base += charge

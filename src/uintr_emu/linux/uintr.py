@@ -55,6 +55,7 @@ class Receiver:
     vectors: int = 0  # vectors with a uvec fd
     active: bool = True
     waiting: bool = False  # blocked with NV = KERNEL_VECTOR
+    posted_at: int = 0  # virtual time of the latest SENDUIPI to this UPID
 
 
 @dataclass(eq=False)
@@ -70,6 +71,7 @@ class Uitt:
 @dataclass(eq=False)
 class ThreadUintr:
     image: bytes | None = None  # the saved state component while off-CPU (None = init)
+    restore: bool = True  # switched in since its last return to user (the kernel's restore)
     receiver: Receiver | None = None
     uitt: Uitt | None = None  # RFC: the thread's own UITT
 
@@ -111,6 +113,7 @@ class UintrKernel:
         self.abi = kernel.opt.uintr_abi
         self.supported = kernel.opt.features.uintr
         self.receivers: list[Receiver] = []
+        self.by_upid: dict[int, Receiver] = {}
         kernel.machine.on_ipi = self._on_ipi
         table = RFC if self.abi == "rfc" else NEXT
         from .kernel import Syscall
@@ -204,6 +207,7 @@ class UintrKernel:
     def switch_in(self, cpu: Cpu, t: Thread) -> None:
         """XRSTORS of the incoming thread's state (§4 rules: UINV was cleared by XSAVES)."""
         tu = self._thread_state(t)
+        tu.restore = True
         unit = cpu.uintr
         cpu.mem.user = t.process.mem
         if tu.image is None:
@@ -231,7 +235,8 @@ class UintrKernel:
         if uses_uintr:
             self._sync_uitt(t, unit)
             r = tu.receiver
-            if r is not None and r.active:
+            if r is not None and r.active and (tu.restore or r.waiting):
+                tu.restore = False
                 if r.waiting:  # woken from a blocking wait: back to ordinary notifications
                     r.waiting = False
                     self._set_nv(r.upid, NOTIFICATION_VECTOR)
@@ -243,6 +248,8 @@ class UintrKernel:
                 low = (low & 0xFFFF_FFFF & ~U.UPID_SN) | cpu.apic.apic_id << 32
                 self.upid_write(r.upid, low, pir)
                 if pir:  # re-notify: a self-IPI with the notification vector
+                    # The posts it finds were made at posted_at: this CPU cannot be earlier.
+                    cpu.base = max(cpu.base, r.posted_at)
                     self.k.machine.bus.send_ipi(NOTIFICATION_VECTOR, cpu.apic.apic_id,
                                                 source=cpu.apic)  # fmt: skip
         if cpu.ipi_arrived:
@@ -337,7 +344,16 @@ class UintrKernel:
         cpu = self.cpu_of(t)
         e = t.process.engine
         try:
-            return cpu.execute_trapped(e)
+            cpu.last_post = 0
+            done = cpu.execute_trapped(e)
+            if cpu.last_post:
+                r = self.by_upid.get(cpu.last_post)
+                if r is not None:
+                    r.posted_at = self.k.clock_ns()
+                    # Also when no IPI went out (SN or ON set): whatever CPU next picks the
+                    # post up must not be earlier than the post.
+                    self.k.kick(self.k.machine.cpus[r.thread.cpu])
+            return done
         except ArchFault as f:
             t.fault = fault_signal(f, e.reg_read(eng.RIP))
             return False
@@ -436,6 +452,7 @@ class UintrKernel:
         r = Receiver(t, upid, flags & allowed)
         tu.receiver = r
         self.receivers.append(r)
+        self.by_upid[upid] = r
         # §11.1: HANDLER, PD, STACKADJUST, MISC.UINV; UIF and UIRR unchanged.
         st = self._rdstate(t)
         self._wrmsr(t, U.IA32_UINTR_HANDLER, handler)

@@ -14,7 +14,7 @@ from typing import Any
 from . import Event
 
 CATEGORIES: dict[str, frozenset[str]] = {
-    "uintr": frozenset({"trap", "wrmsr", "xsaves", "xrstors", "clui", "stui", "testui", "uiret",
+    "uintr": frozenset({"trap", "wrmsr", "xsaves", "xrstors", "clui", "stui", "uiret",
                         "senduipi", "notification", "deliver"}),
     "apic": frozenset({"ipi", "interrupt", "notification"}),
     "sched": frozenset({"switch_in", "switch_out", "block", "wake", "thread_start",
