@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/compute.py
+	$(VENV)/bin/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
