@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -67,6 +68,16 @@ def _check_header(path: str, f: BinaryIO) -> None:
 
 def _read_elf(path: str) -> tuple[bytes, ELFFile, list[Any]]:
     try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise LoadError(f"{path}: no such file") from None
+    except OSError as e:
+        raise LoadError(f"{path}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise LoadError(f"{path}: is a directory")
+    if not stat.S_ISREG(mode):  # execve(2): EACCES; opening a FIFO would block
+        raise LoadError(f"{path}: not a regular file")
+    try:
         f = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise LoadError(f"{path}: no such file") from None
@@ -82,9 +93,15 @@ def _read_elf(path: str) -> tuple[bytes, ELFFile, list[Any]]:
         data = f.read()
     try:
         elf = ELFFile(io.BytesIO(data))
+        if elf["e_phentsize"] != 56:  # binfmt_elf: ENOEXEC unless sizeof(Elf64_Phdr)
+            raise LoadError(f"{path}: malformed ELF (e_phentsize {elf['e_phentsize']}, not 56)")
         segments = [elf.get_segment(i) for i in range(elf.num_segments())]
     except (ELFError, struct.error, ValueError, OverflowError) as e:
         raise LoadError(f"{path}: malformed ELF ({e})") from None
+    for s in segments:
+        if s["p_type"] == "PT_LOAD" and (s["p_vaddr"] - s["p_offset"]) % PAGE:
+            # mmap of the segment needs offset and address congruent modulo the page size
+            raise LoadError(f"{path}: malformed ELF (PT_LOAD offset and address misaligned)")
     return data, elf, segments
 
 
@@ -178,6 +195,8 @@ def _load_interpreter(prog: str, interp: str, mem: AddressSpace, root: str) -> t
         raise LoadError(f"{prog}: bad program interpreter {interp}{where}: {e}") from None
     if elf["e_type"] != "ET_DYN" or any(s["p_type"] == "PT_INTERP" for s in segments):
         raise LoadError(f"{prog}: program interpreter {interp} is not a shared object")
+    if not any(s["p_type"] == "PT_LOAD" for s in segments):
+        raise LoadError(f"{prog}: program interpreter {interp} has no loadable segments")
     lo, hi = _image_span(segments)
     base = mem.find_free(hi - lo)
     if base is None:

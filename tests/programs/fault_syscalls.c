@@ -1,0 +1,165 @@
+/*
+ * fault_syscalls.c -- system calls whose arguments faulted the emulator (found by
+ * tests/test_fuzz.py), made by a real program: Linux answers each with a result or an
+ * errno, so the program's output is the same natively and under a correct emulator.
+ *
+ *   fault_syscalls MODE        prints one line "MODE: result", then exits 0
+ *
+ *   fstat-pipe      fstat() of a pipe                  0, S_ISFIFO
+ *   fstat-socket    fstat() of a socketpair end        0, S_ISSOCK
+ *   fstat-eventfd   fstat() of an eventfd              0
+ *   lseek-whence    lseek(fd, 0, INT_MIN)              EINVAL
+ *   ftruncate-neg   ftruncate(fd, -1)                  EINVAL
+ *   pread-huge      pread(fd, buf, SSIZE_MAX / 2, 0)   "ok": 12 bytes, EFAULT or EINVAL
+ *   readv-huge      readv() of the file, iov_len 2^62  "ok": 12 bytes, EFAULT or EINVAL
+ *   access-mode     access("/", 0x80000000)            EINVAL
+ *   open-flags      open(file, O_RDONLY | 0x80000000)  ok (unknown flags are ignored)
+ *   dupfd-negative  fcntl(1, F_DUPFD, -5)              EINVAL
+ *   mmap-huge       mmap 1 TiB of private memory       returns (ENOMEM or a mapping)
+ *   clone-bad-ptid  clone(CLONE_PARENT_SETTID|SIGCHLD) with parent_tid = (int *)8:
+ *                   the child is created anyway, exits 0, the parent reaps it
+ *   sleep-forever   nanosleep({LONG_MAX, 0}) (only under the emulator, where the virtual clock
+ *                   jumps to the deadline), then clock_gettime: 0, 0
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *err_name(int e)
+{
+    switch (e) {
+    case EINVAL: return "EINVAL";
+    case EFAULT: return "EFAULT";
+    case ENOMEM: return "ENOMEM";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case EOVERFLOW: return "EOVERFLOW";
+    case ESPIPE: return "ESPIPE";
+    default: return "other errno";
+    }
+}
+
+/* "MODE: r" for r >= 0, "MODE: -1 ENAME" otherwise. */
+static void report(const char *mode, long r)
+{
+    if (r >= 0)
+        printf("%s: %ld\n", mode, r);
+    else
+        printf("%s: -1 %s\n", mode, err_name(errno));
+}
+
+/* Reads of 12 bytes from a 12-byte file with a huge count: Linux returns 12 or refuses the
+ * count (EFAULT, EINVAL), depending on the call and the version; either is "ok". */
+static void report_huge_read(const char *mode, long r)
+{
+    int ok = r == 12 || (r < 0 && (errno == EFAULT || errno == EINVAL));
+    printf("%s: %s\n", mode, ok ? "ok" : "unexpected");
+}
+
+/* A 12-byte temporary file, already unlinked. */
+static int temp_file(void)
+{
+    char path[] = "/tmp/fault_syscalls-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        perror("mkstemp");
+        exit(1);
+    }
+    unlink(path);
+    if (write(fd, "hello world\n", 12) != 12) {
+        perror("write");
+        exit(1);
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "";
+    struct stat st;
+    static char buf[64];
+
+    if (!strcmp(mode, "fstat-pipe")) {
+        int p[2];
+        if (pipe(p) != 0)
+            return 1;
+        long r = fstat(p[0], &st);
+        printf("%s: %ld fifo %d\n", mode, r, r == 0 && S_ISFIFO(st.st_mode));
+    } else if (!strcmp(mode, "fstat-socket")) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+            return 1;
+        long r = fstat(sv[0], &st);
+        printf("%s: %ld socket %d\n", mode, r, r == 0 && S_ISSOCK(st.st_mode));
+    } else if (!strcmp(mode, "fstat-eventfd")) {
+        int fd = eventfd(0, 0);
+        if (fd < 0)
+            return 1;
+        report(mode, fstat(fd, &st));
+    } else if (!strcmp(mode, "lseek-whence")) {
+        report(mode, lseek(temp_file(), 0, INT_MIN));
+    } else if (!strcmp(mode, "ftruncate-neg")) {
+        report(mode, ftruncate(temp_file(), -1));
+    } else if (!strcmp(mode, "pread-huge")) {
+        size_t count = SSIZE_MAX / 2;
+        __asm__("" : "+r"(count)); /* hide the size from -Wstringop-overflow */
+        report_huge_read(mode, pread(temp_file(), buf, count, 0));
+    } else if (!strcmp(mode, "readv-huge")) {
+        struct iovec iov = {buf, (size_t)1 << 62};
+        int fd = temp_file();
+        lseek(fd, 0, SEEK_SET);
+        report_huge_read(mode, readv(fd, &iov, 1));
+    } else if (!strcmp(mode, "access-mode")) {
+        report(mode, syscall(SYS_access, "/", 0x80000000L));
+    } else if (!strcmp(mode, "open-flags")) {
+        long r = syscall(SYS_open, "/", O_RDONLY | 0x80000000L);
+        printf("%s: %s\n", mode, r >= 0 ? "ok" : err_name(errno));
+    } else if (!strcmp(mode, "dupfd-negative")) {
+        report(mode, fcntl(1, F_DUPFD, -5));
+    } else if (!strcmp(mode, "mmap-huge")) {
+        void *p = mmap(NULL, (size_t)1 << 40, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("%s: returned%s\n", mode,
+               p != MAP_FAILED || errno == ENOMEM ? "" : " an unexpected errno");
+    } else if (!strcmp(mode, "clone-bad-ptid")) {
+        fflush(stdout);
+        long pid = syscall(SYS_clone, CLONE_PARENT_SETTID | SIGCHLD, 0L, (int *)8, 0L, 0L);
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0) {
+            printf("%s: -1 %s\n", mode, err_name(errno));
+        } else {
+            int status;
+            long w = waitpid((pid_t)pid, &status, 0);
+            printf("%s: child exited %d\n", mode,
+                   w == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        }
+    } else if (!strcmp(mode, "sleep-forever")) {
+        struct timespec ts = {LONG_MAX, 0}, now;
+        long r = nanosleep(&ts, NULL);
+        printf("%s: nanosleep %ld", mode, r);
+        fflush(stdout);
+        r = clock_gettime(CLOCK_REALTIME, &now);
+        printf(", clock_gettime %ld\n", r);
+    } else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    return 0;
+}
