@@ -1,0 +1,1264 @@
+"""Property-based fuzzing (hypothesis) of the hardware model and of the syscall layer.
+
+Part 1, the hardware model (``uintr_emu.hw``, in process, no engine): random MSR numbers and
+values, random XSAVE images, random UITTs/UPIDs in a ``PagedMemory`` with random SENDUIPI
+indices, random instruction bytes and random operation sequences.  Only results or
+``ArchFault`` subclasses may come out, and the state invariants of docs/hardware.md hold.
+
+Part 2, the syscall layer: a small static program is loaded into ``uintr_emu.api.Machine``
+(not run) and syscall handlers are called directly, ``kernel.syscalls[nr].fn(kernel, thread,
+*args)``, with random 64-bit arguments, pointers into the program's memory or anywhere.  Every
+example runs in a forked child of the test process, so it starts from the same machine, its
+host side effects (umask, cwd, files) die with it, and a hang or a crash of the child is
+seen, not suffered.  The guest's file system root (``Options(root=...)``) and the child's cwd
+are a temporary directory that is rebuilt before every example.  Allowed outcomes: an int
+(-4095..-1 or a value), ``BLOCK``, ``RESTART``, ``GuestFault`` (EFAULT), ``GuestExit``.
+
+Example counts: ``UINTR_FUZZ_EXAMPLES=N`` multiplies every ``max_examples`` (default 1);
+benchmarks/fuzz_long.py runs a long campaign (docs/robustness.md).
+
+Known bugs are listed in KNOWN_SYSCALL_BUGS: the fuzz tolerates exactly those (syscall,
+exception) pairs, and each has a strict-xfail regression test with a concrete input below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from uintr_emu import Machine, Options
+from uintr_emu.engine import unicorn as eng
+from uintr_emu.hw.apic import ApicBus, LocalApic
+from uintr_emu.hw.cpu import CR4_UINTR, CpuFeatures, is_canonical
+from uintr_emu.hw.decode import MAX_INSTRUCTION_LENGTH, Decoded, decode
+from uintr_emu.hw.faults import ArchFault, GeneralProtection, PageFault
+from uintr_emu.hw.memory import PagedMemory
+from uintr_emu.hw.uintr import (
+    IA32_UINTR_HANDLER,
+    IA32_UINTR_MISC,
+    IA32_UINTR_PD,
+    IA32_UINTR_RR,
+    IA32_UINTR_STACKADJUST,
+    IA32_UINTR_TT,
+    UINTR_MSRS,
+    UintrState,
+    UintrUnit,
+)
+from uintr_emu.linux.kernel import BLOCK, RESTART, GuestExit
+from uintr_emu.linux.mm import TASK_SIZE, GuestFault, engine_perms
+from uintr_emu.linux.process import HostFile
+from uintr_emu.linux.syscalls import registry
+from uintr_emu.linux.uintr import NEXT as UINTR_NEXT
+from uintr_emu.linux.uintr import RFC as UINTR_RFC
+
+REPO = Path(__file__).resolve().parent.parent
+SCALE = max(1, int(os.environ.get("UINTR_FUZZ_EXAMPLES", "1") or 1))
+M64 = 2**64 - 1
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a test: its CI share times UINTR_FUZZ_EXAMPLES."""
+    return n * SCALE
+
+
+def fuzz_settings(n: int) -> Callable[[Any], Any]:
+    return settings(
+        max_examples=examples(n),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+# =========================================================================== part 1: hardware
+
+u64 = st.integers(0, M64)
+edgy_u64 = st.one_of(
+    u64,
+    st.integers(0, 2**48),
+    st.integers(2**64 - 2**48, M64),
+    st.sampled_from(
+        [
+            0,
+            1,
+            2,
+            0xE,
+            0xF,
+            0x3F,
+            0x40,
+            2**31,
+            2**32 - 1,
+            2**32,
+            2**40 - 1,
+            2**40,
+            2**47 - 1,
+            2**47,
+            2**63,
+            2**64 - 2**47,
+            M64,
+        ]
+    ),
+)
+msr_numbers = st.one_of(
+    st.sampled_from(UINTR_MSRS),
+    st.integers(0x980, 0x990),
+    st.integers(0, 2**32 - 1),
+)
+KERNEL = 0xFFFF_8880_0000_0000  # supervisor-only pages (UITT, UPIDs), as Linux lays them out
+USER = 0x7FFF_FFF0_0000  # a user page (user stack top)
+NONCANONICAL = 0x8000_0000_0000_0000
+
+
+def hw_machine(n_cpus: int = 2, features: CpuFeatures | None = None) -> tuple[Any, ...]:
+    """CPUs with CR4.UINTR (when the feature is there), 3 kernel pages, 4 user pages."""
+    features = features or CpuFeatures()
+    mem = PagedMemory()
+    mem.map(KERNEL, 0x3000, user=False, writable=True)
+    mem.map(USER - 0x4000, 0x4000, user=True, writable=True)
+    bus = ApicBus()
+    ipis: list[tuple] = []
+    bus.on_ipi = lambda s, t, v: ipis.append((s.apic_id, t.apic_id, v))
+    cpus = []
+    for i in range(n_cpus):
+        apic = LocalApic(i)
+        bus.attach(apic)
+        unit = UintrUnit(features, apic, bus, mem)
+        if features.uintr:
+            unit.cr4 = CR4_UINTR
+        cpus.append(unit)
+    return mem, cpus, ipis
+
+
+def snapshot_memory(mem: PagedMemory) -> dict[int, bytes]:
+    return {pn: bytes(p.data) for pn, p in mem._pages.items()}
+
+
+def check_state_invariants(st_: UintrState) -> None:
+    """What WRMSR/XRSTORS guarantee whatever the sequence: the addresses are canonical, the
+    fields fit their widths, the reserved bits are clear."""
+    assert is_canonical(st_.handler) and is_canonical(st_.stack_adjust)
+    assert is_canonical(st_.upid_addr) and st_.upid_addr & 0x3F == 0
+    assert is_canonical(st_.uitt_addr) and st_.uitt_addr & 0xF == 0
+    assert 0 <= st_.uirr <= M64 and 0 <= st_.uinv <= 0xFF and 0 <= st_.uitt_size < 2**32
+
+
+@fuzz_settings(1500)
+@given(
+    ops=st.lists(st.tuples(st.booleans(), msr_numbers, edgy_u64), min_size=1, max_size=8),
+    uintr=st.booleans(),
+)
+def test_hw_msr_sequences(ops: list[tuple[bool, int, int]], uintr: bool) -> None:
+    """RDMSR/WRMSR of any MSR number with any 64-bit value: a result or #GP, nothing else;
+    a refused WRMSR changes nothing; an accepted one reads back; invariants always hold."""
+    _, (cpu, _), _ = hw_machine(features=CpuFeatures(uintr=uintr))
+    for write, msr, value in ops:
+        before = dataclasses.replace(cpu.state)
+        try:
+            if write:
+                cpu.wrmsr(msr, value)
+            else:
+                got = cpu.rdmsr(msr)
+                assert 0 <= got <= M64
+        except ArchFault as f:
+            assert isinstance(f, GeneralProtection), f
+            assert cpu.state == before, "a faulting RDMSR/WRMSR changed the state"
+            assert not uintr or msr not in UINTR_MSRS or write
+            continue
+        assert uintr and msr in UINTR_MSRS
+        if write:
+            assert cpu.rdmsr(msr) == value
+        else:
+            assert cpu.state == before
+        check_state_invariants(cpu.state)
+
+
+def test_hw_wrmsr_values_beyond_64_bits_are_a_programming_error() -> None:
+    """docs/hardware.md: values outside 0..2^64-1 are ValueError (never reach the guest)."""
+    _, (cpu, _), _ = hw_machine()
+    for value in (-1, 2**64):
+        with pytest.raises(ValueError):
+            cpu.wrmsr(IA32_UINTR_RR, value)
+
+
+xsave_images = st.one_of(
+    st.binary(min_size=48, max_size=48),
+    st.builds(lambda *v: struct.pack("<6Q", *v), *[edgy_u64] * 6),
+    st.builds(
+        lambda h, sa, size, uinv, uif, pd, rr, tt: struct.pack(
+            "<6Q", h, sa, size | uinv << 32 | uif << 63, pd, rr, tt
+        ),
+        edgy_u64,
+        edgy_u64,
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 255),
+        st.integers(0, 1),
+        edgy_u64.map(lambda v: v & ~0x3F),
+        u64,
+        edgy_u64.map(lambda v: v & ~0xE),
+    ),
+)
+
+
+@fuzz_settings(1200)
+@given(images=st.lists(xsave_images, min_size=1, max_size=4), uintr=st.booleans())
+def test_hw_xrstors_random_images(images: list[bytes], uintr: bool) -> None:
+    """XRSTORS of any 48-byte image: #GP with nothing loaded, or exactly the image loaded
+    (XSAVES gives it back); a second XRSTORS without XSAVES faults when UINV != 0."""
+    _, (cpu, _), _ = hw_machine(features=CpuFeatures(uintr=uintr))
+    for image in images:
+        before = dataclasses.replace(cpu.state)
+        try:
+            cpu.xrstors(image)
+        except ArchFault as f:
+            assert isinstance(f, GeneralProtection), f
+            assert cpu.state == before
+            if uintr and before.uinv:
+                cpu.xsaves()  # the OS's XSAVES clears UINV; then it may try again
+            continue
+        assert uintr
+        assert cpu.state == UintrState.from_xsave(image)
+        check_state_invariants(cpu.state)
+        assert cpu.xsaves() == image
+        assert cpu.state.uinv == 0
+
+
+@fuzz_settings(100)
+@given(image=st.binary(max_size=100).filter(lambda b: len(b) != 48))
+def test_hw_xrstors_wrong_size_is_a_programming_error(image: bytes) -> None:
+    _, (cpu, _), _ = hw_machine()
+    with pytest.raises(ValueError):
+        cpu.xrstors(image)
+
+
+# UITT entries and UPIDs: fully random 16 bytes, or plausible ones with one thing wrong.
+upid_addresses = st.one_of(
+    st.sampled_from([KERNEL + 0x2000, KERNEL + 0x2040, KERNEL + 0x2FC0]),  # valid, mapped
+    st.sampled_from([KERNEL + 0x2008, KERNEL + 0x3000, USER - 0x1000, NONCANONICAL, 0]),
+    u64,
+)
+uitt_entries = st.one_of(
+    st.binary(min_size=16, max_size=16),
+    st.builds(
+        lambda valid, reserved, vector, upid: struct.pack(
+            "<QQ", valid | reserved | vector << 8, upid
+        ),
+        st.integers(0, 1),
+        st.sampled_from([0, 0, 0, 2, 0x80, 1 << 16, 1 << 63]),
+        st.one_of(st.integers(0, 63), st.integers(64, 255)),
+        upid_addresses,
+    ),
+)
+upids = st.one_of(
+    st.binary(min_size=16, max_size=16),
+    st.builds(
+        lambda on, sn, reserved, nv, ndst, pir: struct.pack(
+            "<QQ", on | sn << 1 | reserved | nv << 16 | ndst << 32, pir
+        ),
+        st.integers(0, 1),
+        st.integers(0, 1),
+        st.sampled_from([0, 0, 0, 4, 1 << 24]),
+        st.one_of(st.sampled_from([0xEC, 0xEB, 0, 15, 16]), st.integers(0, 255)),
+        st.one_of(st.integers(0, 3), st.integers(0, 2**32 - 1)),
+        u64,
+    ),
+)
+
+
+@fuzz_settings(1200)
+@given(
+    entries=st.lists(uitt_entries, min_size=1, max_size=8),
+    upid_images=st.lists(upids, min_size=1, max_size=4),
+    uitt_addr=st.one_of(
+        st.just(KERNEL),
+        st.sampled_from([KERNEL + 0x2FF0, USER - 0x1000, NONCANONICAL, 0x1000]),
+        u64.map(lambda v: v & ~0xF),
+    ),
+    uitt_size=st.one_of(st.integers(0, 10), st.integers(0, 2**32 - 1)),
+    enable=st.booleans(),
+    index=st.one_of(st.integers(0, 10), edgy_u64),
+    interrupts_enabled=st.booleans(),
+)
+def test_hw_senduipi_random_tables(
+    entries, upid_images, uitt_addr, uitt_size, enable, index, interrupts_enabled
+) -> None:
+    """SENDUIPI over random UITTs and UPIDs: a defined fault (nothing written, no IPI) or
+    exactly the UPID update of the SDM; then notification processing moves PIR into UIRR of
+    the CPU whose UINV/UPID match, and UIRR only ever gains posted bits."""
+    mem, cpus, ipis = hw_machine(n_cpus=2)
+    sender, receiver = cpus
+    for i, e in enumerate(entries):
+        mem.write(KERNEL + 16 * i, e, supervisor=True)
+    upid_slots = [KERNEL + 0x2000 + 0x40 * i for i in range(len(upid_images))]
+    for addr, image in zip(upid_slots, upid_images, strict=True):
+        mem.write(addr, image, supervisor=True)
+    # The receiver runs with UPIDADDR = the first UPID and UINV = 0xEC, UIF = 1.
+    receiver.wrmsr(IA32_UINTR_PD, upid_slots[0])
+    receiver.wrmsr(IA32_UINTR_MISC, 0xEC << 32)
+    receiver.wrmsr(IA32_UINTR_HANDLER, 0x40_1000)
+    receiver.stui()
+    try:
+        sender.wrmsr(IA32_UINTR_MISC, uitt_size)
+        sender.wrmsr(IA32_UINTR_TT, uitt_addr | int(enable))
+    except GeneralProtection:
+        assume(False)  # a non-canonical UITT address cannot even be programmed
+    before_mem = snapshot_memory(mem)
+    before_sender = dataclasses.replace(sender.state)
+    uirr_before = receiver.state.uirr
+    try:
+        sender.senduipi(index)
+    except ArchFault:
+        assert snapshot_memory(mem) == before_mem, "a faulting SENDUIPI wrote memory"
+        assert ipis == []
+        assert sender.state == before_sender
+        return
+    assert sender.state == before_sender
+    # Exactly one UPID changed, as the SDM says.
+    changed = [pn for pn, data in snapshot_memory(mem).items() if data != before_mem.get(pn)]
+    assert len(changed) <= 1
+    entry_lo, upid_addr = struct.unpack(
+        "<QQ", mem.read(uitt_addr + 16 * index, 16, supervisor=True)
+    )
+    vector = entry_lo >> 8 & 0xFF
+    assert entry_lo & 1 and vector < 64 and upid_addr & 0x3F == 0
+    old_lo, old_pir = struct.unpack_from("<QQ", before_mem[upid_addr >> 12], upid_addr & 0xFFF)
+    new_lo, new_pir = struct.unpack("<QQ", mem.read(upid_addr, 16, supervisor=True))
+    assert new_pir == old_pir | 1 << vector
+    notify = old_lo & 3 == 0
+    assert new_lo == old_lo | int(notify)
+    if not notify:
+        assert ipis == []
+    # Notification processing on both CPUs.
+    for cpu in cpus:
+        pd = cpu.state.upid_addr
+        pir_before = struct.unpack("<QQ", mem.read(pd, 16, supervisor=True))[1] if pd else 0
+        uirr0 = cpu.state.uirr
+        try:
+            cpu.service_interrupts(interrupts_enabled)
+        except PageFault:
+            continue  # UPIDADDR left unmapped by the "OS": a defined fault
+        if not interrupts_enabled:
+            assert cpu.state.uirr == uirr0
+        assert cpu.state.uirr & uirr0 == uirr0  # UIRR never loses a bit here
+        assert cpu.state.uirr & ~uirr0 & ~pir_before == 0  # ... and gains only posted ones
+    uirr = receiver.state.uirr
+    if uirr & ~uirr_before:
+        result = receiver.deliver(0x40_2000, USER - 0x100, 0x202)
+        assert result is not None and result[0] == 0x40_1000
+        assert receiver.state.uirr == uirr & ~(1 << (uirr.bit_length() - 1))
+        assert not receiver.state.uif
+
+
+@fuzz_settings(3500)
+@given(
+    code=st.one_of(
+        st.binary(max_size=20),
+        st.builds(
+            lambda p, t, r: bytes(p) + t + r,
+            st.lists(
+                st.sampled_from(
+                    [
+                        0xF0,
+                        0xF2,
+                        0xF3,
+                        0x66,
+                        0x67,
+                        0x26,
+                        0x2E,
+                        0x36,
+                        0x3E,
+                        0x64,
+                        0x65,
+                        0x40,
+                        0x41,
+                        0x48,
+                        0x4F,
+                    ]
+                ),
+                max_size=16,
+            ),
+            st.one_of(
+                st.sampled_from([bytes([0x0F, 0x01, b]) for b in range(0xE8, 0xF0)]),
+                st.builds(lambda m: bytes([0x0F, 0xC7, m]), st.integers(0, 255)),
+                st.binary(min_size=1, max_size=3),
+            ),
+            st.binary(max_size=6),
+        ),
+    ),
+    suffix=st.binary(max_size=8),
+)
+def test_hw_decode_random_bytes(code: bytes, suffix: bytes) -> None:
+    """decode(): None, a Decoded or #UD (LOCK); it reads at most 15 bytes, and a decoded
+    instruction only depends on its own bytes (appending bytes changes nothing)."""
+    try:
+        result = decode(code)
+    except ArchFault as f:
+        assert f.vector == 6 and 0xF0 in code[:MAX_INSTRUCTION_LENGTH]
+        with pytest.raises(ArchFault):
+            decode(code + suffix)
+        return
+    assert decode(code[:MAX_INSTRUCTION_LENGTH]) == result
+    if result is None:
+        return
+    assert isinstance(result, Decoded)
+    assert 4 <= result.length <= min(len(code), MAX_INSTRUCTION_LENGTH)
+    assert result.register is None or 0 <= result.register < 16
+    assert decode(code + suffix) == result
+    assert decode(code[: result.length]) == result
+
+
+HW_OPS = (
+    "clui",
+    "stui",
+    "testui",
+    "senduipi",
+    "service",
+    "deliver",
+    "uiret",
+    "xsaves",
+    "xrstors",
+    "wrmsr",
+    "cr4",
+)
+
+
+@fuzz_settings(800)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(HW_OPS), st.integers(0, 1), edgy_u64, edgy_u64),
+        min_size=1,
+        max_size=25,
+    ),
+    flexible=st.booleans(),
+)
+def test_hw_random_operation_sequences(ops, flexible: bool) -> None:
+    """Any sequence of instructions, MSR writes, context switches, notification processing
+    and delivery on two CPUs: only ArchFaults, invariants hold after every step, and UIRR
+    changes only by delivery (one bit, the highest), notification (gains PIR bits), WRMSR and
+    XRSTORS."""
+    mem, cpus, _ = hw_machine(features=CpuFeatures(uintr=True, flexible_uiret=flexible))
+    # A working receiver on CPU 1 and a sender on CPU 0 to start from.
+    upid = KERNEL + 0x2000
+    mem.write(upid, struct.pack("<QQ", 0xEC << 16 | 1 << 32, 0), supervisor=True)
+    mem.write(KERNEL, struct.pack("<QQ", 1 | 3 << 8, upid), supervisor=True)
+    cpus[1].wrmsr(IA32_UINTR_HANDLER, 0x40_1000)
+    cpus[1].wrmsr(IA32_UINTR_STACKADJUST, 128)
+    cpus[1].wrmsr(IA32_UINTR_PD, upid)
+    cpus[1].wrmsr(IA32_UINTR_MISC, 0xEC << 32)
+    cpus[0].wrmsr(IA32_UINTR_TT, KERNEL | 1)
+    images: list[bytes] = []
+    for op, which, a, b in ops:
+        cpu = cpus[which]
+        st0 = dataclasses.replace(cpu.state)
+        uirr0 = st0.uirr
+        try:
+            if op == "clui":
+                cpu.clui()
+            elif op == "stui":
+                cpu.stui()
+            elif op == "testui":
+                flags = cpu.testui(a)
+                assert flags & 1 == int(cpu.state.uif)
+            elif op == "senduipi":
+                cpu.senduipi(a & 0xFF if b & 1 else a)
+            elif op == "service":
+                cpu.service_interrupts(bool(b & 1))
+            elif op == "deliver":
+                rsp = USER - 0x100 - (a & 0xFF0) if b & 2 else a
+                res = cpu.deliver(0x40_2000, rsp, b)
+                if res is not None:
+                    vector = uirr0.bit_length() - 1
+                    assert cpu.state.uirr == uirr0 & ~(1 << vector)
+                    assert not cpu.state.uif and res[0] == st0.handler
+            elif op == "uiret":
+                rsp = USER - 0x200 if b & 1 else a
+                rip, rflags, _ = cpu.uiret(rsp, b)
+                assert rflags & 2 and is_canonical(rip)
+            elif op == "xsaves":
+                images.append(cpu.xsaves())
+                assert cpu.state.uinv == 0
+            elif op == "xrstors":
+                cpu.xrstors(
+                    images.pop()
+                    if images and b & 1
+                    else struct.pack("<6Q", *([a, b, a & 0xFFFF_FFFF, a & ~0x3F, b, a & ~0xE]))
+                )
+            elif op == "wrmsr":
+                cpu.wrmsr(UINTR_MSRS[b % len(UINTR_MSRS)], a)
+            elif op == "cr4":
+                cpu.cr4 = CR4_UINTR if b & 1 else 0
+        except ArchFault:
+            assert cpu.state == st0, f"a faulting {op} changed the state"
+        check_state_invariants(cpu.state)
+        if op not in ("service", "deliver", "wrmsr", "xrstors"):
+            assert cpu.state.uirr == uirr0, f"{op} changed UIRR"
+        if op == "service":
+            assert cpu.state.uirr & uirr0 == uirr0
+
+
+# =========================================================================== part 2: syscalls
+
+SCRATCH_SIZE = 0x2000  # two pages the example fills; the page after them is unmapped
+KERNEL_AREA = 0xFFFF_8880_0000_0000
+AT_FDCWD = 2**32 - 100
+#: Path strings the scratch pages may start with (besides random bytes).
+PATHS = [
+    b"f",
+    b"d",
+    b"d/g",
+    b"l",
+    b"prog",
+    b"new",
+    b"d/new",
+    b"..",
+    b".",
+    b"/",
+    b"../../..",
+    b"/f",
+    b"/d/../f",
+    b"loop",
+    b"/proc/self/exe",
+    b"",
+    b"x" * 300,
+    b"\xff\xfe",
+]
+
+
+def build_root(root: Path, program: bytes) -> None:
+    """The guest's file system: a file, a directory, symlinks and the program itself."""
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    (root / "f").write_bytes(b"hello, fuzz\n" * 100)
+    (root / "d").mkdir()
+    (root / "d" / "g").write_bytes(b"g")
+    (root / "l").symlink_to("f")
+    (root / "loop").symlink_to("loop")
+    prog = root / "prog"
+    prog.write_bytes(program)
+    prog.chmod(0o755)
+
+
+def fs_state(root: Path) -> dict[str, tuple[int, ...]]:
+    """What a guest can change under `root` (not atime), to rebuild it only when it changed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            s = os.lstat(path)
+            out[path] = (s.st_ino, s.st_mode, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+    return out
+
+
+@dataclasses.dataclass
+class Outcome:
+    kind: str  # int, BLOCK, RESTART, GuestFault, GuestExit | error, bad-result, invariant
+    value: Any = None  # the int, the exception type, the invariant's tag
+    detail: str = ""
+
+
+ALLOWED = ("int", "BLOCK", "RESTART", "GuestFault", "GuestExit")
+
+
+def classify(r: Any) -> Outcome:
+    if r is BLOCK:
+        return Outcome("BLOCK")
+    if r is RESTART:
+        return Outcome("RESTART")
+    if isinstance(r, int) and not isinstance(r, bool):
+        if -4095 <= r <= M64:
+            return Outcome("int", r)
+        return Outcome("bad-result", "out-of-range", f"result {r}: not -errno nor a 64-bit value")
+    return Outcome("bad-result", type(r).__name__, f"result {r!r:.200}")
+
+
+def kernel_invariant(k: Any) -> tuple[str, str] | None:
+    """(tag, message) of the first broken invariant after a syscall, or None: fd numbers;
+    VMAs sorted, page aligned, in user space and identical to the engine's mappings; every
+    runnable thread on a CPU; the UINTR state of every thread valid (docs/hardware.md)."""
+    for p in k.processes.values():
+        if p.exit_status is not None:
+            continue
+        bad = [fd for fd in p.fds.fds if not 0 <= fd < 2**31]
+        if bad:
+            return "fd-number", f"pid {p.pid}: the fd table holds {bad}"
+        mem = p.mem
+        if mem.starts != [v.start for v in mem.vmas]:
+            return "vma-index", "AddressSpace.starts is out of sync with vmas"
+        prev = 0
+        for v in mem.vmas:
+            if v.start < prev or v.start >= v.end or (v.start | v.end) & 0xFFF:
+                return "vma-layout", f"bad or overlapping VMA {v.start:#x}-{v.end:#x}"
+            if v.end > TASK_SIZE:
+                return "vma-beyond-user", f"VMA {v.start:#x}-{v.end:#x} beyond user space"
+            prev = v.end
+        ours = _merge((v.start, v.end, engine_perms(v.prot)) for v in mem.vmas)
+        engine = _merge((a, b + 1, perms) for a, b, perms in p.engine.uc.mem_regions())
+        if ours != engine:
+            return "vma-engine", f"VMAs {_fmt(ours)} != engine mappings {_fmt(engine)}"
+    placed = {id(c.current) for c in k.machine.cpus if c.current is not None}
+    placed |= {id(q) for c in k.machine.cpus for q in c.queue}
+    for t in k.threads.values():
+        if t.runnable and id(t) not in placed:
+            return "thread-not-placed", f"thread {t.tid} is runnable but on no CPU: never runs"
+        if not t.runnable and id(t) in placed:
+            return "thread-placed", f"thread {t.tid} is {t.state.value} but on a CPU"
+        state = k.uintr._rdstate(t)
+        try:
+            check_state_invariants(state)
+        except AssertionError:
+            return "uintr-state", f"thread {t.tid}: invalid UINTR state {state}"
+    return None
+
+
+def _merge(regions: Any) -> list[tuple[int, int, int]]:
+    out: list[tuple[int, int, int]] = []
+    for a, b, perms in sorted(regions):
+        if out and out[-1][1] == a and out[-1][2] == perms:
+            out[-1] = (out[-1][0], b, perms)
+        else:
+            out.append((a, b, perms))
+    return out
+
+
+def _fmt(regions: list[tuple[int, int, int]]) -> str:
+    return ", ".join(f"{a:#x}-{b:#x}:{p}" for a, b, p in regions)
+
+
+def uintr_nr(k: Any, name: str) -> int:
+    """The number of a UINTR syscall in the machine's ABI ('vector_fd' is 'create_fd' in RFC)."""
+    names = {name, "create_fd" if name == "vector_fd" else name}
+    return next(nr for nr, sc in k.syscalls.items() if sc.name.removeprefix("uintr_") in names)
+
+
+#: A symbolic argument: ("int", value) or (region, offset), resolved against a harness.
+Arg = tuple[str, int]
+
+
+class SyscallHarness:
+    """One loaded machine, built once; `run` forks a child per example."""
+
+    def __init__(
+        self,
+        program: bytes,
+        root: Path,
+        *,
+        abi: str = "next",
+        rich: bool = False,
+        uintr: bool = True,
+        exe: Path | None = None,
+    ):
+        self.program = program
+        self.root = root
+        build_root(root, program)
+        self.pristine = fs_state(root)
+        self.machine = Machine(
+            Options(cpus=2, root=str(root), uintr_abi=abi, features=CpuFeatures(uintr=uintr))
+        )
+        self.machine.load(
+            str(exe or root / "prog"), ["prog", "arg"], ["HOME=/"], capture_output=True
+        )
+        k = self.kernel = self.machine.kernel
+        (self.thread,) = k.threads.values()
+        p = self.thread.process
+        # fd 0 is the host's stdin: a guest read must not wait for a terminal.
+        p.fds.install_at(0, HostFile(os.open(os.devnull, os.O_RDWR), os.devnull))
+        self.scratch = self.call(9, 0, SCRATCH_SIZE + 0x1000, 3, 0x22, M64, 0)
+        assert 0 < self.scratch < TASK_SIZE
+        p.mem.unmap(self.scratch + SCRATCH_SIZE, 0x1000)  # a hole right after the scratch
+        self.text = 0x40_1000
+        self.rsp = p.engine.reg_read(eng.RSP)
+        if rich:
+            self._enrich()
+
+    def call(self, nr: int, *args: int) -> Any:
+        sc = self.kernel.syscalls[nr]
+        return sc.fn(self.kernel, self.thread, *args[: len(sc.argnames)])
+
+    def resolve(self, arg: Arg) -> int:
+        region, v = arg
+        base = {
+            "int": 0,
+            "scratch": self.scratch,
+            "stack": self.rsp - 0x1000,
+            "text": self.text,
+            "scratch-end": self.scratch + SCRATCH_SIZE,
+        }[region]
+        return (base + v) & M64
+
+    def _cstr(self, s: bytes) -> int:
+        self.thread.process.mem.write(self.scratch, s + b"\0")
+        return self.scratch
+
+    def _enrich(self) -> None:
+        """Open a file and a directory, a pipe, a socket pair, an eventfd, a UINTR receiver
+        with a vector fd and a sender, a signal handler and a timer, so that random arguments
+        (small fds in particular) hit live kernel objects."""
+        k = self.kernel
+        assert self.call(257, AT_FDCWD, self._cstr(b"f"), os.O_RDWR, 0) == 3
+        assert self.call(257, AT_FDCWD, self._cstr(b"d"), os.O_RDONLY, 0) == 4
+        assert self.call(293, self.scratch, 0) == 0  # pipe: 5, 6
+        assert self.call(53, 1, 1, 0, self.scratch) == 0  # socketpair: 7, 8
+        assert self.call(290, 1, 0) == 9  # eventfd
+        assert self.call(1, 6, self._cstr(b"pipe data"), 9) == 9
+        assert self.call(1, 7, self._cstr(b"socket data"), 11) == 11
+        if k.opt.features.uintr:
+            assert self.call(uintr_nr(k, "register_handler"), self.text, 0) == 0
+            assert self.call(uintr_nr(k, "vector_fd"), 3, 0) == 10
+            assert self.call(uintr_nr(k, "register_sender"), 10, 0) == 0
+        act = struct.pack("<QQQQ", self.text, 0x0400_0004, self.text, 0)  # SA_SIGINFO|RESTORER
+        self.thread.process.mem.write(self.scratch, act)
+        assert self.call(13, 10, self.scratch, 0, 8) == 0  # a SIGUSR1 handler
+        assert self.call(37, 100) == 0  # alarm(100)
+        self.thread.process.mem.write(self.scratch, bytes(SCRATCH_SIZE))
+
+    def run(
+        self,
+        calls: list[tuple[int, tuple[Arg, ...]]],
+        scratch: bytes = b"",
+        timeout: float = 30.0,
+        probe: Callable[..., Any] | None = None,
+    ) -> list[Outcome]:
+        """Run `calls` in a forked child; the outcome of each (it stops at the first bug).
+        `probe(kernel, thread)`, if given, runs after them: its result is a last "probe"
+        outcome."""
+        if fs_state(self.root) != self.pristine:  # the previous example changed files
+            build_root(self.root, self.program)
+            self.pristine = fs_state(self.root)
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            status = 0
+            try:
+                os.close(rfd)
+                out = self._child(calls, scratch)
+                if probe is not None:
+                    out.append(Outcome("probe", probe(self.kernel, self.thread)))
+                os.write(wfd, pickle.dumps(out))
+            except BaseException:  # noqa: BLE001
+                status = 3
+            finally:
+                os._exit(status)
+        os.close(wfd)
+        data = b""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([rfd], [], [], left)[0]:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    return [Outcome("error", "hang", f"no result within {timeout:g} s")]
+                chunk = os.read(rfd, 1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(rfd)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status)).name
+            return [Outcome("error", "crash", f"the host process died of {sig}")]
+        if not data:
+            return [Outcome("error", "child", f"the child exited with status {status}")]
+        return pickle.loads(data)
+
+    def _child(self, calls: list[tuple[int, tuple[Arg, ...]]], scratch: bytes) -> list[Outcome]:
+        os.chdir(self.root)
+        k, t = self.kernel, self.thread
+        t.process.mem.write(self.scratch, scratch.ljust(SCRATCH_SIZE, b"\0")[:SCRATCH_SIZE])
+        out = []
+        for nr, args in calls:
+            try:
+                o = classify(self.call(nr, *(self.resolve(a) for a in args)))
+            except GuestFault as e:
+                o = Outcome("GuestFault", e.address)
+            except GuestExit as e:
+                o = Outcome("GuestExit", e.status)
+            except Exception as e:  # noqa: BLE001 - what the fuzz is looking for
+                tb = traceback.extract_tb(e.__traceback__)
+                where = next(
+                    (
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                        for f in reversed(tb)
+                        if "uintr_emu" in f.filename
+                    ),
+                    "?",
+                )
+                o = Outcome("error", type(e).__name__, f"{e} [{where}]")
+            out.append(o)
+            if o.kind not in ALLOWED:
+                break
+            broken = kernel_invariant(k)
+            if broken is not None:
+                out.append(Outcome("invariant", *broken))
+                break
+            if o.kind == "GuestExit" or not t.runnable:
+                break  # the caller has exited or sleeps: nothing more to call on its behalf
+        return out
+
+
+# --- argument strategies (symbolic: the same example means the same call in any harness) ----
+
+integer_args = st.one_of(
+    st.integers(0, 40),
+    st.sampled_from(
+        [
+            M64,
+            M64 - 99,
+            2**32 - 1,
+            AT_FDCWD,
+            2**31 - 1,
+            2**31,
+            2**32,
+            2**63 - 1,
+            2**63,
+            4096,
+            4095,
+            2**47,
+            1 << 20,
+            1 << 30,
+            1 << 40,
+            KERNEL_AREA,
+            NONCANONICAL,
+            TASK_SIZE - 8,
+            TASK_SIZE,
+        ]
+    ),
+    st.integers(0, 2**32 - 1),
+    u64,
+)
+args = st.one_of(
+    st.integers(0, 12).map(lambda v: ("int", v)),  # fds (the rich program's 0..10), counts
+    integer_args.map(lambda v: ("int", v)),
+    st.integers(0, SCRATCH_SIZE - 1).map(lambda o: ("scratch", o)),
+    st.integers(-64, -1).map(lambda o: ("scratch-end", o)),  # an access runs into the hole
+    st.integers(0, 0x2000).map(lambda o: ("stack", o)),  # argv, envp, auxv and above
+    st.integers(0, 0xFFF).map(lambda o: ("text", o)),  # read-only code
+)
+six_args = st.tuples(*[args] * 6)  # every handler takes at most six
+scratch_contents = st.one_of(
+    st.binary(max_size=256),
+    st.builds(lambda p, rest: p + b"\0" + rest, st.sampled_from(PATHS), st.binary(max_size=64)),
+    st.builds(
+        lambda vals: struct.pack(f"<{len(vals)}Q", *vals),
+        st.lists(st.one_of(st.integers(0, 64), integer_args), max_size=16),
+    ),
+)
+
+
+def show(h: SyscallHarness, nr: int, call_args: tuple[Arg, ...]) -> str:
+    sc = h.kernel.syscalls[nr]
+    shown = ", ".join(hex(h.resolve(a)) for a in call_args[: len(sc.argnames)])
+    return f"{sc.name}({shown})"
+
+
+# --- known bugs ------------------------------------------------------------------------------
+
+#: (syscall, outcome tag) -> the bug. The fuzz tolerates exactly these; each has a strict-xfail
+#: regression test with a concrete input (test_known_syscall_bug) and is in docs/robustness.md.
+KNOWN_SYSCALL_BUGS: dict[tuple[str, str], str] = {}
+BUG_INPUTS: list[tuple[str, str, tuple[int, ...], bytes, bool, str]] = []
+
+
+def bug(
+    syscalls: str,
+    tag: str,
+    reason: str,
+    example: tuple[str, tuple[int, ...], bytes, bool],
+    abi: str = "next",
+) -> None:
+    """Register a known bug: the syscalls it affects, its outcome tag, and one input
+    (name, args, scratch, rich harness?) that shows it."""
+    for name in syscalls.split():
+        KNOWN_SYSCALL_BUGS[(name, tag)] = reason
+    name, call_args, scratch, rich = example
+    BUG_INPUTS.append((name, tag, call_args, scratch, rich, abi))
+
+
+S = -1  # in a bug example: the scratch address
+bug(
+    "mmap mremap brk",
+    "OSError",
+    "AddressSpace.map (linux/mm.py) lets the host's OSError(ENOMEM) from mmap.mmap(-1, length) "
+    "escape: a guest mmap/brk/mremap of ~1 TiB ends the emulator ('internal error', status "
+    "70) instead of returning -ENOMEM",
+    ("mmap", (0, 1 << 40, 3, 0x22, M64, 0), b"", False),
+)
+bug(
+    "mmap",
+    "OverflowError",
+    "sys_mmap (linux/syscalls/mm.py) passes a file offset >= 2^63 to os.pread: OverflowError "
+    "(the offset is only checked for page alignment); Linux: EOVERFLOW/EINVAL",
+    ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
+)
+bug(
+    "lseek",
+    "OverflowError",
+    "sys_lseek (linux/syscalls/fs.py) passes `whence` unchecked to os.lseek, which needs a C "
+    "int: whence >= 2^31 is OverflowError; Linux: EINVAL for whence > SEEK_HOLE",
+    ("lseek", (3, 0, 2**31), b"", True),
+)
+bug(
+    "ftruncate truncate",
+    "OverflowError",
+    "sys_ftruncate/sys_truncate (linux/syscalls/fs.py) pass the unsigned length to "
+    "os.ftruncate/os.truncate: length >= 2^63 (a negative off_t) is OverflowError; Linux: EINVAL",
+    ("ftruncate", (3, 2**63), b"", True),
+)
+bug(
+    "pread64",
+    "MemoryError",
+    "sys_pread64 (linux/syscalls/fs.py) passes `count` unclamped to os.pread, which allocates "
+    "it: count = 2^62 is MemoryError (sys_read clamps to 16 MiB; Linux to MAX_RW_COUNT)",
+    ("pread64", (3, S, 2**62, 0), b"", True),
+)
+bug(
+    "pread64 pwrite64",
+    "OverflowError",
+    "sys_pread64/sys_pwrite64 (linux/syscalls/fs.py) pass offset >= 2^63 (negative loff_t) to "
+    "os.pread/os.pwrite: OverflowError; Linux: EINVAL",
+    ("pwrite64", (3, S, 1, 2**63), b"", True),
+)
+bug(
+    "readv",
+    "MemoryError",
+    "sys_readv (linux/syscalls/fs.py) asks do_read for the sum of the iov_len values, unclamped: "
+    "os.read(fd, 2^62) is MemoryError, a sum >= 2^63 OverflowError; Linux: EINVAL if the sum "
+    "exceeds SSIZE_MAX, else at most MAX_RW_COUNT",
+    ("readv", (3, S, 1), struct.pack("<QQ", 0, 2**62), True),
+)
+KNOWN_SYSCALL_BUGS[("readv", "OverflowError")] = KNOWN_SYSCALL_BUGS[("readv", "MemoryError")]
+bug(
+    "open openat",
+    "OverflowError",
+    "sys_openat (linux/syscalls/fs.py) passes flags & 0xFFFFFFFF to os.open, which needs a "
+    "signed C int: a flags value with bit 31 set is OverflowError; Linux ignores unknown open "
+    "flags (open(2))",
+    ("openat", (AT_FDCWD, S, 2**31, 0), b"f\0", False),
+)
+bug(
+    "access faccessat faccessat2",
+    "OverflowError",
+    "sys_faccessat (linux/syscalls/fs.py) passes `mode` unchecked to os.access: mode >= 2^31 "
+    "is OverflowError; Linux: EINVAL for mode bits other than R_OK|W_OK|X_OK",
+    ("access", (S, 2**31), b"f\0", False),
+)
+bug(
+    "fstat newfstatat",
+    "TypeError",
+    "_fstat_file (linux/syscalls/fs.py) builds os.stat_result from a 10-tuple for pipes, "
+    "sockets, eventfds and uintr fds, so st_atime_ns and friends are None and pack_stat fails: "
+    "fstat() of any pipe is 'internal error: TypeError' (status 70) -- tests/test_faults.py "
+    "shows it with a real program",
+    ("fstat", (5, S), b"", True),
+)
+bug(
+    "fcntl",
+    "fd-number",
+    "sys_fcntl F_DUPFD/F_DUPFD_CLOEXEC (linux/syscalls/fs.py) installs the new descriptor at "
+    "s32(arg) without checking it: arg -5 puts fd -5 in the table and returns -5, which the "
+    "guest reads as -EIO; arg 0xffffde64 returns -8604, not even an errno. Linux: EINVAL for "
+    "arg < 0 or >= RLIMIT_NOFILE",
+    ("fcntl", (1, 0, 2**32 - 5), b"", False),
+)
+KNOWN_SYSCALL_BUGS[("fcntl", "out-of-range")] = KNOWN_SYSCALL_BUGS[("fcntl", "fd-number")]
+bug(
+    "clone clone3 fork vfork",
+    "thread-not-placed",
+    "create_thread/Kernel.fork (linux/syscalls/thread.py, linux/kernel.py) write "
+    "CLONE_PARENT_SETTID/CLONE_CHILD_SETTID after registering the new thread and before "
+    "placing it: a bad pointer returns EFAULT but leaves a 'runnable' thread that is on no CPU "
+    "(a thread: its process can never end -- exit of the others then deadlocks; a fork: a "
+    "half-made child process). Linux ignores the put_user failure and returns the new id",
+    ("clone", (0x100 | 0x800 | 0x10000 | 0x100000, 0, 8, 0, 0), b"", False),
+)
+bug(
+    "mremap",
+    "vma-beyond-user",
+    "sys_mremap (linux/syscalls/mm.py) with MREMAP_MAYMOVE|MREMAP_FIXED does not check "
+    "new_addr: 0x8000000000000000 'succeeds' with a mapping outside the user address space "
+    "(Linux: EINVAL), an unaligned one makes Unicorn refuse the map (EngineError)",
+    ("mremap", (S, 4096, 8192, 3, NONCANONICAL), b"", False),
+)
+bug(
+    "mremap",
+    "EngineError",
+    KNOWN_SYSCALL_BUGS[("mremap", "vma-beyond-user")],
+    ("mremap", (S, 4096, 8192, 3, 0x1000_0001), b"", False),
+)
+bug(
+    "uintr_alt_stack",
+    "ValueError",
+    "UintrKernel.sys_alt_stack (linux/uintr.py) computes (sp + size) | 1 without wrapping: "
+    "a sum >= 2^64 reaches UintrUnit.wrmsr, which raises ValueError (only ArchFault is "
+    "caught); for a thread that is not on its CPU _wrmsr's to_xsave raises struct.error",
+    ("uintr_alt_stack", (M64 - 15, 64, 0), b"", True),
+)
+KNOWN_SYSCALL_BUGS[("uintr_alt_stack", "error")] = KNOWN_SYSCALL_BUGS[
+    ("uintr_alt_stack", "ValueError")
+]
+bug(
+    "uintr_register_handler",
+    "GeneralProtection",
+    "UintrKernel.sys_register_handler (linux/uintr.py) writes the handler address with WRMSR "
+    "unchecked: a non-canonical handler raises #GP (GeneralProtection) out of the syscall -- "
+    "'internal error' -- after the receiver was half registered (UPID allocated, receivers "
+    "list updated); it should return -EINVAL (or -EFAULT) before allocating anything",
+    ("uintr_register_handler", (NONCANONICAL, 0), b"", False),
+)
+bug(
+    "uintr_register_handler",
+    "GeneralProtection",
+    KNOWN_SYSCALL_BUGS[("uintr_register_handler", "GeneralProtection")],
+    ("uintr_register_handler", (NONCANONICAL, 0), b"", False),
+    abi="rfc",
+)
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def program_bytes(build_program) -> bytes:
+    return build_program("args_env").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir() -> Iterator[Path]:
+    """A tmp dir holding the guest roots (and the test process's cwd meanwhile)."""
+    cwd = os.getcwd()
+    top = Path(tempfile.mkdtemp(prefix="uintr-fuzz-"))
+    os.chdir(top)
+    try:
+        yield top
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def harness(program_bytes, fuzz_dir) -> Iterator[Callable[..., SyscallHarness]]:
+    """harness(abi, rich): the machine for that configuration, built once per module.  Only
+    the configurations of one ABI are kept, so that fork() stays cheap."""
+    made: dict[tuple[str, bool], SyscallHarness] = {}
+
+    def get(abi: str = "next", rich: bool = False) -> SyscallHarness:
+        key = (abi, rich)
+        if key not in made:
+            for other in [k for k in made if k[0] != abi]:
+                del made[other]
+            root = fuzz_dir / f"root-{abi}-{'rich' if rich else 'plain'}"
+            root.mkdir(exist_ok=True)
+            made[key] = SyscallHarness(program_bytes, root, abi=abi, rich=rich)
+        return made[key]
+
+    yield get
+    made.clear()
+
+
+NEXT_SYSCALLS = {nr: sc.name for nr, sc in registry().items()}
+NEXT_SYSCALLS.update({nr: f"uintr_{name}" for nr, name in UINTR_NEXT.items()})
+RFC_SYSCALLS = {nr: f"uintr_{name}" for nr, name in UINTR_RFC.items()}
+SYSCALL_CASES = [
+    pytest.param("next", nr, name, id=f"{name}-{nr}") for nr, name in sorted(NEXT_SYSCALLS.items())
+] + [pytest.param("rfc", nr, name, id=f"{name}-{nr}-rfc") for nr, name in RFC_SYSCALLS.items()]
+
+
+def check_outcomes(h: SyscallHarness, calls, outcomes: list[Outcome]) -> None:
+    """Every outcome allowed, every invariant kept -- or a known bug (then the child stopped)."""
+    for i, o in enumerate(outcomes):
+        if o.kind in ALLOWED:
+            continue
+        nr, call_args = calls[i - 1 if o.kind == "invariant" else i]
+        if (h.kernel.syscalls[nr].name, o.value) in KNOWN_SYSCALL_BUGS:
+            return
+        what = "after" if o.kind == "invariant" else "in"
+        raise AssertionError(f"{o.kind} {what} {show(h, nr, call_args)}: {o.value}: {o.detail}")
+
+
+#: Examples per syscall (and ABI) in CI: 126 cases x 12.
+PER_SYSCALL = 12
+
+
+@pytest.mark.parametrize(("abi", "nr", "name"), SYSCALL_CASES)
+@fuzz_settings(PER_SYSCALL)
+@given(call_args=six_args, scratch=scratch_contents, rich=st.booleans())
+def test_syscall_random_arguments(abi, nr, name, call_args, scratch, rich, harness) -> None:
+    """One syscall, random arguments, from a fresh program or from a 'rich' one (open files,
+    pipe, sockets, eventfd, a UINTR receiver with a vector fd and a sender, a signal handler,
+    a timer)."""
+    h = harness(abi, rich)
+    calls = [(nr, call_args)]
+    check_outcomes(h, calls, h.run(calls, scratch))
+
+
+@fuzz_settings(250)
+@given(
+    calls=st.lists(
+        st.tuples(st.sampled_from(sorted(NEXT_SYSCALLS)), six_args), min_size=2, max_size=5
+    ),
+    scratch=scratch_contents,
+)
+def test_syscall_random_sequences(calls, scratch, harness) -> None:
+    """Short random sequences on the rich program: state left by one call (a mapping, an fd,
+    a receiver, a blocked signal) meets the next; the invariants are checked after each."""
+    h = harness("next", rich=True)
+    check_outcomes(h, calls, h.run(calls, scratch))
+
+
+@pytest.mark.parametrize(
+    ("name", "tag", "call_args", "scratch", "rich", "abi"),
+    [
+        pytest.param(
+            *b,
+            id=f"{b[0]}-{b[1]}-{b[5]}",
+            marks=pytest.mark.xfail(strict=True, reason=KNOWN_SYSCALL_BUGS[(b[0], b[1])]),
+        )
+        for b in BUG_INPUTS
+    ],
+)
+def test_known_syscall_bug(name, tag, call_args, scratch, rich, abi, harness) -> None:
+    """The input that shows each known bug: it must give an allowed outcome and keep every
+    invariant (strict xfail until the bug is fixed)."""
+    h = harness(abi, rich)
+    nr = next(n for n, sc in h.kernel.syscalls.items() if sc.name == name)
+    symbolic = tuple(("scratch", 0) if a == S else ("int", a) for a in call_args)
+    outcomes = h.run([(nr, symbolic)], scratch)
+    bad = [o for o in outcomes if o.kind not in ALLOWED]
+    assert not bad, f"{show(h, nr, symbolic)}: {bad}"
+
+
+# --- the host file system is left alone ------------------------------------------------------
+
+FS_SYSCALLS = [257, 2, 263, 87, 84, 258, 83, 264, 82, 266, 88, 268, 90, 76, 77, 80, 59, 1, 18]
+
+
+def git_status() -> str:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    proc = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.skip("not a git checkout")
+    return proc.stdout
+
+
+@fuzz_settings(150)
+@given(
+    calls=st.lists(st.tuples(st.sampled_from(FS_SYSCALLS), six_args), min_size=1, max_size=4),
+    scratch=st.builds(
+        lambda a, b, rest: a + b"\0" + b + b"\0" + rest,
+        st.sampled_from(PATHS),
+        st.sampled_from(PATHS),
+        st.binary(max_size=32),
+    ),
+    rich=st.booleans(),
+)
+def _fs_fuzz(calls, scratch, rich, h_get) -> None:
+    h = h_get("next", rich)
+    check_outcomes(h, calls, h.run(calls, scratch))
+
+
+def test_fuzz_leaves_the_host_alone(harness, fuzz_dir) -> None:
+    """File-system syscalls with random paths (../.., absolute, symlinks, /proc/self/exe) and
+    flags, under Options(root=<tmp>) with the cwd in a tmp dir: afterwards the repository's
+    git status and a canary directory next to the guest roots are unchanged."""
+    canary = fuzz_dir / "canary"
+    canary.mkdir(exist_ok=True)
+    (canary / "file").write_bytes(b"canary\n")
+    before = (git_status(), fs_state(canary))
+    _fs_fuzz(h_get=harness)
+    after = (git_status(), fs_state(canary))
+    assert after[1] == before[1], "the fuzz changed the canary directory outside the roots"
+    assert after[0] == before[0], f"the fuzz changed the repository:\n{before[0]}\n->\n{after[0]}"
+
+
+PROC_SELF_EXE = (
+    "confinement bug: fs.host_path() (linux/syscalls/fs.py) maps the guest path "
+    "'/proc/self/exe' to the program's host path (Process.exe) for every path syscall, "
+    "whatever --root, so a guest under --root can delete, truncate, chmod, rename or "
+    "overwrite the host executable outside its root (README: guest paths cannot leave it). "
+    "Linux refuses all of these on /proc/self/exe (ETXTBSY, EACCES, EPERM). Fix: honour it "
+    "for readlink and read-only opens only"
+)
+EXE_CALLS = {
+    "unlink": (87, ("scratch", 0)),
+    "truncate": (76, ("scratch", 0), ("int", 0)),
+    "chmod": (90, ("scratch", 0), ("int", 0)),
+    "rename": (82, ("scratch", 0), ("scratch", 16)),
+    "open-trunc": (2, ("scratch", 0), ("int", os.O_WRONLY | os.O_TRUNC), ("int", 0)),
+}
+
+
+@pytest.mark.xfail(strict=True, reason=PROC_SELF_EXE)
+@pytest.mark.parametrize("what", list(EXE_CALLS))
+def test_proc_self_exe_stays_inside_the_root(what, program_bytes, tmp_path) -> None:
+    """The program lives outside the guest's root; '/proc/self/exe' must not reach it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    exe = outside / "prog"
+    exe.write_bytes(program_bytes)
+    exe.chmod(0o755)
+    root = tmp_path / "root"
+    root.mkdir()
+    h = SyscallHarness(program_bytes, root, exe=exe)
+    before = fs_state(outside)
+    nr, *call_args = EXE_CALLS[what]
+    scratch = b"/proc/self/exe".ljust(16, b"\0") + b"/stolen\0"
+    outcomes = h.run([(nr, tuple(call_args))], scratch)
+    assert all(o.kind in ALLOWED for o in outcomes), outcomes
+    assert fs_state(outside) == before, f"{what}('/proc/self/exe') changed {exe}: {outcomes}"
+    assert exe.read_bytes() == program_bytes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "emulator bug: Kernel.exec (linux/kernel.py) tears the process down (other threads "
+        "killed, CLOEXEC fds closed, handlers reset, UINTR state cleared) before it builds the new "
+        "stack; arguments that do not fit in the 8 MiB stack then fail there with EFAULT, and the "
+        "caller goes on in its old image without its fds, handlers and receiver. Linux checks the "
+        "argument size first (E2BIG, nothing changed); build the stack before the point of no "
+        "return, and return E2BIG beyond a quarter of the stack (RLIMIT_STACK / 4)"
+    ),
+)
+def test_failed_execve_changes_nothing(harness) -> None:
+    """execve("/prog", argv of 100 strings of 96 KiB (9.6 MiB), NULL): whatever the error, the
+    caller keeps its fds, its signal handlers and its UINTR receiver."""
+    h = harness("next", rich=True)
+    mem = h.thread.process.mem
+    region = h.call(9, 0, 0x19000, 3, 0x22, M64, 0)  # a string and the argv array
+    mem.write(region, b"A" * 0x18000 + b"\0")
+    mem.write(region + 0x18008, struct.pack("<101Q", *[region] * 100, 0))
+
+    def state(k: Any, t: Any) -> Any:
+        handlers = {sig: a.handler for sig, a in t.process.sigactions.items()}
+        return sorted(t.process.fds.fds), handlers, t.uintr.receiver is not None
+
+    before = h.run([], probe=state)[-1].value
+    try:
+        outcomes = h.run(
+            [(59, (("scratch", 0), ("int", region + 0x18008), ("int", 0)))], b"/prog\0", probe=state
+        )
+    finally:
+        mem.unmap(region, 0x19000)
+    assert outcomes[0].kind == "GuestFault" or outcomes[0].value < 0, outcomes  # an error
+    assert outcomes[-1].value == before, f"before {before}, after the failed execve {outcomes}"
