@@ -48,7 +48,6 @@ def main() -> int:
             "-m",
             "pytest",
             "tests/test_fuzz.py",
-            "-q",
             "-p",
             "no:cacheprovider",
             f"--hypothesis-seed={seed}",

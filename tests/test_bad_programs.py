@@ -48,6 +48,15 @@ EM_386, EM_AARCH64 = 3, 183
 
 # --- known loader bugs (strict xfails: they fail once the bug is fixed) ---------------------
 
+OVERLAP_ACCEPTED = (
+    "loader gap: overlapping PT_LOAD segments (congruent modulo the page size, out of p_vaddr "
+    "order) are accepted: loader._map_image maps the union and the later segment silently "
+    "overwrites the earlier one's bytes, so the guest runs a corrupted image (here SIGSEGV "
+    "near the entry point, status 139). Linux does not check either (native: SIGSEGV), but "
+    "the gABI requires ascending p_vaddr; reject PT_LOADs that are out of order or overlap "
+    "beyond a shared page"
+)
+
 WHOLE_FILE_READ = (
     "emulator bug: loader._read_elf reads the whole file into memory (f.read(), then a second "
     "copy in io.BytesIO) instead of the headers and the PT_LOAD ranges: a valid program with "
@@ -160,9 +169,10 @@ def _mid_segment(e: Elf) -> int:
 
 
 def _overlap(e: Elf) -> Elf:
-    """The writable PT_LOAD moved onto the code: it replaces the code's first pages."""
+    """The writable PT_LOAD moved onto the code, congruent modulo the page size (so that only
+    the overlap is wrong): it replaces the code's first pages."""
     data, text = e.index(PT_LOAD, 3), e.index(PT_LOAD, 1)
-    return e.set_ph(data, "vaddr", e.ph(text, "vaddr"))
+    return e.set_ph(data, "vaddr", e.ph(text, "vaddr") + e.ph(data, "offset") % 4096)
 
 
 def _misaligned(e: Elf) -> Elf:
@@ -228,7 +238,7 @@ CASES: dict[str, Case] = {
     "type-rel": Case(patched(lambda e: e.set(E_TYPE, "<H", ET_REL)), ("type",)),
     "type-core": Case(patched(lambda e: e.set(E_TYPE, "<H", ET_CORE)), ("type",)),
     # --- PT_LOAD segments
-    "overlapping-loads": Case(patched(_overlap)),
+    "overlapping-loads": Case(patched(_overlap), xfail=OVERLAP_ACCEPTED),
     "memsz-2^40": Case(patched(lambda e: _last_load(e, "memsz", 1 << 40)), ("malformed",)),
     "memsz-2^63": Case(patched(lambda e: _last_load(e, "memsz", 1 << 63)), ("malformed",)),
     "memsz-2^64-1": Case(patched(lambda e: _last_load(e, "memsz", 2**64 - 1)), ("malformed",)),

@@ -34,13 +34,17 @@ def s32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-def host_path(k: Kernel, p: Process, dirfd: int, path: bytes, *, follow: bool = True) -> str | int:
-    """The host path for a guest path relative to dirfd (confined under --root), or -errno."""
+def host_path(
+    k: Kernel, p: Process, dirfd: int, path: bytes, *, follow: bool = True, readonly: bool = False
+) -> str | int:
+    """The host path for a guest path relative to dirfd (confined under --root), or -errno.
+    `/proc/self/exe` is the program itself, which may lie outside --root: it is only given to
+    calls that read (open O_RDONLY, stat, access, execve); others get EACCES."""
     if not path:
         return -E.ENOENT
     s = os.fsdecode(path)
     if s == "/proc/self/exe":
-        return p.exe
+        return p.exe if readonly else -E.EACCES
     if not s.startswith("/"):
         dirfd = s32(dirfd)
         if dirfd == AT_FDCWD:
@@ -82,7 +86,8 @@ def _oserr(e: OSError) -> int:
 def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = t.process
     name = p.mem.read_cstr(path)
-    hp = host_path(k, p, dirfd, name)
+    reading = flags & os.O_ACCMODE == os.O_RDONLY and not flags & (os.O_TRUNC | os.O_CREAT)
+    hp = host_path(k, p, dirfd, name, readonly=reading)
     if isinstance(hp, int):
         return hp
     try:
@@ -300,7 +305,7 @@ def sys_newfstatat(k: Kernel, t: Thread, dirfd: int, path: int, statbuf: int, fl
             return -E.EBADF
         s = _fstat_file(f)
     else:
-        hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW)
+        hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
         if isinstance(hp, int):
             return hp
         try:
@@ -337,7 +342,7 @@ def sys_lstat(k: Kernel, t: Thread, path: int, statbuf: int) -> int:
 
 @syscall(269, dirfd="int", path="str", mode="int", flags="hex")
 def sys_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int = 0) -> int:
-    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
+    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path), readonly=True)
     if isinstance(hp, int):
         return hp
     return 0 if os.access(hp, mode) else (-E.ENOENT if not os.path.lexists(hp) else -E.EACCES)

@@ -55,7 +55,8 @@ def _strings(t: Thread, addr: int, limit: int = 4096) -> list[str] | None:
 
 @syscall(59, path="str")
 def sys_execve(k: Kernel, t: Thread, path: int, argv: int, envp: int) -> int | object:
-    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path))
+    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path),
+                   readonly=True)  # fmt: skip
     if isinstance(hp, int):
         return hp
     args, env = _strings(t, argv), _strings(t, envp)
