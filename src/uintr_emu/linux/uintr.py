@@ -161,8 +161,6 @@ class UintrKernel:
             return
         tu = self._thread_state(t)
         st = U.UintrState.from_xsave(tu.image) if tu.image else U.UintrState()
-        scratch = U.UintrState()
-        # Apply with the same rules as WRMSR by using a detached state record.
         names = {U.IA32_UINTR_RR: "uirr", U.IA32_UINTR_HANDLER: "handler",
                  U.IA32_UINTR_STACKADJUST: "stack_adjust"}  # fmt: skip
         if msr in names:
@@ -173,7 +171,6 @@ class UintrKernel:
             st.upid_addr = value
         elif msr == U.IA32_UINTR_TT:
             st.uitt_addr, st.senduipi_enabled = value & ~0xF, bool(value & 1)
-        del scratch
         tu.image = st.to_xsave()
 
     def _rdstate(self, t: Thread) -> U.UintrState:
@@ -534,16 +531,22 @@ class UintrKernel:
             if cur is not None and cur.process is t.process and cur.uintr is not None:
                 self._sync_uitt(cur, cpu.uintr)
 
+    @staticmethod
+    def _uvec_file(t: Thread, fd: int) -> UvecFile | int:
+        """The vector fd behind `fd`: EBADF if none, EOPNOTSUPP if it is another kind (§10.2)."""
+        f = t.process.fds.get(fd - (1 << 64) if fd >> 63 else fd)
+        if f is None:
+            return -E.EBADF
+        return f if isinstance(f, UvecFile) else -E.EOPNOTSUPP
+
     def sys_register_sender(self, t: Thread, fd: int, flags: int) -> int:
         if not self.supported:
             return self._unsupported()
         if not self._flags_ok(flags):
             return -E.EINVAL
-        f = t.process.fds.get(fd - (1 << 64) if fd >> 63 else fd)
-        if f is None:
-            return -E.EBADF
-        if not isinstance(f, UvecFile):
-            return -E.EOPNOTSUPP
+        f = self._uvec_file(t, fd)
+        if isinstance(f, int):
+            return f
         r = f.receiver
         if not r.active or f.disabled:
             return -E.ESHUTDOWN
@@ -565,11 +568,9 @@ class UintrKernel:
             return self._unsupported()
         if not self._flags_ok(flags):
             return -E.EINVAL
-        f = t.process.fds.get(fd - (1 << 64) if fd >> 63 else fd)
-        if f is None:
-            return -E.EBADF
-        if not isinstance(f, UvecFile):
-            return -E.EOPNOTSUPP
+        f = self._uvec_file(t, fd)
+        if isinstance(f, int):
+            return f
         mine = [(u, i) for u, i, s in f.senders if s is t]
         if not mine:
             return -E.EINVAL
