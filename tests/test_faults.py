@@ -40,15 +40,6 @@ FATAL = re.compile(
 
 # --- known emulator bugs (strict xfails: they fail once the bug is fixed) --------------------
 
-NONCANONICAL = (
-    "emulator bug: an access to a non-canonical address is SIGSEGV/SEGV_MAPERR with a wrong "
-    "si_addr instead of #GP -> SIGSEGV/SI_KERNEL, si_addr 0. Unicorn reports it as an "
-    "unmapped access with the address cut to 52 bits, and Kernel._on_mem_fault "
-    "(linux/kernel.py) sign-extends any address with bit 47 set: 0x0000800000000010 becomes "
-    "0xfff0800000000010, 0x8000000000000000 becomes 0. A fix needs the effective address of "
-    "the faulting instruction (decode its memory operand) and is_canonical() on it"
-)
-NONCANONICAL_ADDRESS = NONCANONICAL + " -- the default action names the truncated address"
 NO_SIGBUS = (
     "not implemented: SIGBUS. sys_mmap (linux/syscalls/mm.py) turns a MAP_SHARED file mapping "
     "that extends past the end of the file into a private anonymous copy (os.pread), so the "
@@ -76,12 +67,9 @@ FAULTS = {
     "exec-unmapped": Fault("SIGSEGV", "SEGV_MAPERR"),
     "write-readonly": Fault("SIGSEGV", "SEGV_ACCERR"),
     "exec-data": Fault("SIGSEGV", "SEGV_ACCERR"),
-    # 0x8000000000000000 loses all its bits to the truncation: the default line is right
-    "noncanonical": Fault("SIGSEGV", "SI_KERNEL", xfail_handler=NONCANONICAL),
-    "noncanonical-low": Fault(
-        "SIGSEGV", "SI_KERNEL", xfail_handler=NONCANONICAL, xfail_default=NONCANONICAL_ADDRESS
-    ),
-    "exec-noncanonical": Fault("SIGSEGV", "SI_KERNEL", xfail_handler=NONCANONICAL),
+    "noncanonical": Fault("SIGSEGV", "SI_KERNEL"),
+    "noncanonical-low": Fault("SIGSEGV", "SI_KERNEL"),
+    "exec-noncanonical": Fault("SIGSEGV", "SI_KERNEL"),
     "file-past-eof": Fault(
         "SIGBUS", "BUS_ADRERR", xfail_handler=NO_SIGBUS, xfail_default=NO_SIGBUS
     ),

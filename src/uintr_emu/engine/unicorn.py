@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc, UcError
 from unicorn import unicorn_const as ucc
@@ -94,6 +94,20 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _CODE_CB = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
 )
+
+
+class _TlbEntry(ctypes.Structure):
+    _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32)]
+
+
+_TLB_FILL_CB = ctypes.CFUNCTYPE(
+    ctypes.c_bool,
+    ctypes.c_void_p,
+    ctypes.c_uint64,
+    ctypes.c_int,
+    ctypes.POINTER(_TlbEntry),
+    ctypes.c_void_p,
+)
 _MEMFAULT_CB = ctypes.CFUNCTYPE(
     ctypes.c_bool,
     ctypes.c_void_p,
@@ -115,6 +129,25 @@ MEM_FAULT_HOOKS = (
 ACCESS_WRITE_KINDS = (ucc.UC_MEM_WRITE_UNMAPPED, ucc.UC_MEM_WRITE_PROT)
 ACCESS_PROT_KINDS = (ucc.UC_MEM_READ_PROT, ucc.UC_MEM_WRITE_PROT, ucc.UC_MEM_FETCH_PROT)
 ACCESS_FETCH_KINDS = (ucc.UC_MEM_FETCH_UNMAPPED, ucc.UC_MEM_FETCH_PROT)
+# Access types of a TLB fill (FaultReplay.kind of a non-canonical access).
+MEM_READ, MEM_WRITE, MEM_FETCH = ucc.UC_MEM_READ, ucc.UC_MEM_WRITE, ucc.UC_MEM_FETCH
+
+
+MAX_INSTRUCTION_LENGTH = 15
+
+
+class FaultReplay(NamedTuple):
+    """The first faulting access seen by `Engine.replay_fault`.
+
+    ``noncanonical``: the access's linear page ``address`` was refused as non-canonical, and
+    ``kind`` is UC_MEM_READ, UC_MEM_WRITE or UC_MEM_FETCH. Otherwise a canonical access faulted
+    as it did in the run: ``kind`` is the UC_MEM_*_UNMAPPED/_PROT kind and ``address`` the full
+    64-bit address.
+    """
+
+    kind: int
+    address: int
+    noncanonical: bool
 
 
 class EngineError(Exception):
@@ -165,6 +198,17 @@ class Engine:
         self.breakpoint_hit: int | None = None
         self.breakpoint_skip: int | None = None
         self.stop_requested = False  # `stop()` was called during the last `run()`
+        # The first memory fault of the last `run()` as the engine reported it (the only one
+        # passed to `on_mem_fault`): (kind, address, size, RIP of the faulting instruction),
+        # the address cut to 52 bits (see `replay_fault`). After a faulting store inside some
+        # helpers (fxsave, fnstenv) the engine runs on to the end of the block, so RIP at the
+        # stop can be past the instruction; the RIP here is the instruction's.
+        self.mem_fault: tuple[int, int, int, int] | None = None
+        # `replay_fault`: its callbacks (made once: Unicorn may keep a deleted hook's pointer
+        # until the next emu_start ends) and the state of the replay under way.
+        self._replay: _Replay | None = None
+        self._replay_fill_cb = _TLB_FILL_CB(self._replay_fill)
+        self._replay_code_cb = _CODE_CB(self._replay_code)
 
         cr4 = self.reg_read(CR4)
         if cr4 == 0:  # G11: models without OSFXSR/OSXMMEXCPT would #UD on the first SSE insn.
@@ -220,6 +264,11 @@ class Engine:
                 self._guard(e)
 
         def mem_fault(_uc: int, kind: int, address: int, size: int, value: int, _ud: int) -> bool:
+            # A faulting store does not end the instruction at once (cputlb.c store_helper
+            # returns): its later stores report again. The first fault is the one that counts.
+            if self.mem_fault is not None:
+                return False
+            self.mem_fault = (kind, address, size, self.reg_read(RIP))
             try:
                 self.on_mem_fault(kind, address, size)
             except BaseException as e:  # noqa: BLE001
@@ -327,6 +376,7 @@ class Engine:
             c.limit = limit
         self.error = None
         self.stop_requested = False
+        self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
             self.uc.ctl_flush_tb()
         status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
@@ -341,6 +391,110 @@ class Engine:
         """Stop the engine; only ever called from inside a hook (synchronous, G14)."""
         self.stop_requested = True
         uclib.uc_emu_stop(self.handle)
+
+    # --- fault replay -------------------------------------------------------------------
+
+    def replay_fault(self, canonical: Callable[[int], bool]) -> FaultReplay | None:
+        """Run the instruction at RIP, which has just faulted on a data access, once more to
+        learn the full linear address of its first faulting access; restore every register.
+
+        Why: with paging off Unicorn 2.1.4 takes the low 52 bits of a linear address as the
+        physical address (target/i386 excp_helper.c, handle_mmu_fault: ``pte & PG_ADDRESS_MASK``)
+        and every memory hook, MEM_READ/MEM_WRITE included, gets that physical address
+        (accel/tcg/cputlb.c load_helper/store_helper): 0x8000000000000000 is reported as 0, and
+        a non-canonical address whose low 52 bits fall on a mapped page is even accessed. Only
+        the TLB-fill hook of the virtual TLB mode (softmmu/unicorn_vtlb.c) sees the linear page,
+        all 64 bits. So the replay switches to UC_TLB_VIRTUAL with a fill hook that maps every
+        page `canonical` accepts to the physical address it names (the normal mode's mapping
+        for user addresses; kernel-half ones now reach the unmapped hook whole) and refuses the
+        others, which stops the instruction before that access is made.
+
+        The replay is deterministic: same registers, same memory, so the same accesses in the
+        same order up to the first one that faults, non-canonical or not. Accesses before it
+        are made again (reads, and writes of the bytes the first run already wrote). Safety net
+        for an instruction that would not fault again: a code hook stops at any instruction
+        other than this one (the TBs of its pages are retranslated with it), and fetches from
+        other pages are refused. Only the fault path pays: hooks and TLB mode are restored, the
+        translations made under the hook are dropped. Returns None when nothing faulted.
+        """
+        rip = self.reg_read(RIP)
+        pages = {rip & ~(PAGE - 1), (rip + MAX_INSTRUCTION_LENGTH - 1) & ~(PAGE - 1)}
+        ctx = self.uc.context_save()
+        c = self.counter
+        saved = (c.count, c.limit, self.breakpoint_skip, self.breakpoint_hit, self.mem_fault,
+                 self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
+                 self.on_cpuid, self.error, self.stop_requested)  # fmt: skip
+        r = self._replay = _Replay(rip, pages, canonical)
+        self.mem_fault = None
+        halt = self._replay_halt
+        self.on_syscall, self.on_invalid, self.on_interrupt = halt, halt, halt
+        self.on_cpuid, self.on_mem_fault = halt, self._replay_mem_fault
+        c.limit = 0xFFFF_FFFF_FFFF_FFFF  # the counter hook must not stop before the instruction
+        self.breakpoint_skip = rip
+        hooks: list[int] = []
+        try:
+            for page in pages:  # retranslated below with the code hook in every instruction
+                self.uc.ctl_remove_cache(page, page + PAGE)
+            for htype, cb in ((ucc.UC_HOOK_TLB_FILL, self._replay_fill_cb),
+                              (ucc.UC_HOOK_CODE, self._replay_code_cb)):  # fmt: skip
+                h = uc_hook_h()
+                status = uclib.uc_hook_add(
+                    self.handle, ctypes.byref(h), htype, ctypes.cast(cb, ctypes.c_void_p), None,
+                    ctypes.c_uint64(1), ctypes.c_uint64(0),
+                )  # fmt: skip
+                if status != ucc.UC_ERR_OK:
+                    return None
+                hooks.append(h.value)
+            self.uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
+            self._flush_tlb()
+            uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, 0)
+        finally:
+            self.uc.ctl_set_tlb_mode(ucc.UC_TLB_CPU)
+            self._flush_tlb()
+            for h in hooks:  # deleting the code hook drops the translations it instrumented
+                uclib.uc_hook_del(self.handle, h)
+            self._replay = None
+            self.uc.context_restore(ctx)
+            (c.count, c.limit, self.breakpoint_skip, self.breakpoint_hit, self.mem_fault,
+             self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
+             self.on_cpuid, self.error, self.stop_requested) = saved  # fmt: skip
+        return r.first
+
+    def _flush_tlb(self) -> None:
+        self.uc.ctl(ucc.UC_CTL_TLB_FLUSH, ucc.UC_CTL_IO_WRITE)
+
+    def _replay_fill(self, _uc: int, vaddr: int, access: int, entry: Any, _ud: int) -> bool:
+        r = self._replay
+        if r is None:
+            return False
+        if r.first is not None:  # after the fault (Unicorn invalidating its exit address)
+            return False
+        if not r.canonical(vaddr):  # a page is canonical or not as a whole (2^47 is aligned)
+            r.first = FaultReplay(access, vaddr, True)
+            return False
+        if access == ucc.UC_MEM_FETCH and vaddr not in r.pages:
+            return False  # the instruction did not fault again: do not run on
+        entry.contents.paddr = vaddr
+        entry.contents.perms = PROT_R | PROT_W | PROT_X  # region permissions still apply
+        return True
+
+    def _replay_code(self, _uc: int, address: int, _size: int, _ud: int) -> None:
+        r = self._replay
+        if r is None:
+            return
+        if address == r.rip and not r.started:
+            r.started = True
+            return
+        uclib.uc_emu_stop(self.handle)  # the instruction did not fault again: do not run on
+
+    def _replay_mem_fault(self, kind: int, address: int, _size: int) -> None:
+        r = self._replay
+        if r is not None and r.first is None:
+            r.first = FaultReplay(kind, address, False)
+
+    def _replay_halt(self, *_args: Any) -> bool:
+        uclib.uc_emu_stop(self.handle)
+        return False
 
     # --- registers ----------------------------------------------------------------------
 
@@ -403,3 +557,16 @@ class Engine:
 
 def _unset(*_args: Any) -> Any:
     raise RuntimeError("engine callback not set")
+
+
+class _Replay:
+    """State of one `Engine.replay_fault`."""
+
+    __slots__ = ("rip", "pages", "canonical", "first", "started")
+
+    def __init__(self, rip: int, pages: set[int], canonical: Callable[[int], bool]) -> None:
+        self.rip = rip
+        self.pages = pages
+        self.canonical = canonical
+        self.first: FaultReplay | None = None
+        self.started = False  # the code hook has seen the instruction

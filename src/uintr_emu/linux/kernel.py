@@ -35,6 +35,7 @@ from ..options import (
     Options,
 )
 from . import errno as E
+from . import memfault
 from . import signals as S
 from .loader import LoadedProgram, build_stack, load_elf
 from .mm import AddressSpace, GuestFault
@@ -604,8 +605,9 @@ class Kernel:
         t = self.current
         assert t is not None
         if address >> 47:
-            # The engine reports upper-half addresses cut to 52 bits: restore the sign
-            # extension a canonical address has.
+            # The engine reports addresses cut to 52 bits: restore the sign extension of a
+            # canonical upper-half address. Whether the access was canonical at all is only
+            # known once the engine has stopped (_engine_fault, linux/memfault.py).
             address |= 0xFFF0_0000_0000_0000
         prot = kind in eng.ACCESS_PROT_KINDS
         if not prot and t.process.mem.find(address) is not None:
@@ -616,6 +618,12 @@ class Kernel:
     def _engine_fault(self, t: Thread, err: UcError) -> None:
         e = t.process.engine
         rip = e.reg_read(eng.RIP)
+        if e.mem_fault is not None and t.fault is not None and t.fault.trapno == 14:
+            # A non-canonical access is #GP/#SS, not the page fault _on_mem_fault assumed.
+            kind, address, _size, fault_rip = e.mem_fault
+            arch = memfault.classify(e, kind, address, fault_rip)
+            if arch is not None:
+                t.fault = memfault.fault_signal(arch, rip)
         if t.fault is None:
             if err.errno == ucc.UC_ERR_INSN_INVALID:
                 t.fault = S.SigInfo(S.SIGILL, S.ILL_ILLOPN, addr=rip, trapno=6)
