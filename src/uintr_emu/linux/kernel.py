@@ -806,7 +806,9 @@ class Kernel:
         name = S.sig_name(info.signo)
         rip = info.rip or p.engine.reg_read(eng.RIP) if p.loaded is t else info.rip
         detail = f"rip={rip:#x}"
-        if info.signo in (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE):
+        # si_addr is an address only with a fault's own si_code: not for SI_KERNEL (#GP, #SS,
+        # int3: si_addr 0) nor for a signal sent by a process.
+        if info.signo in (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE) and 0 < info.code < S.SI_KERNEL:
             detail += f", address {info.addr:#x}"
         if p is self.init_process:
             self.warn(f"program terminated by {name} ({detail})")
