@@ -12,7 +12,14 @@
  *   exec-data        call a PROT_READ|WRITE page    SIGSEGV SEGV_ACCERR  the page
  *   noncanonical     load from 0x8000000000000000   SIGSEGV SI_KERNEL    0 (#GP)
  *   noncanonical-low load from 0x0000800000000010   SIGSEGV SI_KERNEL    0 (#GP)
- *   exec-noncanonical  call 0x8000000000000000     SIGSEGV SI_KERNEL    0 (#GP)
+ *   noncanonical-alias  load from 0x0010000000000000 + &a_global (its low 52 bits name a
+ *                    mapped page)                   SIGSEGV SI_KERNEL    0 (#GP)
+ *   noncanonical-stack  load from (%rsp + off), just below 2^63: a stack reference
+ *                                                   SIGBUS  SI_KERNEL    0 (#SS)
+ *   kernel-half      load from 0xffff888000000010   SIGSEGV SEGV_MAPERR  the address
+ *   exec-noncanonical  jump to 0x8000000000000000  SIGSEGV SI_KERNEL    0 (#GP)
+ *   exec-noncanonical-rip  the same; the RIP must be the jump's (SDM: #GP of the jump)
+ *   exec-kernel-half jump to 0xffff888000000000     SIGSEGV SEGV_MAPERR  the address
  *   file-past-eof    load from the 2nd page of a 2-page MAP_SHARED mapping of a 1-page file
  *                                                   SIGBUS  BUS_ADRERR   the address
  *   ud2              ud2                            SIGILL  ILL_ILLOPN   the ud2
@@ -70,6 +77,13 @@ __attribute__((noinline, noclone)) static void do_int3(void)
 }
 
 __attribute__((noinline, noclone)) static long read_at(volatile long *p) { return *p; }
+/* A load whose base register is RSP: a stack reference (#SS if not canonical). */
+__attribute__((noinline, noclone)) static long read_stack_at(unsigned long off)
+{
+    long v;
+    __asm__ volatile("mov (%%rsp,%1,1), %0" : "=r"(v) : "r"(off) : "memory");
+    return v;
+}
 __attribute__((noinline, noclone)) static void write_at(volatile long *p) { *p = 1; }
 __attribute__((noinline, noclone)) static void call_at(void (*fn)(void)) { fn(); }
 
@@ -140,7 +154,14 @@ static volatile long *target;
 static void (*volatile jump_to)(void);
 static volatile long dividend, divisor;
 
+static volatile long a_global;
 static void fault_read(void) { (void)read_at(target); }
+/* RSP + off is just below 2^63: not canonical, and its low 52 bits name no mapped page (the
+ * emulator's engine would otherwise read the alias, see noncanonical-alias). */
+static void fault_read_stack(void)
+{
+    (void)read_stack_at(0x8000000000000000UL - (uintptr_t)__builtin_frame_address(0));
+}
 static void fault_write(void) { write_at(target); }
 static void fault_call(void) { call_at(jump_to); }
 static void fault_div(void) { (void)do_div(dividend, divisor); }
@@ -191,11 +212,42 @@ static fault_fn prepare(const char *mode, struct fault *f)
         f->rip_hi = f->rip_lo + 32;
         return fault_read;
     }
-    if (!strcmp(mode, "exec-noncanonical")) {
-        /* The #GP is raised by the call (or at the target, depending on the CPU): the RIP
-         * is not checked, only the signal. */
+    if (!strcmp(mode, "noncanonical-alias")) {
+        target = (volatile long *)((uintptr_t)&a_global | (1ULL << 52));
+        f->addr = 0;
+        f->rip_lo = (uintptr_t)read_at;
+        f->rip_hi = f->rip_lo + 32;
+        return fault_read;
+    }
+    if (!strcmp(mode, "noncanonical-stack")) {
+        f->addr = 0;
+        f->rip_lo = (uintptr_t)read_stack_at;
+        f->rip_hi = f->rip_lo + 32;
+        return fault_read_stack;
+    }
+    if (!strcmp(mode, "kernel-half")) {
+        target = (volatile long *)(uintptr_t)0xffff888000000010ULL;
+        f->addr = (uintptr_t)target;
+        f->rip_lo = (uintptr_t)read_at;
+        f->rip_hi = f->rip_lo + 32;
+        return fault_read;
+    }
+    if (!strcmp(mode, "exec-noncanonical") || !strcmp(mode, "exec-noncanonical-rip")) {
+        /* "exec-noncanonical" checks only the signal; "-rip" also checks that the RIP is the
+         * jump in call_at (the #GP is the jump's: nothing has run at the target). */
         jump_to = (void (*)(void))(uintptr_t)0x8000000000000000ULL;
         f->addr = 0;
+        if (!strcmp(mode, "exec-noncanonical-rip")) {
+            f->rip_lo = (uintptr_t)call_at;
+            f->rip_hi = f->rip_lo + 32;
+        }
+        return fault_call;
+    }
+    if (!strcmp(mode, "exec-kernel-half")) {
+        /* Canonical: a page fault at the target (the jump has been made). */
+        jump_to = (void (*)(void))(uintptr_t)0xffff888000000000ULL;
+        f->addr = f->rip_lo = (uintptr_t)jump_to;
+        f->rip_hi = f->rip_lo + 1;
         return fault_call;
     }
     if (!strcmp(mode, "file-past-eof")) {
