@@ -210,9 +210,9 @@ INC_RBX = "48ff03"  # inc qword [rbx]: visible in memory if it runs
 def test_replay_of_an_instruction_that_does_not_fault_stops_after_it(
     bench: Bench, code: str
 ) -> None:
-    """Safety net: if the instruction at RIP does not fault again, the replay runs nothing after
-    it (the code was translated before, without the replay's hook), calls no callback, returns
-    None and restores the registers."""
+    """Safety net: if the instruction at RIP does not fault again, no later instruction gets a
+    memory access or a callback through (the fill hook refuses other instructions' accesses);
+    the replay returns None and restores the registers."""
     e = bench.e
     e.uc.mem_map(CODE + 0x1000, 0x1000, eng.PROT_R | eng.PROT_X)
     e.uc.mem_write(CODE + 0x1000, bytes.fromhex(INC_RBX + "0f05" + INT3))

@@ -131,9 +131,7 @@ ACCESS_PROT_KINDS = (ucc.UC_MEM_READ_PROT, ucc.UC_MEM_WRITE_PROT, ucc.UC_MEM_FET
 ACCESS_FETCH_KINDS = (ucc.UC_MEM_FETCH_UNMAPPED, ucc.UC_MEM_FETCH_PROT)
 # Access types of a TLB fill (FaultReplay.kind of a non-canonical access).
 MEM_READ, MEM_WRITE, MEM_FETCH = ucc.UC_MEM_READ, ucc.UC_MEM_WRITE, ucc.UC_MEM_FETCH
-
-
-MAX_INSTRUCTION_LENGTH = 15
+_ACCESS_PERMS = {MEM_READ: PROT_R, MEM_WRITE: PROT_W, MEM_FETCH: PROT_X}
 
 
 class FaultReplay(NamedTuple):
@@ -204,11 +202,11 @@ class Engine:
         # helpers (fxsave, fnstenv) the engine runs on to the end of the block, so RIP at the
         # stop can be past the instruction; the RIP here is the instruction's.
         self.mem_fault: tuple[int, int, int, int] | None = None
-        # `replay_fault`: its callbacks (made once: Unicorn may keep a deleted hook's pointer
-        # until the next emu_start ends) and the state of the replay under way.
+        # `replay_fault`: its callback (made once: Unicorn keeps a deleted hook in its list until
+        # the next emu_start ends) and the state of the replay under way.
         self._replay: _Replay | None = None
         self._replay_fill_cb = _TLB_FILL_CB(self._replay_fill)
-        self._replay_code_cb = _CODE_CB(self._replay_code)
+        self._replay_ctx: Any = None
 
         cr4 = self.reg_read(CR4)
         if cr4 == 0:  # G11: models without OSFXSR/OSXMMEXCPT would #UD on the first SSE insn.
@@ -409,52 +407,53 @@ class Engine:
         for user addresses; kernel-half ones now reach the unmapped hook whole) and refuses the
         others, which stops the instruction before that access is made.
 
-        The replay is deterministic: same registers, same memory, so the same accesses in the
-        same order up to the first one that faults, non-canonical or not. Accesses before it
-        are made again (reads, and writes of the bytes the first run already wrote). Safety net
-        for an instruction that would not fault again: a code hook stops at any instruction
-        other than this one (the TBs of its pages are retranslated with it), and fetches from
-        other pages are refused. Only the fault path pays: hooks and TLB mode are restored, the
-        translations made under the hook are dropped. Returns None when nothing faulted.
+        The replay is deterministic: the addresses an instruction accesses follow from its
+        registers, which are the same, so it makes the same accesses in the same order up to
+        the first one that faults, non-canonical or not. Accesses before that one are made again
+        (reads, and writes of the bytes the first run already wrote). It runs the translation
+        the engine already has: no retranslation, nothing added to the translation cache. Safety
+        net for an instruction that would not fault again: the fill hook refuses any access by
+        another instruction (after the TLB flush, and with each entry granting only the access
+        it was filled for, another instruction's first store or access to a new page comes back
+        to the hook), and syscall/#UD/interrupt/CPUID callbacks stop the engine (only a loop of
+        register-only instructions would escape both). Registers, the
+        instruction counter, breakpoints and callbacks are restored. Returns None when nothing
+        faulted.
         """
         rip = self.reg_read(RIP)
-        pages = {rip & ~(PAGE - 1), (rip + MAX_INSTRUCTION_LENGTH - 1) & ~(PAGE - 1)}
-        ctx = self.uc.context_save()
+        if self._replay_ctx is None:
+            self._replay_ctx = self.new_context()
+        ctx = self._replay_ctx
+        self.save(ctx)
         c = self.counter
         saved = (c.count, c.limit, self.breakpoint_skip, self.breakpoint_hit, self.mem_fault,
                  self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
                  self.on_cpuid, self.error, self.stop_requested)  # fmt: skip
-        r = self._replay = _Replay(rip, pages, canonical)
+        r = self._replay = _Replay(rip, canonical)
         self.mem_fault = None
         halt = self._replay_halt
         self.on_syscall, self.on_invalid, self.on_interrupt = halt, halt, halt
         self.on_cpuid, self.on_mem_fault = halt, self._replay_mem_fault
         c.limit = 0xFFFF_FFFF_FFFF_FFFF  # the counter hook must not stop before the instruction
         self.breakpoint_skip = rip
-        hooks: list[int] = []
+        hook = uc_hook_h()
+        status = uclib.uc_hook_add(
+            self.handle, ctypes.byref(hook), ucc.UC_HOOK_TLB_FILL,
+            ctypes.cast(self._replay_fill_cb, ctypes.c_void_p), None,
+            ctypes.c_uint64(1), ctypes.c_uint64(0),
+        )  # fmt: skip
         try:
-            for page in pages:  # retranslated below with the code hook in every instruction
-                self.uc.ctl_remove_cache(page, page + PAGE)
-            for htype, cb in ((ucc.UC_HOOK_TLB_FILL, self._replay_fill_cb),
-                              (ucc.UC_HOOK_CODE, self._replay_code_cb)):  # fmt: skip
-                h = uc_hook_h()
-                status = uclib.uc_hook_add(
-                    self.handle, ctypes.byref(h), htype, ctypes.cast(cb, ctypes.c_void_p), None,
-                    ctypes.c_uint64(1), ctypes.c_uint64(0),
-                )  # fmt: skip
-                if status != ucc.UC_ERR_OK:
-                    return None
-                hooks.append(h.value)
-            self.uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
-            self._flush_tlb()
-            uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, 0)
+            if status == ucc.UC_ERR_OK:
+                self.uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
+                self._flush_tlb()  # every access of the replay goes through the fill hook
+                uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, 0)
         finally:
             self.uc.ctl_set_tlb_mode(ucc.UC_TLB_CPU)
             self._flush_tlb()
-            for h in hooks:  # deleting the code hook drops the translations it instrumented
-                uclib.uc_hook_del(self.handle, h)
+            if status == ucc.UC_ERR_OK:
+                uclib.uc_hook_del(self.handle, hook.value)
             self._replay = None
-            self.uc.context_restore(ctx)
+            self.restore(ctx)
             (c.count, c.limit, self.breakpoint_skip, self.breakpoint_hit, self.mem_fault,
              self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
              self.on_cpuid, self.error, self.stop_requested) = saved  # fmt: skip
@@ -469,23 +468,16 @@ class Engine:
             return False
         if r.first is not None:  # after the fault (Unicorn invalidating its exit address)
             return False
+        if self.reg_read(RIP) != r.rip:  # (the fill syncs RIP to the accessing instruction)
+            return False  # another instruction: this one did not fault again, run no further
         if not r.canonical(vaddr):  # a page is canonical or not as a whole (2^47 is aligned)
             r.first = FaultReplay(access, vaddr, True)
             return False
-        if access == ucc.UC_MEM_FETCH and vaddr not in r.pages:
-            return False  # the instruction did not fault again: do not run on
         entry.contents.paddr = vaddr
-        entry.contents.perms = PROT_R | PROT_W | PROT_X  # region permissions still apply
+        # Only the permission this access needs (the region's own permissions still apply), so
+        # that a store by a later instruction to a page read here comes back to this hook.
+        entry.contents.perms = _ACCESS_PERMS.get(access, 0)
         return True
-
-    def _replay_code(self, _uc: int, address: int, _size: int, _ud: int) -> None:
-        r = self._replay
-        if r is None:
-            return
-        if address == r.rip and not r.started:
-            r.started = True
-            return
-        uclib.uc_emu_stop(self.handle)  # the instruction did not fault again: do not run on
 
     def _replay_mem_fault(self, kind: int, address: int, _size: int) -> None:
         r = self._replay
@@ -562,11 +554,9 @@ def _unset(*_args: Any) -> Any:
 class _Replay:
     """State of one `Engine.replay_fault`."""
 
-    __slots__ = ("rip", "pages", "canonical", "first", "started")
+    __slots__ = ("rip", "canonical", "first")
 
-    def __init__(self, rip: int, pages: set[int], canonical: Callable[[int], bool]) -> None:
+    def __init__(self, rip: int, canonical: Callable[[int], bool]) -> None:
         self.rip = rip
-        self.pages = pages
         self.canonical = canonical
         self.first: FaultReplay | None = None
-        self.started = False  # the code hook has seen the instruction
