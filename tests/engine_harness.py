@@ -403,15 +403,16 @@ class Bare:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, rip: int | None = None, limit: int | None = None) -> int:
-        """Run from ``rip`` (default: the current RIP) until int3 or ``limit`` instructions.
+    def run(self, rip: int | None = None, limit: int | None = None, precise: bool = True) -> int:
+        """Run from ``rip`` (default: the current RIP) until int3 or ``limit`` instructions,
+        counted per instruction (``precise``) or per translation block as the scheduler does.
 
         Returns the RIP where the engine stopped (after the int3). ArchFaults from trapped
         instructions are re-raised with RIP left at the faulting instruction.
         """
         e = self.engine
         if limit is not None:
-            e.set_counting(True)
+            e.set_counting(True, precise=precise)
         e.run(self.rip if rip is None else rip, limit)
         return self.rip
 

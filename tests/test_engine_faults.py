@@ -182,17 +182,26 @@ def test_engine_runs_on_after_a_replay(bench: Bench) -> None:
     assert bench.faults[-1] == (eng.ucc.UC_MEM_READ_UNMAPPED, 0x10, 8)
 
 
-def test_replay_keeps_the_instruction_counter(bench: Bench) -> None:
+@pytest.mark.parametrize("precise", [False, True], ids=["per-block", "per-instruction"])
+def test_replay_keeps_the_instruction_counter(bench: Bench, precise: bool) -> None:
+    """Neither counter stops the replay (the block counter stops at a block it has no count
+    for: the faulting instruction starts one), and the counter is as the run left it."""
     e = bench.e
-    e.set_counting(True)
+    e.set_counting(True, precise=precise)
     e.uc.mem_write(CODE, bytes.fromhex("90" * 5 + MOV_RAX_RBX + INT3))
     e.invalidate_code(CODE, 0x100)
     e.reg_write(X86.UC_X86_REG_RBX, NC)
     with pytest.raises(UcError):
         e.run(CODE, 6, 0)  # the limit is reached exactly at the faulting instruction
-    count, limit = e.counter.count, e.counter.limit
+    assert e.counter.count == 6 and e.reg_read(eng.RIP) == CODE + 5
+    counter = bytes(e.counter)
+    assert e.replay_fault(is_canonical) == eng.FaultReplay(eng.MEM_READ, NC, True)
+    assert bytes(e.counter) == counter
     assert isinstance(memfault.classify(e, *_kind_address_rip(e)), GeneralProtection)
-    assert (e.counter.count, e.counter.limit) == (count, limit)
+    assert bytes(e.counter) == counter
+    # and the next slice counts as before
+    e.reg_write(X86.UC_X86_REG_RBX, DATA)
+    assert e.run(CODE, 100, 0) == 7 and e.reg_read(eng.RAX) == TARGET
 
 
 INC_RBX = "48ff03"  # inc qword [rbx]: visible in memory if it runs

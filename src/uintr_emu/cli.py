@@ -84,8 +84,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="seed of the schedule and of the guest's random bytes: N != 0 varies slice lengths "
-        "(0.5x-1.5x --slice) and thread placement reproducibly; 0 is the plain schedule "
-        "(default 0)",
+        "(0.5x-1.5x --slice) and thread placement reproducibly, and ends slices at any "
+        "instruction; 0 is the plain schedule, sliced at block boundaries (default 0)",
     )
     m.add_argument(
         "--uintr-abi",

@@ -9,12 +9,23 @@ Two private details of the Python binding are used, hence the `unicorn==2.1.4` p
 
 Instruction counting. Slicing needs an instruction limit, and the virtual clock needs to know how
 many instructions a slice really ran, also when a hook stopped it early. Unicorn's own `count=`
-cannot say that. Instead a five-instruction native callback (machine code in an executable page,
-see `_COUNTER_CODE`) is installed as a `UC_HOOK_CODE` hook: it increments a counter and, at the
-limit, tail-calls `uc_emu_stop` from inside the hook, which is a synchronous stop (unicorn-notes
-G14: never stop asynchronously). It costs what `count=` costs (a per-instruction helper call), so
-it is only installed while the scheduler slices; adding or removing it flushes translated code
-(G8), so the scheduler switches with hysteresis.
+cannot say that, and any `UC_HOOK_CODE` hook makes the translator sync RIP and the lazy flags
+before every instruction (28% of a 4-thread run, docs/performance.md). So counting is done per
+translation block: a native callback (machine code in an executable page, `_BLOCK_COUNTER_CODE`)
+installed as a `UC_HOOK_BLOCK` hook looks the block's instruction count up in a direct-mapped
+table and adds it on entry. Counts stay exact:
+- a block whose count is not in the table stops the engine before it runs (the hook is called
+  before the block's first instruction); `run` asks Unicorn for the block's `icount`
+  (`ctl_request_cache`), fills the entry and resumes;
+- a block that would pass the limit stops the engine before it runs, so a slice ends at a block
+  boundary at or below its limit (a block longer than a whole slice runs anyway: progress);
+- SYSCALL, a trapped #UD, INT n and HLT end their translation block, so a hook that stops the
+  engine never leaves a block half counted; a memory fault does, and `run` recounts the faulting
+  block up to and including the faulting instruction, as per-instruction counting would.
+The exact per-instruction callback (`_COUNTER_CODE`, a `UC_HOOK_CODE` hook) is kept for the
+debugger (breakpoints and single steps land inside blocks) and the last stretch of `--max-insns`.
+Both stop the engine synchronously with `uc_emu_stop` tail-called from the hook (unicorn-notes G14:
+never stop asynchronously). Changing hooks flushes translated code (G8), so callers switch rarely.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ SYSCALL_REGS: tuple[int, ...] = (
     x86.UC_X86_REG_R10, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9, x86.UC_X86_REG_RIP,
 )  # fmt: skip
 
-# void counter(uc_engine *uc, uint64_t addr, uint32_t size, struct Counter *c)
+# void counter(uc_engine *uc, uint64_t addr, uint32_t size, struct Counter *c)   [UC_HOOK_CODE]
 #   if (c->count >= c->limit) return uc_emu_stop(uc);   /* tail call, rdi = uc */
 #   c->count++;
 _COUNTER_CODE = bytes(
@@ -64,20 +75,85 @@ _COUNTER_CODE = bytes(
     + [0xFF, 0x61, 0x10]  # stop: jmp [rcx+16]
 )
 
+# void block_counter(uc_engine *uc, uint64_t pc, uint32_t size, struct Counter *c) [UC_HOOK_BLOCK]
+#   struct Entry *e = &c->table[(pc ^ pc >> 12) & c->mask];
+#   if (e->pc != pc || e->size != size) { c->stop_why = MISS; c->miss_size = size;
+#                                         c->miss_pc = pc; return uc_emu_stop(uc); }
+#   if (c->count + e->n > c->limit) { c->stop_why = OVER; return uc_emu_stop(uc); }
+#   c->count += e->n; c->last_pc = pc; c->last_size = size; c->last_n = e->n;
+# (assembled with GNU as 2.40 from that source; offsets are those of `_Counter`)
+_BLOCK_COUNTER_CODE = bytes.fromhex(
+    "4889f0"  # mov rax, rsi
+    "48c1e80c"  # shr rax, 12
+    "4831f0"  # xor rax, rsi
+    "48234138"  # and rax, [rcx+56]        mask
+    "48c1e004"  # shl rax, 4
+    "48034140"  # add rax, [rcx+64]        table
+    "483b30"  # cmp rsi, [rax]            entry pc
+    "752c"  # jne miss
+    "3b5008"  # cmp edx, [rax+8]          entry size
+    "7527"  # jne miss
+    "8b400c"  # mov eax, [rax+12]         entry n
+    "4c8b01"  # mov r8, [rcx]             count
+    "4901c0"  # add r8, rax
+    "4c3b4108"  # cmp r8, [rcx+8]          limit
+    "770e"  # ja over
+    "4c8901"  # mov [rcx], r8
+    "48897118"  # mov [rcx+24], rsi        last_pc
+    "895120"  # mov [rcx+32], edx         last_size
+    "894124"  # mov [rcx+36], eax         last_n
+    "c3"  # ret
+    "c7412802000000"  # over: mov dword [rcx+40], OVER
+    "ff6110"  # jmp [rcx+16]              uc_emu_stop(uc)
+    "c7412801000000"  # miss: mov dword [rcx+40], MISS
+    "89512c"  # mov [rcx+44], edx         miss_size
+    "48897130"  # mov [rcx+48], rsi        miss_pc
+    "ff6110"  # jmp [rcx+16]              uc_emu_stop(uc)
+)
+#: Exceptions that are faults (SDM Vol. 3 Table 6-1): RIP is the faulting instruction, which
+#: may be inside a block; the others (#DB traps, #BP, #OF, INT n) leave RIP after theirs.
+FAULT_VECTORS = frozenset({0, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21})
+MISS, OVER = 1, 2  # why the block counter stopped the engine (`_Counter.stop_why`)
+
+#: Entries of the block table (a power of two); 16 bytes each, one table per address space.
+BLOCK_TABLE_SIZE = 1 << 15
+NO_BLOCK = 0xFFFF_FFFF_FFFF_FFFF  # the pc of an emptied entry: no block starts there
+
+
+class _Entry(ctypes.Structure):
+    _fields_ = [("pc", ctypes.c_uint64), ("size", ctypes.c_uint32), ("n", ctypes.c_uint32)]
+
 
 class _Counter(ctypes.Structure):
-    _fields_ = [("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
+    """Shared by both callbacks: `count`, `limit` and `stop` are all the exact one uses."""
+
+    _fields_ = [
+        ("count", ctypes.c_uint64),
+        ("limit", ctypes.c_uint64),
+        ("stop", ctypes.c_void_p),
+        ("last_pc", ctypes.c_uint64),
+        ("last_size", ctypes.c_uint32),
+        ("last_n", ctypes.c_uint32),
+        ("stop_why", ctypes.c_uint32),
+        ("miss_size", ctypes.c_uint32),
+        ("miss_pc", ctypes.c_uint64),
+        ("mask", ctypes.c_uint64),
+        ("table", ctypes.c_void_p),
+    ]
 
 
 class _NativeCode:
-    """The counter callback, placed once per host process in an executable page."""
+    """The two counter callbacks, placed once per host process in an executable page."""
 
     _instance: _NativeCode | None = None
 
     def __init__(self) -> None:
         self.page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         self.page.write(_COUNTER_CODE)
+        self.page.seek(64)
+        self.page.write(_BLOCK_COUNTER_CODE)
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.page))
+        self.block_address = self.address + 64
         self.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
 
     @classmethod
@@ -186,6 +262,9 @@ class Engine:
         self._hooks: dict[str, int] = {}
         self.counter = _Counter(0, 0, _NativeCode.get().emu_stop)
         self._counter_hook: int | None = None
+        self.precise = False  # the counter in use is the per-instruction one
+        self._table: ctypes.Array[_Entry] | None = None  # block pc -> instruction count
+        self._learned: dict[int, set[int]] = {}  # page -> block pcs in the table
         self._hook_order = 0  # UC_HOOK_CODE hooks run in the order they were added
         self._counter_order = 0
         # Breakpoints (the GDB stub): address -> (hook handle, order). A hit stops the engine
@@ -196,6 +275,7 @@ class Engine:
         self.breakpoint_hit: int | None = None
         self.breakpoint_skip: int | None = None
         self.stop_requested = False  # `stop()` was called during the last `run()`
+        self.fault_stop = False  # the last interrupt hook was for a fault (RIP at its insn)
         # The first memory fault of the last `run()` as the engine reported it (the only one
         # passed to `on_mem_fault`): (kind, address, size, RIP of the faulting instruction),
         # the address cut to 52 bits (see `replay_fault`). After a faulting store inside some
@@ -256,6 +336,7 @@ class Engine:
                 return True
 
         def interrupt(_uc: int, intno: int, _ud: int) -> None:
+            self.fault_stop = intno in FAULT_VECTORS
             try:
                 self.on_interrupt(intno)
             except BaseException as e:  # noqa: BLE001
@@ -289,29 +370,73 @@ class Engine:
     def counting(self) -> bool:
         return self._counter_hook is not None
 
-    def set_counting(self, on: bool) -> None:
-        """Install or remove the counter hook, and flush translated code: call rarely."""
-        if on == self.counting:
+    def set_counting(self, on: bool, precise: bool = False) -> None:
+        """Install or remove the counter: per block, or per instruction (`precise`).
+        Changing it flushes translated code: call rarely."""
+        if on == self.counting and (not on or precise == self.precise):
             return
+        if self._counter_hook is not None:
+            uclib.uc_hook_del(self.handle, self._counter_hook)
+            self._counter_hook = None
         if on:
+            native = _NativeCode.get()
+            if precise:
+                htype, code = ucc.UC_HOOK_CODE, native.address
+            else:
+                htype, code = ucc.UC_HOOK_BLOCK, native.block_address
+                if self._table is None:
+                    self._table = (_Entry * BLOCK_TABLE_SIZE)()
+                    self.counter.table = ctypes.addressof(self._table)
+                    self.counter.mask = BLOCK_TABLE_SIZE - 1
             h = uc_hook_h()
             status = uclib.uc_hook_add(
-                self.handle, ctypes.byref(h), ucc.UC_HOOK_CODE,
-                ctypes.c_void_p(_NativeCode.get().address), ctypes.byref(self.counter),
-                ctypes.c_uint64(1), ctypes.c_uint64(0),
+                self.handle, ctypes.byref(h), htype, ctypes.c_void_p(code),
+                ctypes.byref(self.counter), ctypes.c_uint64(1), ctypes.c_uint64(0),
             )  # fmt: skip
             if status != ucc.UC_ERR_OK:
                 raise EngineError(f"cannot install the instruction counter: {UcError(status)}")
             self._counter_hook = h.value
+            self.precise = precise
             self._hook_order += 1
             self._counter_order = self._hook_order
-        else:
-            uclib.uc_hook_del(self.handle, self._counter_hook)
-            self._counter_hook = None
         # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
         # does not flush on hook_add: without this, code translated while counting was off
         # would stay uncounted (and never reach a slice limit).
         self.uc.ctl_flush_tb()
+
+    def _learn(self, pc: int, size: int) -> None:
+        """Put the instruction count of the block at `pc` (as Unicorn translated it) in the
+        table; the slot's previous block, if any, is forgotten (it misses again next time)."""
+        assert self._table is not None
+        _pc, icount, _size = self.uc.ctl_request_cache(pc)
+        slot = self._table[(pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)]
+        if slot.size:
+            self._learned.get(slot.pc >> 12, set()).discard(slot.pc)
+        slot.pc, slot.size, slot.n = pc, size, icount
+        self._learned.setdefault(pc >> 12, set()).add(pc)
+
+    def _block_count(self, pc: int) -> int | None:
+        assert self._table is not None
+        slot = self._table[(pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)]
+        return slot.n if slot.pc == pc and slot.size else None
+
+    def _recount(self, ran_current: bool) -> None:
+        """The engine stopped inside the block entered last, whose whole count was added on
+        entry: count it up to the instruction at RIP, and that one too if it began (a fault:
+        the per-instruction counter counts an instruction before it runs; a breakpoint or a
+        single step: it has not run). The block from RIP on ends where the entered block ends
+        (same code), unless the translator cut the entered one at its size limit: then the
+        whole block stays counted (deterministic, a few instructions high)."""
+        c = self.counter
+        rip = self.reg_read(RIP)
+        if not c.last_pc <= rip < c.last_pc + c.last_size:
+            return  # e.g. a fetch fault: the block that jumped there ran to its end
+        try:
+            _pc, rest, size = self.uc.ctl_request_cache(rip)
+        except UcError:
+            return
+        if rip + size == c.last_pc + c.last_size and rest <= c.last_n:
+            c.count -= rest - 1 if ran_current else rest
 
     # --- breakpoints (used by the GDB stub only) ----------------------------------------
 
@@ -350,7 +475,7 @@ class Engine:
             entry = self._breakpoints.get(address)
             if entry is None:
                 return
-            if self._counter_hook is not None and self._counter_order < entry[1]:
+            if self.precise and self._counter_hook is not None and self._counter_order < entry[1]:
                 self.counter.count -= 1  # counted already, but the instruction does not run now
             self.breakpoint_hit = address
             uclib.uc_emu_stop(self.handle)
@@ -363,10 +488,11 @@ class Engine:
         """Run from `rip` until a hook stops the engine or `limit` instructions have run.
 
         Returns the number of instructions executed when counting, else 0 (`start` is a
-        charge that counts as already executed). `steps` > 0 also stops after that many
-        instructions (Unicorn's own count, for the debugger's single step; flushes translated
-        code). Raises the exception of a failed callback, or UcError for a fault no hook
-        consumed.
+        charge that counts as already executed). Counting per block, a run ends at the last
+        block boundary within `limit` (or after one block if even that does not fit). `steps`
+        > 0 also stops after that many instructions (Unicorn's own count, for the debugger's
+        single step; flushes translated code). Raises the exception of a failed callback, or
+        UcError for a fault no hook consumed.
         """
         c = self.counter
         if limit is not None:
@@ -374,10 +500,46 @@ class Engine:
             c.limit = limit
         self.error = None
         self.stop_requested = False
+        self.fault_stop = False
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
             self.uc.ctl_flush_tb()
-        status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
+        blocks = self.counting and not self.precise
+        progress = c.count
+        missed = NO_BLOCK
+        while True:
+            c.stop_why = 0
+            c.last_size = 0
+            status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
+            if not blocks:
+                break
+            why = c.stop_why
+            if why == MISS and status == ucc.UC_ERR_OK and self.error is None:
+                rip = c.miss_pc  # a block not yet in the table: it has not run
+                if rip == missed:  # learnt, and still a miss: Unicorn and we disagree
+                    self.set_counting(True, precise=True)
+                    blocks = False
+                else:
+                    self._learn(rip, c.miss_size)
+                    missed = rip
+                continue
+            if why == OVER:
+                if c.count == progress and not self.stop_requested:
+                    # The first block does not fit in what is left: run it anyway (progress).
+                    rip = self.reg_read(RIP)
+                    n = self._block_count(rip)
+                    if n is not None:
+                        c.limit = c.count + n
+                        continue
+                break
+            # Stopped inside the block entered last? Only faults, breakpoints and single steps
+            # do: other stops are at the end of a block (SYSCALL, #UD, INT n end theirs).
+            if c.last_size:
+                if status != ucc.UC_ERR_OK or self.fault_stop:
+                    self._recount(ran_current=True)
+                elif steps or self.breakpoint_hit is not None:
+                    self._recount(ran_current=False)
+            break
         if self.error is not None:
             err, self.error = self.error, None
             raise err
@@ -410,15 +572,15 @@ class Engine:
         The replay is deterministic: the addresses an instruction accesses follow from its
         registers, which are the same, so it makes the same accesses in the same order up to
         the first one that faults, non-canonical or not. Accesses before that one are made again
-        (reads, and writes of the bytes the first run already wrote). It runs the translation
-        the engine already has: no retranslation, nothing added to the translation cache. Safety
-        net for an instruction that would not fault again: the fill hook refuses any access by
-        another instruction (after the TLB flush, and with each entry granting only the access
-        it was filled for, another instruction's first store or access to a new page comes back
-        to the hook), and syscall/#UD/interrupt/CPUID callbacks stop the engine (only a loop of
-        register-only instructions would escape both). Registers, the
-        instruction counter, breakpoints and callbacks are restored. Returns None when nothing
-        faulted.
+        (reads, and writes of the bytes the first run already wrote). No hook that instruments
+        code is added, so nothing is retranslated; at most the block starting at the instruction
+        is translated once. Safety net for an instruction that would not fault again: the fill
+        hook refuses any access by another instruction (after the TLB flush, and with each entry
+        granting only the access it was filled for, another instruction's first store or access
+        to a new page comes back to the hook), and syscall/#UD/interrupt/CPUID callbacks stop
+        the engine (only a loop of register-only instructions would escape both). Registers,
+        the instruction counters, breakpoints and callbacks are restored. Returns None when
+        nothing faulted.
         """
         rip = self.reg_read(RIP)
         if self._replay_ctx is None:
@@ -426,7 +588,8 @@ class Engine:
         ctx = self._replay_ctx
         self.save(ctx)
         c = self.counter
-        saved = (c.count, c.limit, self.breakpoint_skip, self.breakpoint_hit, self.mem_fault,
+        counter = bytes(c)  # every field: count, limit, the block counter's last/miss/table
+        saved = (self.breakpoint_skip, self.breakpoint_hit, self.mem_fault, self.fault_stop,
                  self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
                  self.on_cpuid, self.error, self.stop_requested)  # fmt: skip
         r = self._replay = _Replay(rip, canonical)
@@ -434,7 +597,18 @@ class Engine:
         halt = self._replay_halt
         self.on_syscall, self.on_invalid, self.on_interrupt = halt, halt, halt
         self.on_cpuid, self.on_mem_fault = halt, self._replay_mem_fault
-        c.limit = 0xFFFF_FFFF_FFFF_FFFF  # the counter hook must not stop before the instruction
+        # Neither counter may stop the replay before the instruction: no limit, and for the
+        # block counter a one-entry table in which the block at RIP counts 0 (it stops at a
+        # block it has no entry for).
+        c.limit = 0xFFFF_FFFF_FFFF_FFFF
+        one = (_Entry * 1)()
+        if self.counting and not self.precise:
+            try:
+                _pc, _n, size = self.uc.ctl_request_cache(rip)
+            except UcError:
+                size = 0
+            one[0].pc, one[0].size, one[0].n = rip, size, 0
+            c.table, c.mask = ctypes.addressof(one), 0
         self.breakpoint_skip = rip
         hook = uc_hook_h()
         status = uclib.uc_hook_add(
@@ -454,7 +628,8 @@ class Engine:
                 uclib.uc_hook_del(self.handle, hook.value)
             self._replay = None
             self.restore(ctx)
-            (c.count, c.limit, self.breakpoint_skip, self.breakpoint_hit, self.mem_fault,
+            ctypes.memmove(ctypes.addressof(c), counter, len(counter))
+            (self.breakpoint_skip, self.breakpoint_hit, self.mem_fault, self.fault_stop,
              self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
              self.on_cpuid, self.error, self.stop_requested) = saved  # fmt: skip
         return r.first
@@ -543,8 +718,20 @@ class Engine:
             raise EngineError(f"protect {address:#x}+{size:#x}: {UcError(status)}")
 
     def invalidate_code(self, address: int, size: int) -> None:
-        """Drop translations of a range whose bytes changed behind the engine (G13)."""
+        """Drop translations of a range whose bytes changed behind the engine (G13), and the
+        block counts learnt there."""
         self.uc.ctl_remove_cache(address, address + size)
+        if self._learned and self._table is not None:
+            first, last = address >> 12, (address + size - 1) >> 12
+            if last - first < len(self._learned):
+                pages = [p for p in range(first, last + 1) if p in self._learned]
+            else:
+                pages = [p for p in self._learned if first <= p <= last]
+            for page in pages:
+                for pc in self._learned.pop(page):
+                    slot = self._table[(pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)]
+                    if slot.pc == pc:
+                        slot.pc, slot.size = NO_BLOCK, 0
 
 
 def _unset(*_args: Any) -> Any:

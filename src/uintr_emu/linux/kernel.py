@@ -397,9 +397,7 @@ class Kernel:
             cpu.base = max(self.now, cpu.not_before)
             e = t.process.engine
             if limit is not None:
-                if not sliced and e.counting:
-                    pass
-                e.set_counting(True)
+                e.set_counting(True, precise=self.sched_rng is not None or self._near_insn_limit())
             elif e.counting:
                 # One runnable thread: keep counting a while before paying for the flush.
                 if self.counted_single < UNSLICE_AFTER_INSNS:
@@ -424,6 +422,16 @@ class Kernel:
             raise GuestExit(
                 124, f"instruction limit reached: {self.total_insns} instructions (--max-insns)"
             )
+
+    def _near_insn_limit(self) -> bool:
+        """Counting per block ends slices (and so interleavings and interrupt delivery) at
+        translation-block boundaries only. --seed explores interleavings and counts each
+        instruction (see `_round`); so do the last rounds before --max-insns, which stops at
+        exactly N."""
+        if self.opt.max_insns is None:
+            return False
+        left = self.opt.max_insns - self.total_insns
+        return left <= 2 * len(self.machine.cpus) * (self.opt.slice + self.opt.slice // 2)
 
     def _deadlock_message(self) -> str:
         kinds = sorted({t.wait.kind for t in self.threads.values() if t.wait is not None})

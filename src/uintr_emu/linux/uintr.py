@@ -303,6 +303,13 @@ class UintrKernel:
             target.service()
             self._os_vectors(target)
         elif target is not source:
+            st = target.uintr.state
+            if vector == st.uinv and vector and not st.uif:
+                # A notification to a thread with UIF = 0: notification processing only moves
+                # PIR to UIRR, which user code cannot see (§7), and nothing is delivered before
+                # its STUI; it takes place at the target's next turn. Stopping the sender would
+                # cost a turn per SENDUIPI (a storm to a receiver in a CLUI section).
+                return
             cur = self.k.current
             if cur is not None and self.k.current_cpu == source.index:
                 cur.process.engine.stop()  # let the target CPU take its turn sooner

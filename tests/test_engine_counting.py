@@ -1,0 +1,190 @@
+"""Instruction counting on the engine: the per-block counter the scheduler slices with must give
+the same counts as the per-instruction one (engine/unicorn.py docstring), only with slices that
+end at block boundaries.
+
+Snippets run on the bare CPU of tests/engine_harness.py; each test runs both counters.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from unicorn import UcError
+
+from engine_harness import CODE, DATA, RAX, RBX, RCX, Asm, Bare, UnexpectedInterrupt
+from uintr_emu.engine import unicorn as eng
+
+MODES = [pytest.param(True, id="precise"), pytest.param(False, id="blocks")]
+UNMAPPED = 0x9_0000  # nothing is mapped there (engine_harness memory layout)
+
+
+def loop(n: int) -> Asm:
+    """mov rcx, n; top: inc rax; inc rbx; dec rcx; jnz top; int3 -- 2 + 4n instructions."""
+    a = Asm().mov_imm(RCX, n)
+    a.label("top")
+    return a.inc(RAX).inc(RBX).dec(RCX).jcc("jnz", "top").int3()
+
+
+def run_slices(bare: Bare, limit: int, precise: bool) -> tuple[int, list[int]]:
+    """Run to the int3 in slices of `limit`; the total count and each slice's count."""
+    counts = []
+    rip = CODE
+    while not bare.interrupts:
+        bare.run(rip, limit, precise=precise)
+        counts.append(bare.engine.counter.count)
+        rip = bare.rip
+    return sum(counts), counts
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 100, 1000, 10**6])
+def test_block_counts_equal_instruction_counts_over_slices(limit: int) -> None:
+    totals = {}
+    for precise in (True, False):
+        bare = Bare()
+        bare.load(loop(500))
+        total, counts = run_slices(bare, limit, precise)
+        assert bare.reg(RAX) == bare.reg(RBX) == 500
+        totals[precise] = total
+        if precise:
+            assert all(c == limit for c in counts[:-1])
+        else:  # whole blocks within the limit; a block longer than the limit runs alone
+            assert all(c <= max(limit, 5) for c in counts)
+    assert totals[True] == totals[False] == 2 + 4 * 500
+
+
+def test_a_block_longer_than_the_slice_runs_whole() -> None:
+    """Progress: the first block of a run runs even when it alone exceeds the limit."""
+    bare = Bare()
+    a = Asm()
+    for _ in range(20):
+        a.inc(RAX)
+    bare.load(a.int3())
+    bare.run(CODE, 5, precise=False)
+    assert bare.reg(RAX) == 20
+    assert bare.engine.counter.count == 21  # 20 x inc, int3
+
+
+def test_a_slice_ends_at_the_last_block_boundary_within_the_limit() -> None:
+    bare = Bare()
+    bare.load(loop(100))
+    bare.run(CODE, 13, precise=False)  # mov + top block: 1 + 4 (5), 9 -- and 13 fits exactly
+    assert bare.engine.counter.count == 13
+    assert bare.rip == CODE + 10  # `top`: the next block has not started
+    assert bare.reg(RAX) == 3
+    bare.run(None, 6, precise=False)  # one block of 4; a second does not fit
+    assert bare.engine.counter.count == 4
+    assert bare.reg(RAX) == 4
+
+
+@pytest.mark.parametrize("precise", MODES)
+@pytest.mark.parametrize("at", [0, 1, 3])
+def test_a_fault_inside_a_block_counts_up_to_the_faulting_instruction(at: int, precise) -> None:
+    """A memory fault ends a block early: the faulting instruction counts, the rest of the
+    block does not (as the per-instruction counter sees it)."""
+    bare = Bare()
+    faults: list[int] = []
+    bare.engine.on_mem_fault = lambda kind, address, size: faults.append(address)
+    a = Asm()
+    for _ in range(at):
+        a.inc(RAX)
+    a.mov_imm(RBX, UNMAPPED).emit(b"\x48\x89\x03")  # mov [rbx], rax
+    a.inc(RAX).inc(RAX).int3()
+    bare.load(a)
+    with pytest.raises(UcError):
+        bare.run(CODE, 1000, precise=precise)
+    assert faults == [UNMAPPED]
+    assert bare.engine.counter.count == at + 2  # the incs, mov rbx, the faulting store
+    assert bare.rip == CODE + 3 * at + 10
+
+
+def test_changed_code_is_counted_afresh() -> None:
+    """Same address, same block size, other instructions: the learnt count is dropped with the
+    translation (invalidate_code), so the new block is counted right."""
+    bare = Bare()
+    bare.load(Asm().emit(b"\xff\xc0" * 4).int3())  # 4 x inc eax (2 bytes each)
+    bare.run(CODE, 1000, precise=False)
+    assert bare.engine.counter.count == 5
+    bare.interrupts.clear()
+    bare.load(Asm().emit(b"\x48\x8d\x40\x01" * 2).int3())  # 2 x lea rax, [rax+1] (4 bytes)
+    bare.run(CODE, 1000, precise=False)
+    assert bare.engine.counter.count == 3
+
+
+def test_blocks_sharing_a_table_slot_are_counted_exactly() -> None:
+    """Two blocks of one loop in the same direct-mapped slot evict each other on every
+    iteration: slow, but every count is right."""
+
+    def slot(pc: int) -> int:
+        return (pc ^ (pc >> 12)) & (eng.BLOCK_TABLE_SIZE - 1)
+
+    first = CODE + 16
+    second = next(p for p in range(CODE + 0x100, CODE + 0xE000) if slot(p) == slot(first))
+    bare = Bare()
+    n = 50
+    bare.poke(CODE, Asm().mov_imm(RCX, n).bytes() + b"\xe9" + struct.pack("<i", first - CODE - 15))
+    body = Asm(first).inc(RAX).bytes()
+    bare.poke(first, body + b"\xe9" + struct.pack("<i", second - (first + len(body) + 5)))
+    tail = Asm(second).inc(RBX).dec(RCX).bytes()
+    back = first - (second + len(tail) + 6)
+    bare.poke(second, tail + b"\x0f\x85" + struct.pack("<i", back) + b"\xcc")
+    total, _ = run_slices(bare, 10**6, precise=False)
+    assert bare.reg(RAX) == bare.reg(RBX) == n
+    assert total == 2 + n * 5 + 1  # mov, jmp; n x (inc, jmp, inc, dec, jnz); int3
+
+
+def test_switching_counters_keeps_counting() -> None:
+    """set_counting flushes translated code: blocks translated under one counter are counted
+    by the other after a switch."""
+    bare = Bare()
+    bare.load(loop(200))
+    total = 0
+    rip = CODE
+    precise = False
+    while not bare.interrupts:
+        bare.run(rip, 97, precise=precise)
+        total += bare.engine.counter.count
+        rip = bare.rip
+        precise = not precise
+    assert total == 2 + 4 * 200
+    assert bare.read_u64(DATA) == 0
+
+
+@pytest.mark.parametrize("precise", MODES)
+def test_a_divide_error_inside_a_block_counts_the_faulting_instruction(precise) -> None:
+    """#DE is a fault (SDM Vol. 3 Table 6-1): RIP stays at the div, which counts; the rest of
+    its block does not run."""
+    bare = Bare()
+    a = Asm().inc(RAX).inc(RAX).emit(b"\x31\xc9")  # xor ecx, ecx
+    a.emit(b"\x48\xf7\xf1").inc(RAX).int3()  # div rcx
+    bare.load(a)
+    with pytest.raises(UnexpectedInterrupt):
+        bare.run(CODE, 1000, precise=precise)
+    assert bare.interrupts == [0]
+    assert bare.engine.counter.count == 4
+    assert bare.rip == CODE + 8
+
+
+@pytest.mark.parametrize("precise", MODES)
+def test_breakpoints_and_single_steps_inside_a_block_count_exactly(precise) -> None:
+    """The debugger stops before a breakpoint's instruction and steps one instruction: the
+    counts of the pieces add up to the count of the plain run."""
+    bare = Bare()
+    a = Asm()
+    for _ in range(6):
+        a.inc(RAX)
+    bare.load(a.int3())
+    e = bare.engine
+    bp = CODE + 3 * 4  # the fifth inc
+    e.add_breakpoint(bp)
+    bare.run(CODE, 1000, precise=precise)
+    assert e.breakpoint_hit == bp and bare.rip == bp
+    assert e.counter.count == 4 and bare.reg(RAX) == 4
+    e.breakpoint_hit = None
+    e.breakpoint_skip = bp
+    e.run(bp, 1000, steps=1)
+    assert e.counter.count == 1 and bare.rip == bp + 3 and bare.reg(RAX) == 5
+    e.remove_breakpoint(bp)
+    e.run(bare.rip, 1000)
+    assert e.counter.count == 2  # inc, int3
+    assert bare.reg(RAX) == 6
