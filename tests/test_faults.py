@@ -222,6 +222,17 @@ def test_uintr_instruction_runs_with_the_feature(fault_signals, run_emu):
     assert rc == 0 and out.endswith(b"uintr-insn: no fault\n"), describe(result)
 
 
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_noncanonical_while_another_thread_runs(cpus, build_program, run_emu, native_result):
+    """With two runnable threads the emulator slices and counts per block: a #GP at
+    0x8000000000000010 is still told from a page fault at 0x10 (both reach the engine's fault
+    hook as an access at 0x10), 100 of each, as natively."""
+    n_rc, n_out, _ = native_result("fault_noncanonical_threads")
+    assert n_rc == 0 and n_out == b"gp=100 pf=100 other=0\n", f"natively: {n_rc} {n_out!r}"
+    result = run_emu(build_program("fault_noncanonical_threads"), cpus=cpus)
+    assert result == (0, n_out, b""), describe(result)
+
+
 # --------------------------------------------------------------------------- fault_uintr
 
 
