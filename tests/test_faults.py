@@ -337,17 +337,15 @@ SYSCALL_MODES = {
         "emulator bug: fcntl(F_DUPFD, -5) installs fd -5 and returns -5, read as -EIO; Linux: "
         "EINVAL (tests/test_fuzz.py KNOWN_SYSCALL_BUGS[('fcntl', 'fd-number')])"
     ),
-    "clone-bad-ptid": (
-        "emulator bug: clone with a bad CLONE_PARENT_SETTID pointer returns EFAULT and leaves "
-        "a child that never runs; Linux creates and runs the child (tests/test_fuzz.py "
-        "KNOWN_SYSCALL_BUGS[('clone', 'thread-not-placed')])"
-    ),
 }
+#: Modes the emulator gets right (some were bugs once).
+SYSCALL_MODES_OK = ["clone-bad-ptid", "clone-bad-ctid"]
 
 
 @pytest.mark.parametrize(
     "mode",
-    [
+    [pytest.param(m, id=m) for m in SYSCALL_MODES_OK]
+    + [
         pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=r), id=m)
         for m, r in SYSCALL_MODES.items()
     ],

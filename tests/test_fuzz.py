@@ -984,16 +984,6 @@ bug(
 )
 KNOWN_SYSCALL_BUGS[("fcntl", "out-of-range")] = KNOWN_SYSCALL_BUGS[("fcntl", "fd-number")]
 bug(
-    "clone clone3 fork vfork",
-    "thread-not-placed",
-    "create_thread/Kernel.fork (linux/syscalls/thread.py, linux/kernel.py) write "
-    "CLONE_PARENT_SETTID/CLONE_CHILD_SETTID after registering the new thread and before "
-    "placing it: a bad pointer returns EFAULT but leaves a 'runnable' thread that is on no CPU "
-    "(a thread: its process can never end -- exit of the others then deadlocks; a fork: a "
-    "half-made child process). Linux ignores the put_user failure and returns the new id",
-    ("clone", (0x100 | 0x800 | 0x10000 | 0x100000, 0, 8, 0, 0), b"", False),
-)
-bug(
     "mremap",
     "vma-beyond-user",
     "sys_mremap (linux/syscalls/mm.py) with MREMAP_MAYMOVE|MREMAP_FIXED does not check "
@@ -1147,6 +1137,68 @@ def test_known_syscall_bug(name, tag, call_args, scratch, rich, abi, harness) ->
     outcomes = h.run([(nr, symbolic)], scratch)
     bad = [o for o in outcomes if o.kind not in ALLOWED]
     assert not bad, f"{show(h, nr, symbolic)}: {bad}"
+
+
+# --- fixed bugs: the Linux result -----------------------------------------------------------
+
+CLONE_THREAD_FLAGS = 0x100 | 0x800 | 0x10000  # CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
+CLONE_PARENT_SETTID, CLONE_CHILD_SETTID, SIGCHLD = 0x100000, 0x1000000, 17
+TID_POINTERS = {"bad": ("int", 8), "read-only": ("text", 0), "good": ("scratch", 0)}
+
+
+def _child_state(k: Any, t: Any) -> Any:
+    """(id, state, on a CPU, in a process of its own) of every thread but the caller."""
+    placed = {id(c.current) for c in k.machine.cpus}
+    placed |= {id(q) for c in k.machine.cpus for q in c.queue}
+    return [(x.tid, x.state.value, id(x) in placed, x.process is not t.process)
+            for x in k.threads.values() if x is not t]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", list(TID_POINTERS))
+@pytest.mark.parametrize(
+    ("call", "flags"),
+    [
+        ("clone", CLONE_THREAD_FLAGS | CLONE_PARENT_SETTID),
+        ("clone", CLONE_THREAD_FLAGS | CLONE_CHILD_SETTID),
+        ("clone", SIGCHLD | CLONE_PARENT_SETTID),
+        ("clone", SIGCHLD | CLONE_CHILD_SETTID),
+        ("clone3", CLONE_THREAD_FLAGS | CLONE_PARENT_SETTID),
+        ("clone3", CLONE_CHILD_SETTID),
+    ],
+)
+def test_clone_settid_pointer(call, flags, where, harness) -> None:
+    """A bad CLONE_PARENT_SETTID/CLONE_CHILD_SETTID pointer does not fail clone: the kernel
+    ignores put_user() there (kernel_clone; schedule_tail for the child's id), so clone
+    returns the new id and the child is on a CPU, runnable. A good pointer gets the id (for
+    CLONE_CHILD_SETTID of a new process: in the child's memory only)."""
+    h = harness()
+    new_id = h.kernel.next_id + 1
+    tidptr = TID_POINTERS[where]
+    if call == "clone":
+        ptid = tidptr if flags & CLONE_PARENT_SETTID else ("int", 0)
+        ctid = tidptr if flags & CLONE_CHILD_SETTID else ("int", 0)
+        args = (("int", flags), ("int", 0), ptid, ctid, ("int", 0))
+        scratch = b""
+        nr = 56
+    else:  # struct clone_args at scratch + 64: flags, pidfd, child_tid, parent_tid, exit_signal
+        ptr = h.resolve(tidptr)
+        scratch = bytes(64) + struct.pack(
+            "<8Q", flags, 0, ptr if flags & CLONE_CHILD_SETTID else 0,
+            ptr if flags & CLONE_PARENT_SETTID else 0, 0 if flags & 0x10000 else SIGCHLD, 0, 0, 0
+        )  # fmt: skip
+        args = (("scratch", 64), ("int", 64))
+        nr = 435
+
+    def probe(k: Any, t: Any) -> Any:
+        return _child_state(k, t), struct.unpack("<I", t.process.mem.read(h.scratch, 4))[0]
+
+    outcomes = h.run([(nr, args)], scratch, probe=probe)
+    assert outcomes[0] == Outcome("int", new_id), outcomes
+    kids, at_scratch = outcomes[-1].value
+    new_process = not flags & 0x10000
+    assert kids == [(new_id, "runnable", True, new_process)], outcomes
+    written = where == "good" and (flags & CLONE_PARENT_SETTID or not new_process)
+    assert at_scratch == (new_id if written else 0), outcomes
 
 
 # --- the host file system is left alone ------------------------------------------------------

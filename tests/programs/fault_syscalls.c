@@ -18,6 +18,7 @@
  *   mmap-huge       mmap 1 TiB of private memory       returns (ENOMEM or a mapping)
  *   clone-bad-ptid  clone(CLONE_PARENT_SETTID|SIGCHLD) with parent_tid = (int *)8:
  *                   the child is created anyway, exits 0, the parent reaps it
+ *   clone-bad-ctid  the same with CLONE_CHILD_SETTID and child_tid = (int *)8
  *   sleep-forever   nanosleep({LONG_MAX, 0}) (only under the emulator, where the virtual clock
  *                   jumps to the deadline), then clock_gettime: 0, 0
  */
@@ -137,9 +138,11 @@ int main(int argc, char **argv)
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         printf("%s: returned%s\n", mode,
                p != MAP_FAILED || errno == ENOMEM ? "" : " an unexpected errno");
-    } else if (!strcmp(mode, "clone-bad-ptid")) {
+    } else if (!strcmp(mode, "clone-bad-ptid") || !strcmp(mode, "clone-bad-ctid")) {
         fflush(stdout);
-        long pid = syscall(SYS_clone, CLONE_PARENT_SETTID | SIGCHLD, 0L, (int *)8, 0L, 0L);
+        long pid = !strcmp(mode, "clone-bad-ptid")
+                       ? syscall(SYS_clone, CLONE_PARENT_SETTID | SIGCHLD, 0L, (int *)8, 0L, 0L)
+                       : syscall(SYS_clone, CLONE_CHILD_SETTID | SIGCHLD, 0L, 0L, (int *)8, 0L);
         if (pid == 0)
             _exit(0);
         if (pid < 0) {

@@ -823,6 +823,7 @@ class Kernel:
             CLONE_PARENT_SETTID,
             CLONE_SETTLS,
             CLONE_VFORK,
+            put_tid,
         )
 
         parent = t.process
@@ -856,12 +857,12 @@ class Kernel:
         ct.sigmask = t.sigmask
         ct.cpu = t.cpu
         ct.altstack = t.altstack
-        if flags & CLONE_CHILD_SETTID and ctid:
-            mem.write(ctid, struct.pack("<I", pid))
+        if flags & CLONE_CHILD_SETTID:
+            put_tid(mem, ctid, pid)  # in the child's copy of memory
         if flags & CLONE_CHILD_CLEARTID:
             ct.clear_child_tid = ctid
-        if flags & CLONE_PARENT_SETTID and ptid:
-            parent.mem.write(ptid, struct.pack("<I", pid))
+        if flags & CLONE_PARENT_SETTID:
+            put_tid(parent.mem, ptid, pid)  # in the parent's (the child's copy is already made)
         self.uintr.fork(parent, child)
         self.place(ct)
         if flags & CLONE_VFORK:

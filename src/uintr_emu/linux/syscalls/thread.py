@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from ...engine import unicorn as eng
 from .. import errno as E
+from ..mm import GuestFault
 from . import syscall
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
+    from ..mm import AddressSpace
     from ..process import Thread
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -20,6 +22,17 @@ CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x40000, 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_CHILD_SETTID = 0x200000, 0x400000, 0x1000000
 THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+
+
+def put_tid(mem: AddressSpace, addr: int, tid: int) -> None:
+    """Store a CLONE_PARENT_SETTID / CLONE_CHILD_SETTID id. A bad pointer is ignored: the
+    kernel does not check put_user() there (kernel_clone for the parent's copy, schedule_tail
+    for the child's), so the child exists and runs and clone returns its id."""
+    if addr:
+        try:
+            mem.write(addr, struct.pack("<I", tid))
+        except GuestFault:
+            pass
 
 
 def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
@@ -51,10 +64,10 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
     child.affinity = t.affinity
     child.sigmask = t.sigmask
     child.cpu = t.cpu
-    if flags & CLONE_PARENT_SETTID and ptid:
-        p.mem.write(ptid, struct.pack("<I", tid))
-    if flags & CLONE_CHILD_SETTID and ctid:
-        p.mem.write(ctid, struct.pack("<I", tid))
+    if flags & CLONE_PARENT_SETTID:
+        put_tid(p.mem, ptid, tid)
+    if flags & CLONE_CHILD_SETTID:
+        put_tid(p.mem, ctid, tid)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
     k.place(child)
