@@ -1276,36 +1276,95 @@ def test_proc_self_exe_stays_inside_the_root(what, program_bytes, tmp_path) -> N
     assert exe.read_bytes() == program_bytes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "emulator bug: Kernel.exec (linux/kernel.py) tears the process down (other threads "
-        "killed, CLOEXEC fds closed, handlers reset, UINTR state cleared) before it builds the new "
-        "stack; arguments that do not fit in the 8 MiB stack then fail there with EFAULT, and the "
-        "caller goes on in its old image without its fds, handlers and receiver. Linux checks the "
-        "argument size first (E2BIG, nothing changed); build the stack before the point of no "
-        "return, and return E2BIG beyond a quarter of the stack (RLIMIT_STACK / 4)"
-    ),
-)
-def test_failed_execve_changes_nothing(harness) -> None:
-    """execve("/prog", argv of 100 strings of 96 KiB (9.6 MiB), NULL): whatever the error, the
-    caller keeps its fds, its signal handlers and its UINTR receiver."""
+E2BIG, EFAULT, ENOENT, EACCES = 7, 14, 2, 13
+EXEC_ROOM = 2 << 20  # bprm_stack_limits: RLIMIT_STACK (8 MiB) / 4 for the strings and pointers
+ARG_STRLEN = 32 * 4096  # MAX_ARG_STRLEN, the NUL included
+# The exec region: a string of ARG_STRLEN - 1 "A"s at LONG (its suffixes are shorter strings),
+# ARG_STRLEN "B"s at TOO_LONG, pointer arrays from ARGV and ENVP; its last page is a hole.
+LONG, TOO_LONG, EMPTY, ENVP, ARGV, EXEC_REGION = 0, 0x20000, 0x48000, 0x49000, 0x50000, 0x300000
+UNTERMINATED = EXEC_REGION - 0x2000  # a page of pointers right before the hole
+BAD = -1  # a pointer to address 8
+MOST_EMPTY = (EXEC_ROOM - 6) // 9  # empty strings that fit with "/prog": 8 + 1 bytes each
+
+#: name -> (path, argv strings (None: a NULL argv, BAD: argv = 8), envp strings, the result)
+EXEC_CASES = {
+    "too-big": (b"/prog", [LONG + 0x8000] * 100, [], -E2BIG),  # 100 x 96 KiB
+    "string-too-long": (b"/prog", [TOO_LONG], [], -E2BIG),
+    "string-longest": (b"/prog", [LONG], [], "exec"),
+    # 16 pointers (128 bytes) + "/prog" + 15 x 131072 + 130938 bytes = exactly 2 MiB
+    "room-full": (b"/prog", [LONG] * 15 + [LONG + 134], [], "exec"),
+    "room-exceeded": (b"/prog", [LONG] * 15 + [LONG + 133], [], -E2BIG),
+    "most-strings": (b"/prog", [EMPTY] * MOST_EMPTY, [], "exec"),
+    "one-string-more": (b"/prog", [EMPTY] * (MOST_EMPTY + 1), [], -E2BIG),
+    "pointers-fill-the-room": (b"/prog", [EMPTY] * (EXEC_ROOM // 8), [], -E2BIG),
+    "environment-too-big": (b"/prog", [EMPTY], [LONG] * 16, -E2BIG),
+    "bad-argv": (b"/prog", BAD, [], -EFAULT),
+    "bad-envp": (b"/prog", [EMPTY], BAD, -EFAULT),
+    "bad-string": (b"/prog", [LONG, BAD], [], -EFAULT),
+    "bad-env-string": (b"/prog", [EMPTY], [BAD], -EFAULT),
+    "last-string-read-first": (b"/prog", [BAD, TOO_LONG], [], -E2BIG),
+    "first-string-read-last": (b"/prog", [TOO_LONG, BAD], [], -EFAULT),
+    "unterminated-argv": (b"/prog", "unterminated", [], -EFAULT),
+    "no-file": (b"/nope", BAD, [], -ENOENT),
+    "directory": (b"/d", BAD, [], -EACCES),
+    "empty-argv": (b"/prog", None, [], "exec"),
+}
+
+
+@pytest.mark.parametrize("case", list(EXEC_CASES))
+def test_execve_arguments(case, harness) -> None:
+    """execve checks its arguments as do_execveat_common does -- the file first, then count()
+    of argv and envp (EFAULT, E2BIG past MAX_ARG_STRINGS), bprm_stack_limits (the pointers and
+    strings get RLIMIT_STACK / 4), copy_strings from the last string back (EFAULT, E2BIG for a
+    string longer than MAX_ARG_STRLEN or one the room cannot hold) -- all before the point of
+    no return: a failed execve leaves the caller its fds, signal handlers and UINTR receiver.
+    An empty argv becomes {""}."""
+    path, argv, envp, expected = EXEC_CASES[case]
     h = harness("next", rich=True)
     mem = h.thread.process.mem
-    region = h.call(9, 0, 0x19000, 3, 0x22, M64, 0)  # a string and the argv array
-    mem.write(region, b"A" * 0x18000 + b"\0")
-    mem.write(region + 0x18008, struct.pack("<101Q", *[region] * 100, 0))
+    region = h.call(9, 0, EXEC_REGION, 3, 0x22, M64, 0)
+    mem.unmap(region + EXEC_REGION - 0x1000, 0x1000)
+
+    def pointers(at: int, strings: list[int]) -> int:
+        addrs = [8 if o == BAD else region + o for o in strings]
+        mem.write(region + at, struct.pack(f"<{len(addrs) + 1}Q", *addrs, 0))
+        return region + at
 
     def state(k: Any, t: Any) -> Any:
         handlers = {sig: a.handler for sig, a in t.process.sigactions.items()}
-        return sorted(t.process.fds.fds), handlers, t.uintr.receiver is not None
+        e, m = t.process.engine, t.process.mem
+        rsp = e.reg_read(eng.RSP)
+        argc = m.read_u64(rsp)
+        args = [m.read_cstr(m.read_u64(rsp + 8 + 8 * i), ARG_STRLEN) for i in range(min(argc, 3))]
+        return (sorted(t.process.fds.fds), handlers, t.uintr.receiver is not None), argc, args
 
-    before = h.run([], probe=state)[-1].value
     try:
-        outcomes = h.run(
-            [(59, (("scratch", 0), ("int", region + 0x18008), ("int", 0)))], b"/prog\0", probe=state
-        )
+        mem.write(region + LONG, b"A" * (ARG_STRLEN - 1))
+        mem.write(region + TOO_LONG, b"B" * ARG_STRLEN)
+        mem.write(region + UNTERMINATED, struct.pack("<512Q", *[region + EMPTY] * 512))
+        if argv is None or argv == BAD:
+            argv_addr = 0 if argv is None else 8
+        elif argv == "unterminated":
+            argv_addr = region + UNTERMINATED
+        else:
+            argv_addr = pointers(ARGV, argv)
+        envp_addr = 8 if envp == BAD else pointers(ENVP, envp)
+        before = h.run([], probe=state)[-1].value
+        call = (59, (("scratch", 0), ("int", argv_addr), ("int", envp_addr)))
+        outcomes = h.run([call], path + b"\0", probe=state)
     finally:
-        mem.unmap(region, 0x19000)
-    assert outcomes[0].kind == "GuestFault" or outcomes[0].value < 0, outcomes  # an error
-    assert outcomes[-1].value == before, f"before {before}, after the failed execve {outcomes}"
+        mem.unmap(region, EXEC_REGION)
+    after = outcomes[-1].value
+    if expected != "exec":
+        assert outcomes[0] == Outcome("int", expected), outcomes[0]
+        assert after[0] == before[0], f"before {before[0]}, after the failed execve {after[0]}"
+        return
+    assert outcomes[0].kind == "RESTART", outcomes[0]
+    fds, handlers, receiver = after[0]  # the new program: no vector fd (CLOEXEC), receiver,
+    assert 10 not in fds and 9 in fds and not receiver, after[0]  # handler
+    assert set(handlers.values()) == {0}, after[0]
+    if argv is None:
+        assert after[1:] == (1, [b""]), after[1:]
+    else:
+        lengths = [ARG_STRLEN - 1 - o if o < TOO_LONG else 0 for o in argv]
+        assert after[1] == len(argv) and [len(a) for a in after[2]] == lengths[:3], after[1:]

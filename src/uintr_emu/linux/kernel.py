@@ -874,7 +874,10 @@ class Kernel:
 
     def exec(self, t: Thread, path: str, argv: list[str], env: list[str]) -> int | object:
         """execve of a static program: a new address space; other threads end; CLOEXEC fds
-        close; handled signals reset to default; UINTR state reset (§11.7)."""
+        close; handled signals reset to default; UINTR state reset (§11.7). Whatever can fail
+        (the program, its stack) is built in the new address space first: a failed execve
+        leaves the caller as it was (bprm_execve fails before begin_new_exec's point of no
+        return). The arguments were checked by sys_execve."""
         p = t.process
         engine = self.new_engine()
         mem = AddressSpace(engine, max_bytes=self.opt.max_memory)
@@ -892,6 +895,8 @@ class Kernel:
                 if "is a directory" in msg:
                     return -E.EACCES
             return -E.ENOEXEC
+        rsp = self._setup_stack(mem, prog, argv, env)
+        # The point of no return (begin_new_exec).
         for other in list(p.threads):
             if other is not t and other.state is not ThreadState.DEAD:
                 self._kill_thread(other)
@@ -903,7 +908,6 @@ class Kernel:
         for sig, act in list(p.sigactions.items()):
             if act.handler not in (S.SIG_DFL, S.SIG_IGN):
                 p.sigactions[sig] = S.SigAction()
-        rsp = self._setup_stack(mem, prog, argv, env)
         engine.reg_write(eng.RSP, rsp)
         engine.reg_write(eng.RIP, prog.start)
         engine.reg_write(eng.RFLAGS, 0x202)
