@@ -1201,6 +1201,86 @@ def test_clone_settid_pointer(call, flags, where, harness) -> None:
     assert at_scratch == (new_id if written else 0), outcomes
 
 
+KTIME_MAX = 2**63 - 1
+KTIME_MAX_TIMESPEC = (KTIME_MAX // 10**9, KTIME_MAX % 10**9)
+FOREVER = struct.pack("<qq", 2**63 - 1, 0)  # {LONG_MAX, 0}
+CLOCK_REALTIME, CLOCK_MONOTONIC, TIMER_ABSTIME = 0, 1, 1
+FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_CLOCK_REALTIME = 0, 9, 256
+#: name -> (syscall, arguments with the timespec at scratch + 16, the clock the sleep is on)
+FOREVER_SLEEPS = {
+    "nanosleep": (35, (("scratch", 16), ("int", 0)), CLOCK_MONOTONIC),
+    "clock_nanosleep-realtime": (
+        230, (("int", CLOCK_REALTIME), ("int", 0), ("scratch", 16), ("int", 0)), CLOCK_REALTIME
+    ),
+    "clock_nanosleep-abstime": (
+        230,
+        (("int", CLOCK_MONOTONIC), ("int", TIMER_ABSTIME), ("scratch", 16), ("int", 0)),
+        CLOCK_MONOTONIC,
+    ),
+    "futex-wait": (
+        202,
+        (("scratch", 0), ("int", FUTEX_WAIT), ("int", 0), ("scratch", 16), ("int", 0),
+         ("int", 0)),
+        CLOCK_MONOTONIC,
+    ),
+    "futex-wait-bitset-realtime": (
+        202,
+        (("scratch", 0), ("int", FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME), ("int", 0),
+         ("scratch", 16), ("int", 0), ("int", M64)),
+        CLOCK_REALTIME,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("sleep", list(FOREVER_SLEEPS))
+def test_sleep_forever_saturates_at_ktime_max(sleep, harness) -> None:
+    """A timeout of LONG_MAX seconds saturates at KTIME_MAX (timespec64_to_ktime, then
+    ktime_add_safe for a relative one): the sleeper wakes when its clock reads KTIME_MAX, and
+    every clock read then fits in a timespec (none goes past KTIME_MAX)."""
+    h = harness()
+    nr, args, clock = FOREVER_SLEEPS[sleep]
+
+    def wake_and_read(k: Any, t: Any) -> Any:
+        k.now = t.wait.deadline  # the run loop's jump when nothing else runs
+        k._wake_timers()
+        out = {}
+        for clk in (CLOCK_REALTIME, CLOCK_MONOTONIC):
+            assert k.syscalls[228].fn(k, t, clk, h.scratch + 64) == 0
+            out[clk] = struct.unpack("<qq", t.process.mem.read(h.scratch + 64, 16))
+        return t.state.value, t.result, out
+
+    outcomes = h.run([(nr, args)], bytes(16) + FOREVER, probe=wake_and_read)
+    assert outcomes[0].kind == "BLOCK", outcomes
+    state, result, clocks = outcomes[-1].value
+    assert state == "runnable" and result == (-110 if nr == 202 else 0), outcomes  # ETIMEDOUT
+    assert clocks[clock] == KTIME_MAX_TIMESPEC, clocks
+    assert all(0 < sec <= KTIME_MAX_TIMESPEC[0] for sec, _ in clocks.values()), clocks
+
+
+def test_itimer_values_saturate_at_ktime_max(harness) -> None:
+    """setitimer(ITIMER_REAL) with LONG_MAX seconds: the kernel stores both times as ktime
+    (ktime_set saturates), so getitimer reports an interval of KTIME_MAX and a value of
+    KTIME_MAX minus the monotonic clock."""
+    h = harness()
+    huge = struct.pack("<qqqq", 2**63 - 1, 999_999, 2**63 - 1, 0)  # it_interval, it_value
+
+    def mono(k: Any, t: Any) -> int:
+        return k.monotonic_ns()
+
+    calls = [(38, (("int", 0), ("scratch", 0), ("int", 0))), (36, (("int", 0), ("scratch", 64)))]
+    outcomes = h.run(calls, huge, probe=mono)
+    assert [o.value for o in outcomes[:2]] == [0, 0], outcomes
+    now = outcomes[-1].value
+
+    def itimerval(k: Any, t: Any) -> Any:
+        return struct.unpack("<qqqq", t.process.mem.read(h.scratch + 64, 32))
+
+    got = h.run(calls, huge, probe=itimerval)[-1].value
+    left = KTIME_MAX - now
+    assert got == (KTIME_MAX // 10**9, KTIME_MAX // 1000 % 10**6, left // 10**9,
+                   left // 1000 % 10**6), got  # fmt: skip
+
+
 # --- the host file system is left alone ------------------------------------------------------
 
 FS_SYSCALLS = [257, 2, 263, 87, 84, 258, 83, 264, 82, 266, 88, 268, 90, 76, 77, 80, 59, 1, 18]
