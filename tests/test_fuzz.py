@@ -998,17 +998,6 @@ bug(
     ("mremap", (S, 4096, 8192, 3, 0x1000_0001), b"", False),
 )
 bug(
-    "uintr_alt_stack",
-    "ValueError",
-    "UintrKernel.sys_alt_stack (linux/uintr.py) computes (sp + size) | 1 without wrapping: "
-    "a sum >= 2^64 reaches UintrUnit.wrmsr, which raises ValueError (only ArchFault is "
-    "caught); for a thread that is not on its CPU _wrmsr's to_xsave raises struct.error",
-    ("uintr_alt_stack", (M64 - 15, 64, 0), b"", True),
-)
-KNOWN_SYSCALL_BUGS[("uintr_alt_stack", "error")] = KNOWN_SYSCALL_BUGS[
-    ("uintr_alt_stack", "ValueError")
-]
-bug(
     "uintr_register_handler",
     "GeneralProtection",
     "UintrKernel.sys_register_handler (linux/uintr.py) writes the handler address with WRMSR "
@@ -1279,6 +1268,36 @@ def test_itimer_values_saturate_at_ktime_max(harness) -> None:
     left = KTIME_MAX - now
     assert got == (KTIME_MAX // 10**9, KTIME_MAX // 1000 % 10**6, left // 10**9,
                    left // 1000 % 10**6), got  # fmt: skip
+
+
+@pytest.mark.parametrize("on_cpu", [True, False], ids=["on-its-cpu", "off-its-cpu"])
+@pytest.mark.parametrize(
+    ("sp", "size", "adjust"),
+    [
+        (0x1000, 0x1000, 0x2001),  # the top of the stack, load mode
+        (M64 - 15, 64, 0x31),  # sp + size wraps around 2^64 (u64 arithmetic)
+        (0, 4096, 128),  # NULL: back to the red-zone skip
+        (TASK_SIZE - 0x1000, 0x10_0000_0000, 128),  # non-canonical: the write is skipped
+        (NONCANONICAL, 0, 128),
+    ],
+)
+def test_uintr_alt_stack_value(sp, size, adjust, on_cpu, harness) -> None:
+    """uintr_alt_stack programs UISTACKADJUST := (sp + size) | 1 in 64 bits (§17 #8). The
+    kernel validates nothing and writes the MSR with wrmsrl_safe: a non-canonical value's #GP
+    is swallowed, the MSR keeps its value (here 128) and the call returns 0. The same whether
+    the thread's state is on its CPU or saved."""
+    h = harness("next", rich=True)
+    nr = uintr_nr(h.kernel, "alt_stack")
+
+    def call(k: Any, t: Any) -> Any:
+        if not on_cpu:  # as if it were switched out: its state is in the saved image
+            cpu = k.machine.cpus[t.cpu]
+            k._switch_out(cpu, t)
+            cpu.current = None
+        result = k.syscalls[nr].fn(k, t, sp, size, 0)
+        return result, k.uintr._rdstate(t).stack_adjust
+
+    assert h.run([], probe=call)[-1].value == (0, adjust)
 
 
 # --- the host file system is left alone ------------------------------------------------------
