@@ -997,23 +997,6 @@ bug(
     KNOWN_SYSCALL_BUGS[("mremap", "vma-beyond-user")],
     ("mremap", (S, 4096, 8192, 3, 0x1000_0001), b"", False),
 )
-bug(
-    "uintr_register_handler",
-    "GeneralProtection",
-    "UintrKernel.sys_register_handler (linux/uintr.py) writes the handler address with WRMSR "
-    "unchecked: a non-canonical handler raises #GP (GeneralProtection) out of the syscall -- "
-    "'internal error' -- after the receiver was half registered (UPID allocated, receivers "
-    "list updated); it should return -EINVAL (or -EFAULT) before allocating anything",
-    ("uintr_register_handler", (NONCANONICAL, 0), b"", False),
-)
-bug(
-    "uintr_register_handler",
-    "GeneralProtection",
-    KNOWN_SYSCALL_BUGS[("uintr_register_handler", "GeneralProtection")],
-    ("uintr_register_handler", (NONCANONICAL, 0), b"", False),
-    abi="rfc",
-)
-
 
 # --- fixtures --------------------------------------------------------------------------------
 
@@ -1268,6 +1251,33 @@ def test_itimer_values_saturate_at_ktime_max(harness) -> None:
     left = KTIME_MAX - now
     assert got == (KTIME_MAX // 10**9, KTIME_MAX // 1000 % 10**6, left // 10**9,
                    left // 1000 % 10**6), got  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [NONCANONICAL, 2**47, 2**64 - 2**47 - 1, M64 - 0xFFF, 0xFFFF_8000_0000_0000, 0x40_1000],
+    ids=hex,
+)
+@pytest.mark.parametrize("abi", ["next", "rfc"])
+def test_uintr_register_handler_address(abi, handler, harness) -> None:
+    """uintr_register_handler(2): "EFAULT handler address is not valid" -- a non-canonical
+    handler is rejected before anything is allocated (no UPID, no receiver); the thread can
+    still register afterwards. Canonical addresses are accepted (the kernel checks no more)."""
+    h = harness(abi)
+    nr = uintr_nr(h.kernel, "register_handler")
+
+    def state(k: Any, t: Any) -> Any:
+        return k.uintr.kmem.top, len(k.uintr.receivers), t.uintr.receiver is not None
+
+    before = h.run([], probe=state)[-1].value
+    outcomes = h.run([(nr, (("int", handler), ("int", 0)))], probe=state)
+    if is_canonical(handler):
+        assert outcomes[0] == Outcome("int", 0), outcomes
+        return
+    assert outcomes[0] == Outcome("int", -EFAULT), outcomes
+    assert outcomes[-1].value == before, outcomes
+    again = h.run([(nr, (("int", handler), ("int", 0))), (nr, (("int", h.text), ("int", 0)))])
+    assert [o.value for o in again] == [-EFAULT, 0], again
 
 
 @pytest.mark.parametrize("on_cpu", [True, False], ids=["on-its-cpu", "off-its-cpu"])

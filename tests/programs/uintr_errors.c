@@ -226,6 +226,8 @@ int main(void)
     /* --- register_handler ------------------------------------------------------------- */
     CHECK_FLAGS("register_handler", uintr_register_handler(ui_handler, flags));
     expect_err("register_handler handler 0", uintr_register_handler(NULL, 0), EFAULT);
+    expect_err("register_handler non-canonical handler",
+               uintr_register_handler((uintr_handler_t)0x800000000000ULL, 0), EFAULT);
     expect_ok("register_handler", uintr_register_handler(ui_handler, 0), 0);
     expect_err("register_handler again", uintr_register_handler(ui_handler, 0), EBUSY);
 #ifndef UINTR_ABI_RFC

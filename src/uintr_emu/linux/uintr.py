@@ -447,7 +447,12 @@ class UintrKernel:
         allowed = WAITING_RECEIVER | WAITING_SENDER if self.abi == "next" else 0
         if not self._flags_ok(flags, allowed):
             return -E.EINVAL
-        if handler == 0:
+        # uintr_register_handler(2), both generations: "EFAULT handler address is not valid".
+        # The kernel itself only rejects 0 (its "TODO: Validate the handler address"); a
+        # non-canonical one would reach its WRMSR of UIHANDLER, which faults (#GP, §3) and is
+        # skipped (wrmsrl_safe), leaving a receiver whose delivery jumps to the old handler.
+        # Nothing is allocated before this check.
+        if handler == 0 or not is_canonical(handler):
             return -E.EFAULT
         tu = self._thread_state(t)
         if tu.receiver is not None and tu.receiver.active:
