@@ -36,12 +36,12 @@ EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC = 1, 0o4000, 0o2000000
 
 @syscall(57)
 def sys_fork(k: Kernel, t: Thread) -> int:
-    return create_thread(k, t, SIGCHLD, 0, 0, 0, 0)
+    return create_thread(k, t, SIGCHLD, 0, 0, 0, 0, "fork")
 
 
 @syscall(58)
 def sys_vfork(k: Kernel, t: Thread) -> int:
-    return create_thread(k, t, CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
+    return create_thread(k, t, CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, "vfork")
 
 
 # fs/exec.c and include/uapi/linux/binfmts.h

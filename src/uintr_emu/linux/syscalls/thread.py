@@ -36,15 +36,17 @@ def put_tid(mem: AddressSpace, addr: int, tid: int) -> None:
 
 
 def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
-                  tls: int) -> int:  # fmt: skip
-    """Both clone flavours, threads only (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND)."""
+                  tls: int, call: str = "clone") -> int:  # fmt: skip
+    """clone, clone3, fork, vfork (`call`): a thread (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) or
+    a process (Kernel.fork)."""
     if flags & THREAD_FLAGS != THREAD_FLAGS:
         if flags & CLONE_VM or flags & CLONE_THREAD:
             return -E.EINVAL
-        return k.fork(t, flags, stack, ptid, ctid, tls)
+        return k.fork(t, flags, stack, ptid, ctid, tls, call)
     p = t.process
-    if len(k.threads) >= k.opt.max_threads:
-        return -E.EAGAIN
+    refused = k.task_limit(call, new_process=False)
+    if refused is not None:
+        return refused
     e = p.engine
     tid = k.new_id()
     rip = e.reg_read(eng.RIP)
@@ -90,7 +92,8 @@ def sys_clone3(k: Kernel, t: Thread, args: int, size: int) -> int:
     )
     if stack and not stack_size:
         return -E.EINVAL
-    return create_thread(k, t, flags, stack + stack_size if stack else 0, ptid, ctid, tls)
+    return create_thread(k, t, flags, stack + stack_size if stack else 0, ptid, ctid, tls,
+                         "clone3")  # fmt: skip
 
 
 @syscall(218)
