@@ -337,17 +337,21 @@ SYSCALL_MODES = {
         "emulator bug: fcntl(F_DUPFD, -5) installs fd -5 and returns -5, read as -EIO; Linux: "
         "EINVAL (tests/test_fuzz.py KNOWN_SYSCALL_BUGS[('fcntl', 'fd-number')])"
     ),
-    "clone-bad-ptid": (
-        "emulator bug: clone with a bad CLONE_PARENT_SETTID pointer returns EFAULT and leaves "
-        "a child that never runs; Linux creates and runs the child (tests/test_fuzz.py "
-        "KNOWN_SYSCALL_BUGS[('clone', 'thread-not-placed')])"
-    ),
 }
+#: Modes the emulator gets right (some were bugs once).
+SYSCALL_MODES_OK = [
+    "clone-bad-ptid",
+    "clone-bad-ctid",
+    "execve-e2big",
+    "execve-efault",
+    "execve-empty-argv",
+]
 
 
 @pytest.mark.parametrize(
     "mode",
-    [
+    [pytest.param(m, id=m) for m in SYSCALL_MODES_OK]
+    + [
         pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=r), id=m)
         for m, r in SYSCALL_MODES.items()
     ],
@@ -362,16 +366,10 @@ def test_syscall_arguments_that_crashed_the_emulator(mode, build_program, run_em
     assert result[1] == n_out and result[0] == 0, f"native: {n_out!r}\n{describe(result)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "emulator bug: nanosleep({LONG_MAX, 0}) moves the virtual clock ~2^63 s ahead (no other "
-        "thread: the run loop jumps to the deadline), then clock_gettime dies in "
-        "syscalls/time.py _timespec: struct.error 'argument out of range' -> internal error, "
-        "status 70. Linux clamps timeouts to KTIME_MAX; deadlines should be clamped the same way"
-    ),
-)
 def test_sleep_forever_then_read_the_clock(build_program, run_emu):
+    """nanosleep({LONG_MAX, 0}) with no other thread: the virtual clock jumps to the deadline,
+    which saturates at KTIME_MAX as the kernel's does (the clock used to overflow a timespec
+    and end the emulator)."""
     result = run_emu(build_program("fault_syscalls"), ["sleep-forever"], cpus=1)
     assert b"internal error" not in result[2], describe(result)
     assert result[1] == b"sleep-forever: nanosleep 0, clock_gettime 0\n", describe(result)

@@ -311,6 +311,52 @@ def test_timeout_stops_runaway(cpus, build_program, run_emu):
     assert elapsed < 30, f"--timeout 1 took {elapsed:.1f} s"
 
 
+# --------------------------------------------------------------------------- task limits
+
+#: mode, emulator options -> stdout, the one stderr note (None: nothing on stderr)
+LIMIT_CASES = {
+    "threads-8": (
+        ["threads"], ["--max-threads", "8"],
+        "threads: 7 created, then EAGAIN, again EAGAIN; all joined",
+        r"thread limit reached \(--max-threads 8\): clone3? returned EAGAIN",
+    ),
+    "procs-5": (
+        ["procs"], ["--max-procs", "5"],
+        "procs: 4 forked, then EAGAIN; all reaped",
+        r"process limit reached \(--max-procs 5\): clone returned EAGAIN",
+    ),
+    "procs-under-a-thread-limit": (  # a process is a thread too (threads-max counts tasks)
+        ["procs"], ["--max-threads", "3", "--max-procs", "5"],
+        "procs: 2 forked, then EAGAIN; all reaped",
+        r"thread limit reached \(--max-threads 3\): clone returned EAGAIN",
+    ),
+    "zombies-5": (  # unreaped children count until wait() releases them
+        ["zombies"], ["--max-procs", "5"],
+        "zombies: 4 forked, then EAGAIN; after reaping, fork ok",
+        r"process limit reached \(--max-procs 5\): clone returned EAGAIN",
+    ),
+    "nproc-default": (["nproc"], [], "nproc: soft 4096 hard 4096", None),
+    "nproc-8": (["nproc"], ["--max-threads", "8"], "nproc: soft 8 hard 8", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(LIMIT_CASES))
+def test_task_limits(case, build_program, run_emu):
+    """Past --max-threads / --max-procs, clone and fork fail with EAGAIN (copy_process at
+    threads-max and RLIMIT_NPROC); the emulator notes it once on stderr and the program goes
+    on (the note comes once, however many calls fail). getrlimit(RLIMIT_NPROC) reports
+    --max-threads (Linux counts threads against it)."""
+    args, extra, out, note = LIMIT_CASES[case]
+    emu = run_emu(build_program("limits"), args, cpus=2, extra=extra, timeout=120)
+    no_traceback(emu)
+    assert emu[0] == 0 and emu[1].decode() == out + "\n", describe(emu)
+    lines = emu[2].decode(errors="replace").splitlines()
+    if note is None:
+        assert lines == [], describe(emu)
+    else:
+        assert len(lines) == 1 and re.fullmatch("uintr-emu: " + note, lines[0]), describe(emu)
+
+
 # --------------------------------------------------------------------------- the example
 
 

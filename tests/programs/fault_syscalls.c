@@ -18,8 +18,13 @@
  *   mmap-huge       mmap 1 TiB of private memory       returns (ENOMEM or a mapping)
  *   clone-bad-ptid  clone(CLONE_PARENT_SETTID|SIGCHLD) with parent_tid = (int *)8:
  *                   the child is created anyway, exits 0, the parent reaps it
+ *   clone-bad-ctid  the same with CLONE_CHILD_SETTID and child_tid = (int *)8
  *   sleep-forever   nanosleep({LONG_MAX, 0}) (only under the emulator, where the virtual clock
  *                   jumps to the deadline), then clock_gettime: 0, 0
+ *   execve-e2big    execve(self) with 100 arguments of 96 KiB: E2BIG, and the process is
+ *                   intact (an O_CLOEXEC fd is still open)
+ *   execve-efault   execve(self) with argv[1] = (char *)8: EFAULT, likewise intact
+ *   execve-empty-argv  execve(self, NULL, env): the new image has argc 1 and argv[0] ""
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +56,7 @@ static const char *err_name(int e)
     case EBADF: return "EBADF";
     case EOVERFLOW: return "EOVERFLOW";
     case ESPIPE: return "ESPIPE";
+    case E2BIG: return "E2BIG";
     default: return "other errno";
     }
 }
@@ -89,11 +95,27 @@ static int temp_file(void)
     return fd;
 }
 
+/* execve(self) with `args`; on failure print the errno and whether a CLOEXEC fd survived. */
+static void failed_execve(const char *mode, char **args)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        exit(1);
+    long r = execve("/proc/self/exe", args, NULL);
+    printf("%s: %ld %s, cloexec fd open %d\n", mode, r, err_name(errno),
+           fcntl(p[0], F_GETFD) == FD_CLOEXEC);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
     struct stat st;
     static char buf[64];
+
+    if (getenv("FAULT_SYSCALLS_SHOW_ARGS")) { /* the image execve-empty-argv starts */
+        printf("execve-empty-argv: argc %d, argv[0] \"%s\"\n", argc, argc ? argv[0] : "-");
+        return 0;
+    }
 
     if (!strcmp(mode, "fstat-pipe")) {
         int p[2];
@@ -137,9 +159,11 @@ int main(int argc, char **argv)
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         printf("%s: returned%s\n", mode,
                p != MAP_FAILED || errno == ENOMEM ? "" : " an unexpected errno");
-    } else if (!strcmp(mode, "clone-bad-ptid")) {
+    } else if (!strcmp(mode, "clone-bad-ptid") || !strcmp(mode, "clone-bad-ctid")) {
         fflush(stdout);
-        long pid = syscall(SYS_clone, CLONE_PARENT_SETTID | SIGCHLD, 0L, (int *)8, 0L, 0L);
+        long pid = !strcmp(mode, "clone-bad-ptid")
+                       ? syscall(SYS_clone, CLONE_PARENT_SETTID | SIGCHLD, 0L, (int *)8, 0L, 0L)
+                       : syscall(SYS_clone, CLONE_CHILD_SETTID | SIGCHLD, 0L, 0L, (int *)8, 0L);
         if (pid == 0)
             _exit(0);
         if (pid < 0) {
@@ -157,6 +181,22 @@ int main(int argc, char **argv)
         fflush(stdout);
         r = clock_gettime(CLOCK_REALTIME, &now);
         printf(", clock_gettime %ld\n", r);
+    } else if (!strcmp(mode, "execve-e2big")) {
+        static char *args[101];
+        char *big = malloc(96 * 1024);
+        memset(big, 'A', 96 * 1024 - 1);
+        big[96 * 1024 - 1] = 0;
+        for (int i = 0; i < 100; i++)
+            args[i] = big;
+        failed_execve(mode, args);
+    } else if (!strcmp(mode, "execve-efault")) {
+        char *args[] = {"fault_syscalls", (char *)8, NULL};
+        failed_execve(mode, args);
+    } else if (!strcmp(mode, "execve-empty-argv")) {
+        char *env[] = {"FAULT_SYSCALLS_SHOW_ARGS=1", NULL};
+        fflush(stdout);
+        execve("/proc/self/exe", NULL, env);
+        printf("%s: -1 %s\n", mode, err_name(errno));
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

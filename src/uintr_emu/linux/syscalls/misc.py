@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..process import Thread
 
-RLIMIT_STACK, RLIMIT_NOFILE, RLIM_INFINITY = 3, 7, 2**64 - 1
+RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_NOFILE, RLIM_INFINITY = 3, 6, 7, 2**64 - 1
 # Limits the guest sees (getrlimit(2)); the 8 MiB stack is the one the loader maps.
 RLIMITS = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 4096)}
 
@@ -31,6 +31,8 @@ def sys_prlimit64(k: Kernel, t: Thread, pid: int, resource: int, new: int, old: 
         return -E.EINVAL
     if old:
         cur = RLIMITS.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
+        if resource == RLIMIT_NPROC:  # Linux counts threads against it (getrlimit(2))
+            cur = (k.opt.max_threads, k.opt.max_threads)
         t.process.mem.write(old, struct.pack("<QQ", *cur))
     return 0
 
