@@ -965,15 +965,6 @@ bug(
     ("access", (S, 2**31), b"f\0", False),
 )
 bug(
-    "fstat newfstatat",
-    "TypeError",
-    "_fstat_file (linux/syscalls/fs.py) builds os.stat_result from a 10-tuple for pipes, "
-    "sockets, eventfds and uintr fds, so st_atime_ns and friends are None and pack_stat fails: "
-    "fstat() of any pipe is 'internal error: TypeError' (status 70) -- tests/test_faults.py "
-    "shows it with a real program",
-    ("fstat", (5, S), b"", True),
-)
-bug(
     "fcntl",
     "fd-number",
     "sys_fcntl F_DUPFD/F_DUPFD_CLOEXEC (linux/syscalls/fs.py) installs the new descriptor at "
@@ -1147,6 +1138,66 @@ def test_known_syscall_bug(name, tag, call_args, scratch, rich, abi, harness) ->
     outcomes = h.run([(nr, symbolic)], scratch)
     bad = [o for o in outcomes if o.kind not in ALLOWED]
     assert not bad, f"{show(h, nr, symbolic)}: {bad}"
+
+
+# --- fixed bugs: the input that showed each, and what Linux returns for it -----------------
+
+
+def call_named(
+    h: SyscallHarness,
+    name: str,
+    call_args: tuple[int, ...],
+    scratch: bytes = b"",
+    probe: Callable[..., Any] | None = None,
+) -> list[Outcome]:
+    """Call syscall `name` with concrete arguments (S: the scratch address) in a child."""
+    nr = next(n for n, sc in h.kernel.syscalls.items() if sc.name == name)
+    symbolic = tuple(("scratch", 0) if a == S else ("int", a) for a in call_args)
+    return h.run([(nr, symbolic)], scratch, probe=probe)
+
+
+#: (syscall, arguments, scratch, rich?, result): the result is the one Linux gives (checked
+#: natively with the same arguments; tests/programs/fault_syscalls.c replays most of them).
+LINUX_RESULTS = [
+    pytest.param("fstat", (5, S), b"", True, 0, id="fstat-pipe"),
+    pytest.param("newfstatat", (9, S, S, 0x1000), b"", True, 0, id="newfstatat-eventfd"),
+]
+
+
+@pytest.mark.parametrize(("name", "call_args", "scratch", "rich", "expected"), LINUX_RESULTS)
+def test_linux_result(name, call_args, scratch, rich, expected, harness) -> None:
+    """Inputs that once escaped as Python exceptions or wrong results: Linux's result."""
+    h = harness("next", rich)
+    assert call_named(h, name, call_args, scratch) == [Outcome("int", expected)]
+
+
+def test_fstat_of_kernel_objects(harness) -> None:
+    """fstat of the rich program's pipe ends (5, 6), socket pair (7, 8), eventfd (9) and
+    UINTR vector fd (10): pipefs (get_pipe_inode), sockfs (sock_alloc) and the one shared
+    anonymous inode (alloc_anon_inode) as Linux reports them."""
+    h = harness("next", rich=True)
+
+    def stats(k: Any, t: Any) -> list[tuple[int, ...]]:
+        out = []
+        for fd in (5, 6, 7, 8, 9, 10):
+            assert k.syscalls[5].fn(k, t, fd, h.scratch) == 0
+            raw = t.process.mem.read(h.scratch, 144)
+            out.append(struct.unpack_from("<QQQIII4xQqqq6q", raw))
+        return out + [(k.realtime_ns() - k.monotonic_ns(),)]
+
+    (probe,) = h.run([], probe=stats)
+    *st_, (boot,) = probe.value
+    uid, gid = os.getuid(), os.getgid()
+    for s in st_:
+        assert s[2] == 1 and s[7:10] == (0, 4096, 0)  # nlink, size, blksize, blocks
+    pipe_r, pipe_w, sock_a, sock_b, efd, uvec = st_
+    assert pipe_r[3] == pipe_w[3] == 0o10600 and pipe_r[4:6] == (uid, gid)
+    assert pipe_r[:2] == pipe_w[:2] and pipe_r[10] > 0 and pipe_r[10:] == pipe_r[10:12] * 3
+    assert sock_a[3] == sock_b[3] == 0o140777 and sock_a[4:6] == (uid, gid)
+    assert sock_a[1] != sock_b[1] and sock_a[10:] == (0,) * 6
+    assert efd[3] == uvec[3] == 0o600 and efd[4:6] == (0, 0)
+    assert efd[:2] == uvec[:2] and efd[10:] == divmod(boot, 10**9) * 3
+    assert len({pipe_r[:2], sock_a[:2], sock_b[:2], efd[:2]}) == 4
 
 
 # --- the host file system is left alone ------------------------------------------------------

@@ -5,9 +5,11 @@
  *
  *   fault_syscalls MODE        prints one line "MODE: result", then exits 0
  *
- *   fstat-pipe      fstat() of a pipe                  0, S_ISFIFO
- *   fstat-socket    fstat() of a socketpair end        0, S_ISSOCK
- *   fstat-eventfd   fstat() of an eventfd              0
+ *   fstat-pipe      fstat() of a pipe's ends           0, mode 10600, one inode, times set
+ *   fstat-socket    fstat() of a socketpair's ends     0, mode 140777, an inode each
+ *   fstat-eventfd   fstat() of two eventfds            0, mode 600 (anon inode: no file type,
+ *                                                     root's, shared by both)
+ *                   (each prints only what every Linux prints: no dev, ino or times)
  *   lseek-whence    lseek(fd, 0, INT_MIN)              EINVAL
  *   ftruncate-neg   ftruncate(fd, -1)                  EINVAL
  *   pread-huge      pread(fd, buf, SSIZE_MAX / 2, 0)   "ok": 12 bytes, EFAULT or EINVAL
@@ -64,6 +66,19 @@ static void report(const char *mode, long r)
         printf("%s: -1 %s\n", mode, err_name(errno));
 }
 
+/* "MODE: r mode M nlink N size S blksize B blocks K own O", O: owned by the caller. */
+static void report_stat(const char *mode, long r, const struct stat *st)
+{
+    printf("%s: %ld mode %o nlink %ld size %ld blksize %ld blocks %ld own %d", mode, r,
+           (unsigned)st->st_mode, (long)st->st_nlink, (long)st->st_size, (long)st->st_blksize,
+           (long)st->st_blocks, st->st_uid == getuid() && st->st_gid == getgid());
+}
+
+static int same_inode(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 /* Reads of 12 bytes from a 12-byte file with a huge count: Linux returns 12 or refuses the
  * count (EFAULT, EINVAL), depending on the call and the version; either is "ok". */
 static void report_huge_read(const char *mode, long r)
@@ -97,21 +112,27 @@ int main(int argc, char **argv)
 
     if (!strcmp(mode, "fstat-pipe")) {
         int p[2];
-        if (pipe(p) != 0)
+        struct stat w;
+        if (pipe(p) != 0 || fstat(p[1], &w) != 0)
             return 1;
-        long r = fstat(p[0], &st);
-        printf("%s: %ld fifo %d\n", mode, r, r == 0 && S_ISFIFO(st.st_mode));
+        report_stat(mode, fstat(p[0], &st), &st);
+        printf(" one-inode %d times %d\n", same_inode(&st, &w),
+               st.st_mtime != 0 && st.st_atime == st.st_mtime && st.st_ctime == st.st_mtime);
     } else if (!strcmp(mode, "fstat-socket")) {
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        struct stat other;
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || fstat(sv[1], &other) != 0)
             return 1;
-        long r = fstat(sv[0], &st);
-        printf("%s: %ld socket %d\n", mode, r, r == 0 && S_ISSOCK(st.st_mode));
+        report_stat(mode, fstat(sv[0], &st), &st);
+        printf(" one-inode %d\n", same_inode(&st, &other));
     } else if (!strcmp(mode, "fstat-eventfd")) {
-        int fd = eventfd(0, 0);
-        if (fd < 0)
+        int fd = eventfd(0, 0), fd2 = eventfd(1, 0);
+        struct stat other;
+        if (fd < 0 || fd2 < 0 || fstat(fd2, &other) != 0)
             return 1;
-        report(mode, fstat(fd, &st));
+        report_stat(mode, fstat(fd, &st), &st);
+        printf(" root %d one-inode %d\n", st.st_uid == 0 && st.st_gid == 0,
+               same_inode(&st, &other));
     } else if (!strcmp(mode, "lseek-whence")) {
         report(mode, lseek(temp_file(), 0, INT_MIN));
     } else if (!strcmp(mode, "ftruncate-neg")) {

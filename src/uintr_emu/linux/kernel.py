@@ -82,6 +82,7 @@ class Kernel:
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
         self.next_id = 1000  # pids/tids; deterministic
+        self.next_ino = 1000  # inode numbers of pipes and sockets (fstat); deterministic
         self.now = 0  # virtual ns since boot
         self.host_start = time.monotonic()
         self.total_insns = 0

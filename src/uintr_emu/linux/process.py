@@ -75,6 +75,7 @@ class Pipe:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
+        self.born_ns = 0  # CLOCK_REALTIME at pipe2: the inode's times (fstat)
 
 
 class PipeEnd(File):

@@ -267,32 +267,56 @@ def sys_lseek(k: Kernel, t: Thread, fd: int, offset: int, whence: int) -> int:
 # --- metadata -------------------------------------------------------------------------------
 
 
+def pack_stat_fields(*fields: int, times_ns: tuple[int, int, int]) -> bytes:
+    """struct stat of x86-64 (arch/x86/include/uapi/asm/stat.h), 144 bytes, from st_dev,
+    st_ino, st_nlink, st_mode, st_uid, st_gid, st_rdev, st_size, st_blksize, st_blocks."""
+    dev, ino, nlink, mode, uid, gid, rdev, size, blksize, blocks = fields
+    secs = [v for ns in times_ns for v in divmod(ns, 1_000_000_000)]
+    return struct.pack("<QQQIIIiQqqq6q24x", dev, ino, nlink, mode, uid, gid, 0, rdev, size,
+                       blksize, blocks, *secs)  # fmt: skip
+
+
 def pack_stat(s: os.stat_result) -> bytes:
-    """struct stat of x86-64 (arch/x86/include/uapi/asm/stat.h), 144 bytes."""
-    return struct.pack(
-        "<QQQIIIiQqqqqqqqqq24x",
-        s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, 0, s.st_rdev,
-        s.st_size, s.st_blksize, s.st_blocks,
-        int(s.st_atime), s.st_atime_ns % 1_000_000_000,
-        int(s.st_mtime), s.st_mtime_ns % 1_000_000_000,
-        int(s.st_ctime), s.st_ctime_ns % 1_000_000_000,
+    return pack_stat_fields(
+        s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, s.st_rdev, s.st_size,
+        s.st_blksize, s.st_blocks, times_ns=(s.st_atime_ns, s.st_mtime_ns, s.st_ctime_ns),
     )  # fmt: skip
 
 
-def _fstat_file(f: File) -> os.stat_result | int:
+# Kernel objects live on pseudo file systems, each an anonymous device (major 0): pipefs,
+# sockfs, and anon_inodefs, whose one inode (made at boot by root) every eventfd and UINTR fd
+# shares (anon_inode_getfd). Their blksize is PAGE_SIZE (generic_fillattr).
+PIPEFS_DEV, SOCKFS_DEV, ANON_INODE_DEV, ANON_INODE_INO = 0xC, 0x8, 0xD, 1
+
+
+def _pseudo_ino(k: Kernel, obj: object) -> int:
+    """A pipe's or socket's inode number (get_next_ino), given at its first stat, per kernel."""
+    if not getattr(obj, "ino", 0):
+        k.next_ino += 1
+        obj.ino = k.next_ino  # type: ignore[attr-defined]
+    return obj.ino  # type: ignore[attr-defined]
+
+
+def _fstat_file(k: Kernel, f: File) -> bytes | int:
+    """The packed struct stat of an open file, or -errno."""
     if isinstance(f, HostFile):
         try:
-            return os.fstat(f.fd)
+            return pack_stat(os.fstat(f.fd))
         except OSError as e:
             return _oserr(e)
-    # Pipes and sockets report their file type; other kernel objects an anonymous inode.
+    uid, gid = os.getuid(), os.getgid()  # what getuid() reports
     if isinstance(f, PipeEnd):
-        mode = st.S_IFIFO | 0o600
+        # get_pipe_inode: S_IFIFO | 0600, both ends one inode, times set at creation
+        dev, mode = PIPEFS_DEV, st.S_IFIFO | 0o600
+        ino, times = _pseudo_ino(k, f.pipe), f.pipe.born_ns
     elif f.kind == "socket":
-        mode = st.S_IFSOCK | 0o777
+        # sock_alloc: S_IFSOCK | 0777, one inode per end; it never sets the times (0)
+        dev, ino, mode, times = SOCKFS_DEV, _pseudo_ino(k, f), st.S_IFSOCK | 0o777, 0
     else:
-        mode = 0o600
-    return os.stat_result((mode, 0, 0, 1, os.getuid(), os.getgid(), 0, 0, 0, 0))
+        # alloc_anon_inode: 0600 without a file type, root's, made at boot
+        dev, ino, mode, uid, gid = ANON_INODE_DEV, ANON_INODE_INO, 0o600, 0, 0
+        times = k.realtime_ns() - k.monotonic_ns()
+    return pack_stat_fields(dev, ino, 1, mode, uid, gid, 0, 0, 4096, 0, times_ns=(times,) * 3)
 
 
 @syscall(262, dirfd="int", path="str", flags="hex")
@@ -303,18 +327,18 @@ def sys_newfstatat(k: Kernel, t: Thread, dirfd: int, path: int, statbuf: int, fl
         f = p.fds.get(s32(dirfd))
         if f is None:
             return -E.EBADF
-        s = _fstat_file(f)
+        s = _fstat_file(k, f)
     else:
         hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
         if isinstance(hp, int):
             return hp
         try:
-            s = os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+            s = pack_stat(os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW))
         except OSError as e:
             return _oserr(e)
     if isinstance(s, int):
         return s
-    p.mem.write(statbuf, pack_stat(s))
+    p.mem.write(statbuf, s)
     return 0
 
 
@@ -323,10 +347,10 @@ def sys_fstat(k: Kernel, t: Thread, fd: int, statbuf: int) -> int:
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    s = _fstat_file(f)
+    s = _fstat_file(k, f)
     if isinstance(s, int):
         return s
-    t.process.mem.write(statbuf, pack_stat(s))
+    t.process.mem.write(statbuf, s)
     return 0
 
 
@@ -595,6 +619,7 @@ def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
     if flags & ~(O_CLOEXEC | O_NONBLOCK | os.O_DIRECT):
         return -E.EINVAL
     pipe = Pipe()
+    pipe.born_ns = k.realtime_ns()
     r, w = PipeEnd(pipe, False), PipeEnd(pipe, True)
     r.nonblock = w.nonblock = bool(flags & O_NONBLOCK)
     cloexec = bool(flags & O_CLOEXEC)
