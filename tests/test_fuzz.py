@@ -28,6 +28,7 @@ input (test_known_syscall_bug).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import pickle
 import select
@@ -913,13 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "lseek",
-    "OverflowError",
-    "sys_lseek (linux/syscalls/fs.py) passes `whence` unchecked to os.lseek, which needs a C "
-    "int: whence >= 2^31 is OverflowError; Linux: EINVAL for whence > SEEK_HOLE",
-    ("lseek", (3, 0, 2**31), b"", True),
-)
-bug(
     "ftruncate truncate",
     "OverflowError",
     "sys_ftruncate/sys_truncate (linux/syscalls/fs.py) pass the unsigned length to "
@@ -1161,6 +1155,12 @@ def call_named(
 LINUX_RESULTS = [
     pytest.param("fstat", (5, S), b"", True, 0, id="fstat-pipe"),
     pytest.param("newfstatat", (9, S, S, 0x1000), b"", True, 0, id="newfstatat-eventfd"),
+    # ksys_lseek: whence is an unsigned int, > SEEK_HOLE is EINVAL before vfs_llseek's ESPIPE
+    pytest.param("lseek", (3, 0, 2**31), b"", True, -errno.EINVAL, id="lseek-whence-2^31"),
+    pytest.param("lseek", (3, 0, 2**32 + 2), b"", True, 1200, id="lseek-whence-2^32+SEEK_END"),
+    pytest.param("lseek", (5, 0, 5), b"", True, -errno.EINVAL, id="lseek-pipe-whence-5"),
+    pytest.param("lseek", (5, 0, 0), b"", True, -errno.ESPIPE, id="lseek-pipe"),
+    pytest.param("lseek", (9, 5, 0), b"", True, 0, id="lseek-eventfd-noop"),
 ]
 
 

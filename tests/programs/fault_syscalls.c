@@ -11,6 +11,8 @@
  *                                                     root's, shared by both)
  *                   (each prints only what every Linux prints: no dev, ino or times)
  *   lseek-whence    lseek(fd, 0, INT_MIN)              EINVAL
+ *   lseek-pipe      lseek(pipe, 0, 5): whence first    EINVAL
+ *   lseek-eventfd   lseek(eventfd, 5, SEEK_SET)        0 (noop_llseek)
  *   ftruncate-neg   ftruncate(fd, -1)                  EINVAL
  *   pread-huge      pread(fd, buf, SSIZE_MAX / 2, 0)   "ok": 12 bytes, EFAULT or EINVAL
  *   readv-huge      readv() of the file, iov_len 2^62  "ok": 12 bytes, EFAULT or EINVAL
@@ -135,6 +137,13 @@ int main(int argc, char **argv)
                same_inode(&st, &other));
     } else if (!strcmp(mode, "lseek-whence")) {
         report(mode, lseek(temp_file(), 0, INT_MIN));
+    } else if (!strcmp(mode, "lseek-pipe")) {
+        int p[2];
+        if (pipe(p) != 0)
+            return 1;
+        report(mode, lseek(p[0], 0, 5));
+    } else if (!strcmp(mode, "lseek-eventfd")) {
+        report(mode, lseek(eventfd(0, 0), 5, SEEK_SET));
     } else if (!strcmp(mode, "ftruncate-neg")) {
         report(mode, ftruncate(temp_file(), -1));
     } else if (!strcmp(mode, "pread-huge")) {

@@ -27,6 +27,7 @@ FD_CLOEXEC = 1
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
 IOV_MAX = 1024
+SEEK_MAX = 4  # SEEK_HOLE
 
 
 def s32(v: int) -> int:
@@ -255,8 +256,17 @@ def sys_pwrite64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: in
 @syscall(8, fd="int", offset="int", whence="int")
 def sys_lseek(k: Kernel, t: Thread, fd: int, offset: int, whence: int) -> int:
     f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    # ksys_lseek: an (unsigned int) whence beyond SEEK_MAX (SEEK_HOLE) is EINVAL, before
+    # vfs_llseek's ESPIPE for pipes and sockets
+    whence &= 0xFFFF_FFFF
+    if whence > SEEK_MAX:
+        return -E.EINVAL
+    if f.kind == "eventfd":
+        return 0  # eventfd's llseek is noop_llseek: its position stays 0
     if not isinstance(f, HostFile):
-        return -E.EBADF if f is None else -E.ESPIPE
+        return -E.ESPIPE
     try:
         off = offset - (1 << 64) if offset >> 63 else offset
         return os.lseek(f.fd, off, whence)
