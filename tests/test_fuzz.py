@@ -914,13 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "ftruncate truncate",
-    "OverflowError",
-    "sys_ftruncate/sys_truncate (linux/syscalls/fs.py) pass the unsigned length to "
-    "os.ftruncate/os.truncate: length >= 2^63 (a negative off_t) is OverflowError; Linux: EINVAL",
-    ("ftruncate", (3, 2**63), b"", True),
-)
-bug(
     "pread64",
     "MemoryError",
     "sys_pread64 (linux/syscalls/fs.py) passes `count` unclamped to os.pread, which allocates "
@@ -1161,6 +1154,12 @@ LINUX_RESULTS = [
     pytest.param("lseek", (5, 0, 5), b"", True, -errno.EINVAL, id="lseek-pipe-whence-5"),
     pytest.param("lseek", (5, 0, 0), b"", True, -errno.ESPIPE, id="lseek-pipe"),
     pytest.param("lseek", (9, 5, 0), b"", True, 0, id="lseek-eventfd-noop"),
+    # do_sys_ftruncate, do_sys_truncate: a negative length is EINVAL before anything else
+    pytest.param("ftruncate", (3, 2**63), b"", True, -errno.EINVAL, id="ftruncate-2^63"),
+    pytest.param("ftruncate", (99, M64), b"", True, -errno.EINVAL, id="ftruncate-badfd-neg"),
+    pytest.param("ftruncate", (5, 0), b"", True, -errno.EINVAL, id="ftruncate-pipe"),
+    pytest.param("truncate", (0, M64), b"", False, -errno.EINVAL, id="truncate-NULL-neg"),
+    pytest.param("truncate", (S, 2**63), b"f\0", False, -errno.EINVAL, id="truncate-2^63"),
 ]
 
 

@@ -14,6 +14,7 @@
  *   lseek-pipe      lseek(pipe, 0, 5): whence first    EINVAL
  *   lseek-eventfd   lseek(eventfd, 5, SEEK_SET)        0 (noop_llseek)
  *   ftruncate-neg   ftruncate(fd, -1)                  EINVAL
+ *   truncate-neg    truncate(NULL, -1): length first   EINVAL
  *   pread-huge      pread(fd, buf, SSIZE_MAX / 2, 0)   "ok": 12 bytes, EFAULT or EINVAL
  *   readv-huge      readv() of the file, iov_len 2^62  "ok": 12 bytes, EFAULT or EINVAL
  *   access-mode     access("/", 0x80000000)            EINVAL
@@ -146,6 +147,8 @@ int main(int argc, char **argv)
         report(mode, lseek(eventfd(0, 0), 5, SEEK_SET));
     } else if (!strcmp(mode, "ftruncate-neg")) {
         report(mode, ftruncate(temp_file(), -1));
+    } else if (!strcmp(mode, "truncate-neg")) {
+        report(mode, syscall(SYS_truncate, NULL, -1L));
     } else if (!strcmp(mode, "pread-huge")) {
         size_t count = SSIZE_MAX / 2;
         __asm__("" : "+r"(count)); /* hide the size from -Wstringop-overflow */

@@ -738,12 +738,16 @@ def _call(fn, *args) -> int:  # type: ignore[no-untyped-def]
 
 @syscall(77, fd="int", length="int")
 def sys_ftruncate(k: Kernel, t: Thread, fd: int, length: int) -> int:
+    if length >> 63:
+        return -E.EINVAL  # do_sys_ftruncate: a negative loff_t, even before the fd lookup
     h = _host_fd(t, fd)
     return h if h < 0 else _call(os.ftruncate, h, length)
 
 
 @syscall(76, path="str", length="int")
 def sys_truncate(k: Kernel, t: Thread, path: int, length: int) -> int:
+    if length >> 63:
+        return -E.EINVAL  # do_sys_truncate: a negative loff_t, before the path is read
     hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path))
     return hp if isinstance(hp, int) else _call(os.truncate, hp, length)
 
