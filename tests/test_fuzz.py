@@ -914,20 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "pread64",
-    "MemoryError",
-    "sys_pread64 (linux/syscalls/fs.py) passes `count` unclamped to os.pread, which allocates "
-    "it: count = 2^62 is MemoryError (sys_read clamps to 16 MiB; Linux to MAX_RW_COUNT)",
-    ("pread64", (3, S, 2**62, 0), b"", True),
-)
-bug(
-    "pread64 pwrite64",
-    "OverflowError",
-    "sys_pread64/sys_pwrite64 (linux/syscalls/fs.py) pass offset >= 2^63 (negative loff_t) to "
-    "os.pread/os.pwrite, and pread a count >= 2^63: OverflowError; Linux: EINVAL",
-    ("pwrite64", (3, S, 1, 2**63), b"", True),
-)
-bug(
     "readv",
     "MemoryError",
     "sys_readv (linux/syscalls/fs.py) asks do_read for the sum of the iov_len values, unclamped: "
@@ -1160,6 +1146,21 @@ LINUX_RESULTS = [
     pytest.param("ftruncate", (5, 0), b"", True, -errno.EINVAL, id="ftruncate-pipe"),
     pytest.param("truncate", (0, M64), b"", False, -errno.EINVAL, id="truncate-NULL-neg"),
     pytest.param("truncate", (S, 2**63), b"f\0", False, -errno.EINVAL, id="truncate-2^63"),
+    # ksys_pread64/ksys_pwrite64: a negative pos is EINVAL before the fd lookup, then ESPIPE
+    # for what has no position; vfs_read/vfs_write: EBADF for the wrong direction, access_ok
+    # (EFAULT), rw_verify_area (pos + count beyond loff_t: EINVAL), then MAX_RW_COUNT
+    pytest.param("pread64", (3, S, 2**62, 0), b"", True, -errno.EFAULT, id="pread-2^62"),
+    pytest.param("pread64", (3, S, 2**63, 0), b"", True, -errno.EFAULT, id="pread-2^63"),
+    pytest.param("pread64", (3, S, 64, 1190), b"", True, 10, id="pread-tail"),
+    pytest.param("pread64", (3, S, 100, 2**63 - 10), b"", True, -errno.EINVAL, id="pread-end"),
+    pytest.param("pread64", (99, S, 1, M64), b"", True, -errno.EINVAL, id="pread-badfd-neg"),
+    pytest.param("pread64", (5, S, 1, M64), b"", True, -errno.EINVAL, id="pread-pipe-neg"),
+    pytest.param("pread64", (5, S, 1, 0), b"", True, -errno.ESPIPE, id="pread-pipe"),
+    pytest.param("pwrite64", (3, S, 1, 2**63), b"", True, -errno.EINVAL, id="pwrite-2^63"),
+    pytest.param("pwrite64", (3, S, 1, 2**63 - 1), b"", True, -errno.EINVAL, id="pwrite-end"),
+    pytest.param("read", (3, S, 2**62), b"", True, -errno.EFAULT, id="read-2^62"),
+    pytest.param("read", (6, S, 2**62), b"", True, -errno.EBADF, id="read-pipe-write-end"),
+    pytest.param("write", (3, S, 2**62), b"", True, -errno.EFAULT, id="write-2^62"),
 ]
 
 

@@ -16,6 +16,8 @@
  *   ftruncate-neg   ftruncate(fd, -1)                  EINVAL
  *   truncate-neg    truncate(NULL, -1): length first   EINVAL
  *   pread-huge      pread(fd, buf, SSIZE_MAX / 2, 0)   "ok": 12 bytes, EFAULT or EINVAL
+ *   pread-neg       pread(pipe, buf, 1, -1): pos first EINVAL
+ *   pwrite-end      pwrite(fd, buf, 100, LLONG_MAX-10) EINVAL (pos + count beyond loff_t)
  *   readv-huge      readv() of the file, iov_len 2^62  "ok": 12 bytes, EFAULT or EINVAL
  *   access-mode     access("/", 0x80000000)            EINVAL
  *   open-flags      open(file, O_RDONLY | 0x80000000)  ok (unknown flags are ignored)
@@ -153,6 +155,13 @@ int main(int argc, char **argv)
         size_t count = SSIZE_MAX / 2;
         __asm__("" : "+r"(count)); /* hide the size from -Wstringop-overflow */
         report_huge_read(mode, pread(temp_file(), buf, count, 0));
+    } else if (!strcmp(mode, "pread-neg")) {
+        int p[2];
+        if (pipe(p) != 0)
+            return 1;
+        report(mode, syscall(SYS_pread64, p[0], buf, 1L, -1L));
+    } else if (!strcmp(mode, "pwrite-end")) {
+        report(mode, pwrite(temp_file(), buf, 100, LLONG_MAX - 10));
     } else if (!strcmp(mode, "readv-huge")) {
         struct iovec iov = {buf, (size_t)1 << 62};
         int fd = temp_file();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import stat as st
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
+from ..mm import TASK_SIZE
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from ..vfs import PathError, guest_join, resolve
 from . import syscall
@@ -28,6 +30,8 @@ TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
 IOV_MAX = 1024
 SEEK_MAX = 4  # SEEK_HOLE
+MAX_RW_COUNT = 0x7FFF_F000  # INT_MAX & PAGE_MASK: the most one read or write moves
+IO_CHUNK = 1 << 24  # the most read from the host at once: a short read, which read(2) allows
 
 
 def s32(v: int) -> int:
@@ -172,12 +176,47 @@ def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
     return writer(k, t, data) if writer is not None else -E.EINVAL
 
 
+def access_ok(addr: int, size: int) -> bool:
+    """x86-64 access_ok: [addr, addr + size) lies below TASK_SIZE_MAX (no wrap-around)."""
+    return addr + size <= TASK_SIZE
+
+
+def _mode_ok(f: File, write: bool) -> bool:
+    """FMODE_READ (FMODE_WRITE): vfs_read (vfs_write) refuses a file without it (EBADF) first."""
+    if isinstance(f, PipeEnd):
+        return f.write_end == write
+    if isinstance(f, HostFile):
+        try:
+            acc = fcntl.fcntl(f.fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError:
+            return True  # the host call itself will tell
+        return acc in ((os.O_WRONLY if write else os.O_RDONLY), os.O_RDWR)
+    return True
+
+
+def rw_count(f: File, buf: int, count: int, pos: int | None, write: bool) -> int:
+    """vfs_read/vfs_write's checks of a user buffer: a file not open for it is EBADF, a
+    buffer beyond user space EFAULT (access_ok), pos + count beyond loff_t EINVAL
+    (rw_verify_area); else the count, clamped to MAX_RW_COUNT."""
+    err = 0
+    if not access_ok(buf, count):
+        err = -E.EFAULT
+    elif pos is not None and pos + count >= 1 << 63:
+        err = -E.EINVAL
+    if err and not _mode_ok(f, write):
+        return -E.EBADF
+    return err or min(count, MAX_RW_COUNT)
+
+
 @syscall(0, fd="int", count="int")
 def sys_read(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | object:
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    r = do_read(k, t, f, min(count, 1 << 24))
+    count = rw_count(f, buf, count, None, write=False)
+    if count < 0:
+        return count
+    r = do_read(k, t, f, min(count, IO_CHUNK))
     if isinstance(r, bytes):
         t.process.mem.write(buf, r)
         return len(r)
@@ -189,6 +228,9 @@ def sys_write(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | obje
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
+    count = rw_count(f, buf, count, None, write=True)
+    if count < 0:
+        return count
     return do_write(k, t, f, t.process.mem.read(buf, count))
 
 
@@ -229,13 +271,27 @@ def sys_writev(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | ob
     return do_write(k, t, f, b"".join(t.process.mem.read(b, n) for b, n in vecs))
 
 
-@syscall(17, fd="int", count="int", offset="int")
-def sys_pread64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
+def _positional(t: Thread, fd: int, pos: int) -> HostFile | int:
+    """ksys_pread64/ksys_pwrite64: a negative pos is EINVAL, before the fd lookup (EBADF);
+    only files with FMODE_PREAD (not pipes, sockets, eventfds) take a position (ESPIPE)."""
+    if pos >> 63:
+        return -E.EINVAL
     f = t.process.fds.get(s32(fd))
     if not isinstance(f, HostFile):
         return -E.EBADF if f is None else -E.ESPIPE
+    return f
+
+
+@syscall(17, fd="int", count="int", offset="int")
+def sys_pread64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
+    f = _positional(t, fd, offset)
+    if isinstance(f, int):
+        return f
+    count = rw_count(f, buf, count, offset, write=False)
+    if count < 0:
+        return count
     try:
-        data = os.pread(f.fd, count, offset)
+        data = os.pread(f.fd, min(count, IO_CHUNK), offset)
     except OSError as e:
         return _oserr(e)
     t.process.mem.write(buf, data)
@@ -244,9 +300,12 @@ def sys_pread64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int
 
 @syscall(18, fd="int", count="int", offset="int")
 def sys_pwrite64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
-    f = t.process.fds.get(s32(fd))
-    if not isinstance(f, HostFile):
-        return -E.EBADF if f is None else -E.ESPIPE
+    f = _positional(t, fd, offset)
+    if isinstance(f, int):
+        return f
+    count = rw_count(f, buf, count, offset, write=True)
+    if count < 0:
+        return count
     try:
         return os.pwrite(f.fd, t.process.mem.read(buf, count), offset)
     except OSError as e:
