@@ -19,6 +19,9 @@
  *   pread-neg       pread(pipe, buf, 1, -1): pos first EINVAL
  *   pwrite-end      pwrite(fd, buf, 100, LLONG_MAX-10) EINVAL (pos + count beyond loff_t)
  *   readv-huge      readv() of the file, iov_len 2^62  "ok": 12 bytes, EFAULT or EINVAL
+ *   readv-neg       readv(), iov_len 4 and 2^63        EINVAL (a negative ssize_t)
+ *   readv-iovcnt    readv(), 1025 segments             EINVAL (UIO_MAXIOV)
+ *   sendmsg-iovlen  sendmsg(), msg_iovlen 1025         EMSGSIZE
  *   access-mode     access("/", 0x80000000)            EINVAL
  *   open-flags      open(file, O_RDONLY | 0x80000000)  ok (unknown flags are ignored)
  *   dupfd-negative  fcntl(1, F_DUPFD, -5)              EINVAL
@@ -58,6 +61,7 @@ static const char *err_name(int e)
     case EBADF: return "EBADF";
     case EOVERFLOW: return "EOVERFLOW";
     case ESPIPE: return "ESPIPE";
+    case EMSGSIZE: return "EMSGSIZE";
     default: return "other errno";
     }
 }
@@ -167,6 +171,21 @@ int main(int argc, char **argv)
         int fd = temp_file();
         lseek(fd, 0, SEEK_SET);
         report_huge_read(mode, readv(fd, &iov, 1));
+    } else if (!strcmp(mode, "readv-neg")) {
+        struct iovec iov[2] = {{buf, 4}, {buf, (size_t)1 << 63}};
+        report(mode, readv(temp_file(), iov, 2));
+    } else if (!strcmp(mode, "readv-iovcnt")) {
+        static struct iovec iov[1025];
+        for (int i = 0; i < 1025; i++)
+            iov[i] = (struct iovec){buf, 1};
+        report(mode, readv(temp_file(), iov, 1025));
+    } else if (!strcmp(mode, "sendmsg-iovlen")) {
+        int sv[2];
+        struct iovec iov = {buf, 1};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1025};
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+            return 1;
+        report(mode, sendmsg(sv[0], &msg, 0));
     } else if (!strcmp(mode, "access-mode")) {
         report(mode, syscall(SYS_access, "/", 0x80000000L));
     } else if (!strcmp(mode, "open-flags")) {

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
-from ..mm import TASK_SIZE
+from ..mm import TASK_SIZE, AddressSpace, GuestFault
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from ..vfs import PathError, guest_join, resolve
 from . import syscall
@@ -28,7 +28,7 @@ F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 FD_CLOEXEC = 1
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
-IOV_MAX = 1024
+UIO_MAXIOV = 1024
 SEEK_MAX = 4  # SEEK_HOLE
 MAX_RW_COUNT = 0x7FFF_F000  # INT_MAX & PAGE_MASK: the most one read or write moves
 IO_CHUNK = 1 << 24  # the most read from the host at once: a short read, which read(2) allows
@@ -234,11 +234,38 @@ def sys_write(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | obje
     return do_write(k, t, f, t.process.mem.read(buf, count))
 
 
-def _iovecs(t: Thread, iov: int, n: int) -> list[tuple[int, int]] | int:
-    if n > IOV_MAX:
+def import_iovec(mem: AddressSpace, iov: int, n: int) -> list[tuple[int, int]] | int:
+    """import_iovec: the (base, len) segments of a user iovec array, or -errno. More than
+    UIO_MAXIOV entries is EINVAL; copy_iovec_from_user reads the entries in order (EFAULT)
+    and refuses a len that is negative as an ssize_t (EINVAL); then each segment must lie in
+    user space (access_ok: EFAULT) and the lengths are cut so that they add up to at most
+    MAX_RW_COUNT -- one segment is cut before its access_ok (import_ubuf), several after."""
+    if n > UIO_MAXIOV:
         return -E.EINVAL
-    raw = t.process.mem.read(iov, 16 * n)
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(n)]
+    if n and not access_ok(iov, 16 * n):
+        return -E.EFAULT  # user_access_begin over the whole array
+    vecs = []
+    for i in range(n):
+        try:
+            base, length = struct.unpack("<QQ", mem.read(iov + 16 * i, 16))
+        except GuestFault:
+            return -E.EFAULT
+        if length >> 63:
+            return -E.EINVAL
+        vecs.append((base, length))
+    if n == 1:
+        vecs[0] = (vecs[0][0], min(vecs[0][1], MAX_RW_COUNT))
+    total = 0
+    for i, (base, length) in enumerate(vecs):
+        if not access_ok(base, length):
+            return -E.EFAULT
+        vecs[i] = (base, min(length, MAX_RW_COUNT - total))
+        total += vecs[i][1]
+    return vecs
+
+
+def _iov_total(vecs: list[tuple[int, int]] | int) -> int:
+    return 0 if isinstance(vecs, int) else sum(n for _, n in vecs)
 
 
 @syscall(19, fd="int", iovcnt="int")
@@ -246,10 +273,13 @@ def sys_readv(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | obj
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    vecs = _iovecs(t, iov, iovcnt)
-    if isinstance(vecs, int):
-        return vecs
-    r = do_read(k, t, f, sum(n for _, n in vecs))
+    vecs = import_iovec(t.process.mem, iov, iovcnt & 0xFFFF_FFFF)  # nr_segs: unsigned int
+    total = _iov_total(vecs)
+    if isinstance(vecs, int) or total == 0:
+        if not _mode_ok(f, write=False):
+            return -E.EBADF  # vfs_readv checks the file before the iovec
+        return vecs if isinstance(vecs, int) else 0  # nothing to read
+    r = do_read(k, t, f, min(total, IO_CHUNK))
     if not isinstance(r, bytes):
         return r
     pos = 0
@@ -265,9 +295,11 @@ def sys_writev(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | ob
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    vecs = _iovecs(t, iov, iovcnt)
-    if isinstance(vecs, int):
-        return vecs
+    vecs = import_iovec(t.process.mem, iov, iovcnt & 0xFFFF_FFFF)  # nr_segs: unsigned int
+    if isinstance(vecs, int) or _iov_total(vecs) == 0:
+        if not _mode_ok(f, write=True):
+            return -E.EBADF  # vfs_writev checks the file before the iovec
+        return vecs if isinstance(vecs, int) else 0  # nothing to write
     return do_write(k, t, f, b"".join(t.process.mem.read(b, n) for b, n in vecs))
 
 
