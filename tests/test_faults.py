@@ -339,7 +339,8 @@ SYSCALL_MODES: dict[str, str | None] = {
     "readv-iovcnt": None,
     "sendmsg-iovlen": None,
     "access-mode": SYSCALL_CRASH.format(key="('access', 'OverflowError')"),
-    "open-flags": SYSCALL_CRASH.format(key="('open', 'OverflowError')"),
+    "open-flags": None,
+    "open-flags-high": None,
     "mmap-huge": SYSCALL_CRASH.format(key="('mmap', 'OSError')"),
     "dupfd-negative": (
         "emulator bug: fcntl(F_DUPFD, -5) installs fd -5 and returns -5, read as -EIO; Linux: "

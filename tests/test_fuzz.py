@@ -914,14 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "open openat",
-    "OverflowError",
-    "sys_openat (linux/syscalls/fs.py) passes flags & 0xFFFFFFFF to os.open, which needs a "
-    "signed C int: a flags value with bit 31 set is OverflowError; Linux ignores unknown open "
-    "flags (open(2))",
-    ("openat", (AT_FDCWD, S, 2**31, 0), b"f\0", False),
-)
-bug(
     "access faccessat faccessat2",
     "OverflowError",
     "sys_faccessat (linux/syscalls/fs.py) passes `mode` unchecked to os.access: mode >= 2^31 "
@@ -1213,6 +1205,10 @@ LINUX_RESULTS = [
     ),
     pytest.param("recvmsg", (8, S, 0x40), msg_with(1, 64), True, 11, id="recvmsg"),
     pytest.param("recvmsg", (3, S, 0), msg_with(1025), True, -errno.ENOTSOCK, id="recvmsg-file"),
+    # build_open_how: flags is an int, and bits outside VALID_OPEN_FLAGS are ignored
+    pytest.param("openat", (AT_FDCWD, S, 2**31, 0), b"f\0", False, 3, id="openat-bit31"),
+    pytest.param("open", (S, 0o74 | 2**40, 0), b"f\0", False, 3, id="open-unknown-bits"),
+    pytest.param("open", (S, 2**32 | 1, 0), b"d\0", False, -errno.EISDIR, id="open-dir-2^32|1"),
 ]
 
 

@@ -24,6 +24,7 @@
  *   sendmsg-iovlen  sendmsg(), msg_iovlen 1025         EMSGSIZE
  *   access-mode     access("/", 0x80000000)            EINVAL
  *   open-flags      open(file, O_RDONLY | 0x80000000)  ok (unknown flags are ignored)
+ *   open-flags-high open("/", O_WRONLY | 1 << 32)      EISDIR (flags is an int)
  *   dupfd-negative  fcntl(1, F_DUPFD, -5)              EINVAL
  *   mmap-huge       mmap 1 TiB of private memory       returns (ENOMEM or a mapping)
  *   clone-bad-ptid  clone(CLONE_PARENT_SETTID|SIGCHLD) with parent_tid = (int *)8:
@@ -62,6 +63,7 @@ static const char *err_name(int e)
     case EOVERFLOW: return "EOVERFLOW";
     case ESPIPE: return "ESPIPE";
     case EMSGSIZE: return "EMSGSIZE";
+    case EISDIR: return "EISDIR";
     default: return "other errno";
     }
 }
@@ -191,6 +193,8 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "open-flags")) {
         long r = syscall(SYS_open, "/", O_RDONLY | 0x80000000L);
         printf("%s: %s\n", mode, r >= 0 ? "ok" : err_name(errno));
+    } else if (!strcmp(mode, "open-flags-high")) {
+        report(mode, syscall(SYS_open, "/", O_WRONLY | (1L << 32)));
     } else if (!strcmp(mode, "dupfd-negative")) {
         report(mode, fcntl(1, F_DUPFD, -5));
     } else if (!strcmp(mode, "mmap-huge")) {

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ..process import Process, Thread
 
 AT_FDCWD = -100
+# O_ACCMODE and every flag from O_CREAT (0o100) to __O_TMPFILE (0o20000000), x86-64's values
+VALID_OPEN_FLAGS = 0o37777703
 AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = 0x1000, 0x100, 0x200
 O_NONBLOCK, O_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
@@ -90,13 +92,14 @@ def _oserr(e: OSError) -> int:
 @syscall(257, dirfd="int", path="str", flags="hex", mode="hex")
 def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = t.process
+    flags &= VALID_OPEN_FLAGS  # build_open_how: open/openat ignore unknown flags
     name = p.mem.read_cstr(path)
     reading = flags & os.O_ACCMODE == os.O_RDONLY and not flags & (os.O_TRUNC | os.O_CREAT)
     hp = host_path(k, p, dirfd, name, readonly=reading)
     if isinstance(hp, int):
         return hp
     try:
-        fd = os.open(hp, (flags | O_CLOEXEC) & 0xFFFF_FFFF, mode & 0o7777)
+        fd = os.open(hp, flags | O_CLOEXEC, mode & 0o7777)
     except OSError as e:
         return _oserr(e)
     f = HostFile(fd, os.path.abspath(hp))
