@@ -914,13 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "access faccessat faccessat2",
-    "OverflowError",
-    "sys_faccessat (linux/syscalls/fs.py) passes `mode` unchecked to os.access: mode >= 2^31 "
-    "is OverflowError; Linux: EINVAL for mode bits other than R_OK|W_OK|X_OK",
-    ("access", (S, 2**31), b"f\0", False),
-)
-bug(
     "fcntl",
     "fd-number",
     "sys_fcntl F_DUPFD/F_DUPFD_CLOEXEC (linux/syscalls/fs.py) installs the new descriptor at "
@@ -1209,6 +1202,24 @@ LINUX_RESULTS = [
     pytest.param("openat", (AT_FDCWD, S, 2**31, 0), b"f\0", False, 3, id="openat-bit31"),
     pytest.param("open", (S, 0o74 | 2**40, 0), b"f\0", False, 3, id="open-unknown-bits"),
     pytest.param("open", (S, 2**32 | 1, 0), b"d\0", False, -errno.EISDIR, id="open-dir-2^32|1"),
+    # do_faccessat: mode and flags are ints; a mode beyond R_OK|W_OK|X_OK or an unknown flag is
+    # EINVAL before the path is read; faccessat has no flags argument
+    pytest.param("access", (S, 2**31), b"f\0", False, -errno.EINVAL, id="access-bit31"),
+    pytest.param("access", (0, 8), b"", False, -errno.EINVAL, id="access-mode-8-NULL"),
+    pytest.param("access", (S, 2**32 | 4), b"f\0", False, 0, id="access-2^32|R_OK"),
+    pytest.param("access", (S, 0), b"loop\0", False, -errno.ELOOP, id="access-loop"),
+    pytest.param("faccessat", (AT_FDCWD, S, 4, 0xDEAD), b"f\0", False, 0, id="faccessat-r10"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 4, 1), b"f\0", False, -errno.EINVAL, id="fa2-flag-1"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 4, 2**32), b"f\0", False, 0, id="fa2-flags-2^32"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 0, 0), b"", False, -errno.ENOENT, id="fa2-empty"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 0, 0x1000), b"", False, 0, id="fa2-empty-cwd"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 0, 0x100), b"loop\0", False, 0, id="fa2-nofollow"),
+    pytest.param("faccessat2", (3, S, 1, 0x1000), b"", True, -errno.EACCES, id="fa2-fd-file-X"),
+    pytest.param("faccessat2", (3, S, 2, 0x1000), b"", True, 0, id="fa2-fd-file-W"),
+    pytest.param("faccessat2", (5, S, 1, 0x1000), b"", True, -errno.EACCES, id="fa2-fd-pipe-X"),
+    pytest.param("faccessat2", (5, S, 6, 0x1000), b"", True, 0, id="fa2-fd-pipe-RW"),
+    pytest.param("faccessat2", (7, S, 7, 0x1200), b"", True, 0, id="fa2-fd-socket-RWX"),
+    pytest.param("faccessat2", (99, S, 0, 0x1000), b"", True, -errno.EBADF, id="fa2-fd-bad"),
 ]
 
 

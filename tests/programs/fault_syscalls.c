@@ -23,6 +23,8 @@
  *   readv-iovcnt    readv(), 1025 segments             EINVAL (UIO_MAXIOV)
  *   sendmsg-iovlen  sendmsg(), msg_iovlen 1025         EMSGSIZE
  *   access-mode     access("/", 0x80000000)            EINVAL
+ *   access-flags    faccessat2(AT_FDCWD, "/", R_OK, 1) EINVAL (an unknown flag)
+ *   access-empty    faccessat2(pipe, "", W_OK and X_OK, AT_EMPTY_PATH): 0 and EACCES (0600)
  *   open-flags      open(file, O_RDONLY | 0x80000000)  ok (unknown flags are ignored)
  *   open-flags-high open("/", O_WRONLY | 1 << 32)      EISDIR (flags is an int)
  *   dupfd-negative  fcntl(1, F_DUPFD, -5)              EINVAL
@@ -52,6 +54,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef SYS_faccessat2
+#define SYS_faccessat2 439
+#endif
+
 static const char *err_name(int e)
 {
     switch (e) {
@@ -64,6 +70,7 @@ static const char *err_name(int e)
     case ESPIPE: return "ESPIPE";
     case EMSGSIZE: return "EMSGSIZE";
     case EISDIR: return "EISDIR";
+    case EACCES: return "EACCES";
     default: return "other errno";
     }
 }
@@ -190,6 +197,16 @@ int main(int argc, char **argv)
         report(mode, sendmsg(sv[0], &msg, 0));
     } else if (!strcmp(mode, "access-mode")) {
         report(mode, syscall(SYS_access, "/", 0x80000000L));
+    } else if (!strcmp(mode, "access-flags")) {
+        report(mode, syscall(SYS_faccessat2, AT_FDCWD, "/", R_OK, 1));
+    } else if (!strcmp(mode, "access-empty")) {
+        int p[2];
+        if (pipe(p) != 0)
+            return 1;
+        long w = syscall(SYS_faccessat2, p[0], "", W_OK, AT_EMPTY_PATH);
+        printf("%s: W_OK %ld", mode, w);
+        long x = syscall(SYS_faccessat2, p[0], "", X_OK, AT_EMPTY_PATH);
+        printf(", X_OK %ld %s\n", x, x < 0 ? err_name(errno) : "");
     } else if (!strcmp(mode, "open-flags")) {
         long r = syscall(SYS_open, "/", O_RDONLY | 0x80000000L);
         printf("%s: %s\n", mode, r >= 0 ? "ok" : err_name(errno));

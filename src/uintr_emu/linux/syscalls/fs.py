@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 AT_FDCWD = -100
 # O_ACCMODE and every flag from O_CREAT (0o100) to __O_TMPFILE (0o20000000), x86-64's values
 VALID_OPEN_FLAGS = 0o37777703
-AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = 0x1000, 0x100, 0x200
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EACCESS = 0x1000, 0x100, 0x200, 0x200
 O_NONBLOCK, O_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
@@ -401,6 +401,19 @@ def _pseudo_ino(k: Kernel, obj: object) -> int:
     return obj.ino  # type: ignore[attr-defined]
 
 
+def _pseudo_inode(k: Kernel, f: File) -> tuple[int, int, int, int, int, int]:
+    """(st_dev, st_ino, st_mode, st_uid, st_gid, times) of a kernel object's inode."""
+    uid, gid = os.getuid(), os.getgid()  # what getuid() reports
+    if isinstance(f, PipeEnd):
+        # get_pipe_inode: S_IFIFO | 0600, both ends one inode, times set at creation
+        return PIPEFS_DEV, _pseudo_ino(k, f.pipe), st.S_IFIFO | 0o600, uid, gid, f.pipe.born_ns
+    if f.kind == "socket":
+        # sock_alloc: S_IFSOCK | 0777, one inode per end; it never sets the times (0)
+        return SOCKFS_DEV, _pseudo_ino(k, f), st.S_IFSOCK | 0o777, uid, gid, 0
+    # alloc_anon_inode: 0600 without a file type, root's, made at boot
+    return ANON_INODE_DEV, ANON_INODE_INO, 0o600, 0, 0, k.realtime_ns() - k.monotonic_ns()
+
+
 def _fstat_file(k: Kernel, f: File) -> bytes | int:
     """The packed struct stat of an open file, or -errno."""
     if isinstance(f, HostFile):
@@ -408,18 +421,7 @@ def _fstat_file(k: Kernel, f: File) -> bytes | int:
             return pack_stat(os.fstat(f.fd))
         except OSError as e:
             return _oserr(e)
-    uid, gid = os.getuid(), os.getgid()  # what getuid() reports
-    if isinstance(f, PipeEnd):
-        # get_pipe_inode: S_IFIFO | 0600, both ends one inode, times set at creation
-        dev, mode = PIPEFS_DEV, st.S_IFIFO | 0o600
-        ino, times = _pseudo_ino(k, f.pipe), f.pipe.born_ns
-    elif f.kind == "socket":
-        # sock_alloc: S_IFSOCK | 0777, one inode per end; it never sets the times (0)
-        dev, ino, mode, times = SOCKFS_DEV, _pseudo_ino(k, f), st.S_IFSOCK | 0o777, 0
-    else:
-        # alloc_anon_inode: 0600 without a file type, root's, made at boot
-        dev, ino, mode, uid, gid = ANON_INODE_DEV, ANON_INODE_INO, 0o600, 0, 0
-        times = k.realtime_ns() - k.monotonic_ns()
+    dev, ino, mode, uid, gid, times = _pseudo_inode(k, f)
     return pack_stat_fields(dev, ino, 1, mode, uid, gid, 0, 0, 4096, 0, times_ns=(times,) * 3)
 
 
@@ -468,22 +470,68 @@ def sys_lstat(k: Kernel, t: Thread, path: int, statbuf: int) -> int:
     return sys_newfstatat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, statbuf, AT_SYMLINK_NOFOLLOW)
 
 
-@syscall(269, dirfd="int", path="str", mode="int", flags="hex")
-def sys_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int = 0) -> int:
-    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path), readonly=True)
-    if isinstance(hp, int):
-        return hp
-    return 0 if os.access(hp, mode) else (-E.ENOENT if not os.path.lexists(hp) else -E.EACCES)
+def _may_access(mode: int, uid: int, gid: int, want: int, effective: bool) -> bool:
+    """generic_permission for a kernel object's inode, with the real ids (or the effective
+    ones: AT_EACCESS); root may read and write anything, execute what has an x bit."""
+    me = os.geteuid() if effective else os.getuid()
+    if me == 0:
+        return not want & os.X_OK or bool(mode & 0o111)
+    if me == uid:
+        bits = mode >> 6
+    elif gid in (os.getegid() if effective else os.getgid(), *os.getgroups()):
+        bits = mode >> 3
+    else:
+        bits = mode
+    return not want & ~bits & 7
+
+
+def do_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int) -> int:
+    # do_faccessat: mode and flags are ints; a mode beyond R_OK|W_OK|X_OK or an unknown flag
+    # is EINVAL, before the path is read
+    mode, flags = mode & 0xFFFF_FFFF, flags & 0xFFFF_FFFF
+    if mode & ~(os.R_OK | os.W_OK | os.X_OK):
+        return -E.EINVAL
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -E.EINVAL
+    p = t.process
+    name = p.mem.read_cstr(path)
+    if not name and not flags & AT_EMPTY_PATH:
+        return -E.ENOENT  # getname: an empty path
+    follow, effective = not flags & AT_SYMLINK_NOFOLLOW, bool(flags & AT_EACCESS)
+    if name or s32(dirfd) == AT_FDCWD:
+        hp = host_path(k, p, dirfd, name or b".", follow=follow, readonly=True)
+        if isinstance(hp, int):
+            return hp
+    else:  # LOOKUP_EMPTY: the file dirfd refers to
+        f = p.fds.get(s32(dirfd))
+        if f is None:
+            return -E.EBADF
+        if not isinstance(f, HostFile):
+            _, _, imode, uid, gid, _ = _pseudo_inode(k, f)
+            return 0 if _may_access(imode, uid, gid, mode, effective) else -E.EACCES
+        hp, follow = f"/proc/self/fd/{f.fd}", True
+    if os.access(hp, mode, effective_ids=effective, follow_symlinks=follow):
+        return 0
+    try:
+        os.stat(hp, follow_symlinks=follow)
+    except OSError as e:
+        return _oserr(e)  # the lookup failed: no such file, a loop...
+    return -E.EACCES
+
+
+@syscall(269, dirfd="int", path="str", mode="int")
+def sys_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int) -> int:
+    return do_faccessat(k, t, dirfd, path, mode, 0)  # faccessat has no flags argument
 
 
 @syscall(439, dirfd="int", path="str", mode="int", flags="hex")
 def sys_faccessat2(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int) -> int:
-    return sys_faccessat(k, t, dirfd, path, mode, flags)
+    return do_faccessat(k, t, dirfd, path, mode, flags)
 
 
 @syscall(21, path="str", mode="int")
 def sys_access(k: Kernel, t: Thread, path: int, mode: int) -> int:
-    return sys_faccessat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode)
+    return do_faccessat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode, 0)
 
 
 @syscall(263, dirfd="int", path="str", flags="hex")
