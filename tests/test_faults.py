@@ -344,10 +344,8 @@ SYSCALL_MODES: dict[str, str | None] = {
     "open-flags": None,
     "open-flags-high": None,
     "mmap-huge": SYSCALL_CRASH.format(key="('mmap', 'OSError')"),
-    "dupfd-negative": (
-        "emulator bug: fcntl(F_DUPFD, -5) installs fd -5 and returns -5, read as -EIO; Linux: "
-        "EINVAL (tests/test_fuzz.py KNOWN_SYSCALL_BUGS[('fcntl', 'fd-number')])"
-    ),
+    "dupfd-negative": None,
+    "dupfd-limit": None,
     "clone-bad-ptid": (
         "emulator bug: clone with a bad CLONE_PARENT_SETTID pointer returns EFAULT and leaves "
         "a child that never runs; Linux creates and runs the child (tests/test_fuzz.py "

@@ -914,16 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "fcntl",
-    "fd-number",
-    "sys_fcntl F_DUPFD/F_DUPFD_CLOEXEC (linux/syscalls/fs.py) installs the new descriptor at "
-    "s32(arg) without checking it: arg -5 puts fd -5 in the table and returns -5, which the "
-    "guest reads as -EIO; arg 0xffffde64 returns -8604, not even an errno. Linux: EINVAL for "
-    "arg < 0 or >= RLIMIT_NOFILE",
-    ("fcntl", (1, 0, 2**32 - 5), b"", False),
-)
-KNOWN_SYSCALL_BUGS[("fcntl", "out-of-range")] = KNOWN_SYSCALL_BUGS[("fcntl", "fd-number")]
-bug(
     "clone clone3 fork vfork",
     "thread-not-placed",
     "create_thread/Kernel.fork (linux/syscalls/thread.py, linux/kernel.py) write "
@@ -1220,6 +1210,12 @@ LINUX_RESULTS = [
     pytest.param("faccessat2", (5, S, 6, 0x1000), b"", True, 0, id="fa2-fd-pipe-RW"),
     pytest.param("faccessat2", (7, S, 7, 0x1200), b"", True, 0, id="fa2-fd-socket-RWX"),
     pytest.param("faccessat2", (99, S, 0, 0x1000), b"", True, -errno.EBADF, id="fa2-fd-bad"),
+    # f_dupfd((int)arg as an unsigned int): at or above RLIMIT_NOFILE (1024) is EINVAL
+    pytest.param("fcntl", (1, 0, 2**32 - 5), b"", False, -errno.EINVAL, id="dupfd--5"),
+    pytest.param("fcntl", (1, 0, 1024), b"", False, -errno.EINVAL, id="dupfd-1024"),
+    pytest.param("fcntl", (1, 0, 1023), b"", False, 1023, id="dupfd-1023"),
+    pytest.param("fcntl", (1, 0, 2**32 + 5), b"", False, 5, id="dupfd-2^32+5"),
+    pytest.param("fcntl", (1, 2**32 + 1030, 7), b"", False, 7, id="dupfd-cloexec-cmd-2^32"),
 ]
 
 
@@ -1261,6 +1257,13 @@ def test_fstat_of_kernel_objects(harness) -> None:
     assert efd[3] == uvec[3] == 0o600 and efd[4:6] == (0, 0)
     assert efd[:2] == uvec[:2] and efd[10:] == divmod(boot, 10**9) * 3
     assert len({pipe_r[:2], sock_a[:2], sock_b[:2], efd[:2]}) == 4
+
+
+def test_dupfd_runs_out_below_the_limit(harness) -> None:
+    """F_DUPFD from 1023 twice: the second finds no free fd below RLIMIT_NOFILE (EMFILE)."""
+    h = harness("next", rich=False)
+    dupfd = (72, (("int", 1), ("int", 0), ("int", 1023)))
+    assert h.run([dupfd, dupfd]) == [Outcome("int", 1023), Outcome("int", -errno.EMFILE)]
 
 
 # --- the host file system is left alone ------------------------------------------------------

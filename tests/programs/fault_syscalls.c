@@ -28,6 +28,8 @@
  *   open-flags      open(file, O_RDONLY | 0x80000000)  ok (unknown flags are ignored)
  *   open-flags-high open("/", O_WRONLY | 1 << 32)      EISDIR (flags is an int)
  *   dupfd-negative  fcntl(1, F_DUPFD, -5)              EINVAL
+ *   dupfd-limit     fcntl(1, F_DUPFD, n) for n = RLIMIT_NOFILE: EINVAL; n - 1: n - 1, then
+ *                   EMFILE
  *   mmap-huge       mmap 1 TiB of private memory       returns (ENOMEM or a mapping)
  *   clone-bad-ptid  clone(CLONE_PARENT_SETTID|SIGCHLD) with parent_tid = (int *)8:
  *                   the child is created anyway, exits 0, the parent reaps it
@@ -46,6 +48,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -71,6 +74,7 @@ static const char *err_name(int e)
     case EMSGSIZE: return "EMSGSIZE";
     case EISDIR: return "EISDIR";
     case EACCES: return "EACCES";
+    case EMFILE: return "EMFILE";
     default: return "other errno";
     }
 }
@@ -214,6 +218,17 @@ int main(int argc, char **argv)
         report(mode, syscall(SYS_open, "/", O_WRONLY | (1L << 32)));
     } else if (!strcmp(mode, "dupfd-negative")) {
         report(mode, fcntl(1, F_DUPFD, -5));
+    } else if (!strcmp(mode, "dupfd-limit")) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return 1;
+        int n = (int)rl.rlim_cur;
+        long r = fcntl(1, F_DUPFD, n);
+        printf("%s: limit %s", mode, r < 0 ? err_name(errno) : "ok");
+        r = fcntl(1, F_DUPFD, n - 1);
+        printf(", below it %s", r == n - 1 ? "ok" : "wrong");
+        r = fcntl(1, F_DUPFD, n - 1);
+        printf(", again %s\n", r < 0 ? err_name(errno) : "ok");
     } else if (!strcmp(mode, "mmap-huge")) {
         void *p = mmap(NULL, (size_t)1 << 40, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

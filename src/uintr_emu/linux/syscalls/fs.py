@@ -15,6 +15,7 @@ from ..mm import TASK_SIZE, AddressSpace, GuestFault
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from ..vfs import PathError, guest_join, resolve
 from . import syscall
+from .misc import RLIMIT_NOFILE, RLIMITS
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -28,6 +29,7 @@ O_NONBLOCK, O_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 FD_CLOEXEC = 1
+NOFILE = RLIMITS[RLIMIT_NOFILE][0]  # the soft RLIMIT_NOFILE getrlimit reports (fixed)
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
 UIO_MAXIOV = 1024
@@ -707,8 +709,19 @@ def sys_fcntl(k: Kernel, t: Thread, fd: int, cmd: int, arg: int) -> int:
     if entry is None:
         return -E.EBADF
     f = entry.file
+    cmd &= 0xFFFF_FFFF  # an unsigned int
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
-        return fds.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, lowest=s32(arg))
+        # f_dupfd(unsigned int from = (int)arg): from >= RLIMIT_NOFILE, so any negative int,
+        # is EINVAL; no free fd from there up to the limit is EMFILE (alloc_fd)
+        new = arg & 0xFFFF_FFFF
+        if new >= NOFILE:
+            return -E.EINVAL
+        while new in fds.fds:
+            new += 1
+        if new >= NOFILE:
+            return -E.EMFILE
+        fds.install_at(new, f, cloexec=cmd == F_DUPFD_CLOEXEC)
+        return new
     if cmd == F_GETFD:
         return FD_CLOEXEC if entry.cloexec else 0
     if cmd == F_SETFD:
