@@ -1216,6 +1216,14 @@ LINUX_RESULTS = [
     pytest.param("fcntl", (1, 0, 1023), b"", False, 1023, id="dupfd-1023"),
     pytest.param("fcntl", (1, 0, 2**32 + 5), b"", False, 5, id="dupfd-2^32+5"),
     pytest.param("fcntl", (1, 2**32 + 1030, 7), b"", False, 7, id="dupfd-cloexec-cmd-2^32"),
+    # ksys_dup3: bad flags, old == new EINVAL; new >= RLIMIT_NOFILE EBADF; then the old fd
+    pytest.param("dup3", (99, 99, 0), b"", False, -errno.EINVAL, id="dup3-same-closed"),
+    pytest.param("dup3", (1, 5000, 0), b"", False, -errno.EBADF, id="dup3-5000"),
+    pytest.param("dup3", (1, M64, 0), b"", False, -errno.EBADF, id="dup3--1"),
+    pytest.param("dup3", (1, 9, 2**32 | 0o2000000), b"", False, 9, id="dup3-flags-2^32"),
+    pytest.param("dup3", (1, 9, 1), b"", False, -errno.EINVAL, id="dup3-flag-1"),
+    pytest.param("dup2", (1, 2**32 + 40), b"", False, 40, id="dup2-2^32+40"),
+    pytest.param("dup2", (2**32 + 1, 1), b"", False, 1, id="dup2-same-2^32"),
 ]
 
 

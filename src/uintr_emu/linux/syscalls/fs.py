@@ -685,20 +685,25 @@ def sys_dup(k: Kernel, t: Thread, fd: int) -> int:
 
 @syscall(292, old="int", new="int", flags="hex")
 def sys_dup3(k: Kernel, t: Thread, old: int, new: int, flags: int) -> int:
+    # ksys_dup3 (unsigned int fds, int flags): bad flags or old == new are EINVAL, then a new
+    # fd at or above RLIMIT_NOFILE is EBADF, before the old one is looked up
+    old, new = old & 0xFFFF_FFFF, new & 0xFFFF_FFFF
+    if flags & 0xFFFF_FFFF & ~O_CLOEXEC or old == new:
+        return -E.EINVAL
+    if new >= NOFILE:
+        return -E.EBADF
     fds = t.process.fds
-    f = fds.get(s32(old))
+    f = fds.get(old)
     if f is None:
         return -E.EBADF
-    if s32(old) == s32(new) or flags & ~O_CLOEXEC or s32(new) < 0:
-        return -E.EINVAL
-    fds.install_at(s32(new), f, cloexec=bool(flags & O_CLOEXEC))
-    return s32(new)
+    fds.install_at(new, f, cloexec=bool(flags & O_CLOEXEC))
+    return new
 
 
 @syscall(33, old="int", new="int")
 def sys_dup2(k: Kernel, t: Thread, old: int, new: int) -> int:
-    if s32(old) == s32(new):
-        return s32(new) if t.process.fds.get(s32(old)) is not None else -E.EBADF
+    if (old - new) & 0xFFFF_FFFF == 0:  # the same (unsigned int) fd: returned if it is open
+        return old & 0xFFFF_FFFF if t.process.fds.get(old & 0xFFFF_FFFF) is not None else -E.EBADF
     return sys_dup3(k, t, old, new, 0)
 
 
