@@ -9,8 +9,8 @@ Part 2, the syscall layer: a small static program is loaded into ``uintr_emu.api
 (not run) and syscall handlers are called directly, ``kernel.syscalls[nr].fn(kernel, thread,
 *args)``, with random 64-bit arguments, pointers into the program's memory or anywhere.  Every
 example runs in a forked child of the test process (~10-15 ms; a fresh Machine and load cost
-~55 ms), so it starts from the same machine, its host side effects (umask, cwd, files) die
-with it, and a hang or a crash of the child is seen, not suffered: no syscall needs to be
+~55 ms), so it starts from the same machine, its host side effects (cwd, files) die with
+it, and a hang or a crash of the child is seen, not suffered: no syscall needs to be
 excluded, not even exit, execve or the blocking ones.  The guest's file system root
 (``Options(root=...)``) and the child's cwd are a temporary directory, rebuilt whenever an
 example changed it.  Allowed outcomes: an int (-4095..-1 or a value), ``BLOCK``,

@@ -38,7 +38,7 @@ from . import errno as E
 from . import signals as S
 from .loader import LoadedProgram, build_stack, load_elf
 from .mm import AddressSpace, GuestFault
-from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait
+from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host_umask
 
 # Counted single-thread running is switched off (a translation-cache flush) only after this many
 # instructions, so programs that keep blocking and waking do not flush on every switch.
@@ -200,7 +200,7 @@ class Kernel:
         for fd, host in zip((0, 1, 2), self.opt.stdio, strict=True):
             fds.install_at(fd, HostFile(host, f"<host fd {host}>", owned=False))
         cwd = os.getcwd() if self.opt.root == "/" else "/"
-        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd)
+        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd, umask=host_umask())
         self.processes[pid] = proc
         self.init_process = proc
         rsp = self._setup_stack(mem, prog, argv, env)
@@ -828,6 +828,7 @@ class Kernel:
         pid = self.new_id()
         child = Process(pid, parent.pid, engine, mem, parent.fds.copy(), parent.exe, parent.cwd)
         child.sigactions = dict(parent.sigactions)
+        child.umask = parent.umask
         child.exit_signal = flags & 0xFF
         parent.children.append(child)
         self.processes[pid] = child

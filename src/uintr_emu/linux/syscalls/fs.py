@@ -7,6 +7,7 @@ import os
 import select
 import stat as st
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import errno as E
@@ -88,6 +89,19 @@ def _oserr(e: OSError) -> int:
     return -(e.errno or E.EIO)
 
 
+def _unmask(want: int, stat: Callable[[], int], chmod: Callable[[int], None]) -> None:
+    """A file the guest just created should have `want` (its mode less the guest's umask), but
+    the host's umask applied too: give back the permission bits only that one took away (a
+    best effort: the file exists either way)."""
+    try:
+        have = stat()
+        lost = want & 0o777 & ~have
+        if lost:
+            chmod((have | lost) & 0o7777)
+    except OSError:
+        pass
+
+
 # --- open / close ---------------------------------------------------------------------------
 
 
@@ -100,10 +114,16 @@ def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: in
     hp = host_path(k, p, dirfd, name, readonly=reading)
     if isinstance(hp, int):
         return hp
+    creating = flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE
+    mode = mode & 0o7777 & ~p.umask if creating else 0  # build_open_how, the guest's umask
+    # O_CREAT only opens a file that exists (unless O_EXCL): its mode must stay as it is
+    existed = bool(flags & os.O_CREAT) and not flags & os.O_EXCL and os.path.exists(hp)
     try:
-        fd = os.open(hp, flags | O_CLOEXEC, mode & 0o7777)
+        fd = os.open(hp, flags | O_CLOEXEC, mode)
     except OSError as e:
         return _oserr(e)
+    if creating and not existed:
+        _unmask(mode, lambda: os.fstat(fd).st_mode, lambda m: os.fchmod(fd, m))
     f = HostFile(fd, os.path.abspath(hp))
     f.gpath = _guest_path(p, dirfd, os.fsdecode(name))
     f.nonblock = bool(flags & O_NONBLOCK)
@@ -563,10 +583,12 @@ def sys_mkdirat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int) -> int:
     hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
     if isinstance(hp, int):
         return hp
+    mode &= 0o7777 & ~t.process.umask
     try:
-        os.mkdir(hp, mode & 0o7777)
+        os.mkdir(hp, mode)
     except OSError as e:
         return _oserr(e)
+    _unmask(mode, lambda: os.stat(hp).st_mode, lambda m: os.chmod(hp, m))
     return 0
 
 
