@@ -1274,6 +1274,14 @@ def test_dupfd_runs_out_below_the_limit(harness) -> None:
     assert h.run([dupfd, dupfd]) == [Outcome("int", 1023), Outcome("int", -errno.EMFILE)]
 
 
+def test_reading_nothing_from_an_empty_pipe(harness) -> None:
+    """read(pipe, buf, 0) with a writer and nothing queued: 0 at once (pipe_read), not a wait."""
+    h = harness("next", rich=False)
+    pipe2 = (293, (("scratch", 0), ("int", 0)))  # fds 3 and 4
+    read0 = (0, (("int", 3), ("scratch", 64), ("int", 0)))
+    assert h.run([pipe2, read0]) == [Outcome("int", 0), Outcome("int", 0)]
+
+
 # --- the host file system is left alone ------------------------------------------------------
 
 FS_SYSCALLS = [257, 2, 263, 87, 84, 258, 83, 264, 82, 266, 88, 268, 90, 76, 77, 80, 59, 1, 18]
