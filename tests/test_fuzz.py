@@ -9,8 +9,8 @@ Part 2, the syscall layer: a small static program is loaded into ``uintr_emu.api
 (not run) and syscall handlers are called directly, ``kernel.syscalls[nr].fn(kernel, thread,
 *args)``, with random 64-bit arguments, pointers into the program's memory or anywhere.  Every
 example runs in a forked child of the test process (~10-15 ms; a fresh Machine and load cost
-~55 ms), so it starts from the same machine, its host side effects (umask, cwd, files) die
-with it, and a hang or a crash of the child is seen, not suffered: no syscall needs to be
+~55 ms), so it starts from the same machine, its host side effects (cwd, files) die with
+it, and a hang or a crash of the child is seen, not suffered: no syscall needs to be
 excluded, not even exit, execve or the blocking ones.  The guest's file system root
 (``Options(root=...)``) and the child's cwd are a temporary directory, rebuilt whenever an
 example changed it.  Allowed outcomes: an int (-4095..-1 or a value), ``BLOCK``,
@@ -28,6 +28,7 @@ input (test_known_syscall_bug).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import pickle
 import select
@@ -913,77 +914,6 @@ bug(
     ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
 )
 bug(
-    "lseek",
-    "OverflowError",
-    "sys_lseek (linux/syscalls/fs.py) passes `whence` unchecked to os.lseek, which needs a C "
-    "int: whence >= 2^31 is OverflowError; Linux: EINVAL for whence > SEEK_HOLE",
-    ("lseek", (3, 0, 2**31), b"", True),
-)
-bug(
-    "ftruncate truncate",
-    "OverflowError",
-    "sys_ftruncate/sys_truncate (linux/syscalls/fs.py) pass the unsigned length to "
-    "os.ftruncate/os.truncate: length >= 2^63 (a negative off_t) is OverflowError; Linux: EINVAL",
-    ("ftruncate", (3, 2**63), b"", True),
-)
-bug(
-    "pread64",
-    "MemoryError",
-    "sys_pread64 (linux/syscalls/fs.py) passes `count` unclamped to os.pread, which allocates "
-    "it: count = 2^62 is MemoryError (sys_read clamps to 16 MiB; Linux to MAX_RW_COUNT)",
-    ("pread64", (3, S, 2**62, 0), b"", True),
-)
-bug(
-    "pread64 pwrite64",
-    "OverflowError",
-    "sys_pread64/sys_pwrite64 (linux/syscalls/fs.py) pass offset >= 2^63 (negative loff_t) to "
-    "os.pread/os.pwrite, and pread a count >= 2^63: OverflowError; Linux: EINVAL",
-    ("pwrite64", (3, S, 1, 2**63), b"", True),
-)
-bug(
-    "readv",
-    "MemoryError",
-    "sys_readv (linux/syscalls/fs.py) asks do_read for the sum of the iov_len values, unclamped: "
-    "os.read(fd, 2^62) is MemoryError, a sum >= 2^63 OverflowError; Linux: EINVAL if the sum "
-    "exceeds SSIZE_MAX, else at most MAX_RW_COUNT",
-    ("readv", (3, S, 1), struct.pack("<QQ", 0, 2**62), True),
-)
-KNOWN_SYSCALL_BUGS[("readv", "OverflowError")] = KNOWN_SYSCALL_BUGS[("readv", "MemoryError")]
-bug(
-    "open openat",
-    "OverflowError",
-    "sys_openat (linux/syscalls/fs.py) passes flags & 0xFFFFFFFF to os.open, which needs a "
-    "signed C int: a flags value with bit 31 set is OverflowError; Linux ignores unknown open "
-    "flags (open(2))",
-    ("openat", (AT_FDCWD, S, 2**31, 0), b"f\0", False),
-)
-bug(
-    "access faccessat faccessat2",
-    "OverflowError",
-    "sys_faccessat (linux/syscalls/fs.py) passes `mode` unchecked to os.access: mode >= 2^31 "
-    "is OverflowError; Linux: EINVAL for mode bits other than R_OK|W_OK|X_OK",
-    ("access", (S, 2**31), b"f\0", False),
-)
-bug(
-    "fstat newfstatat",
-    "TypeError",
-    "_fstat_file (linux/syscalls/fs.py) builds os.stat_result from a 10-tuple for pipes, "
-    "sockets, eventfds and uintr fds, so st_atime_ns and friends are None and pack_stat fails: "
-    "fstat() of any pipe is 'internal error: TypeError' (status 70) -- tests/test_faults.py "
-    "shows it with a real program",
-    ("fstat", (5, S), b"", True),
-)
-bug(
-    "fcntl",
-    "fd-number",
-    "sys_fcntl F_DUPFD/F_DUPFD_CLOEXEC (linux/syscalls/fs.py) installs the new descriptor at "
-    "s32(arg) without checking it: arg -5 puts fd -5 in the table and returns -5, which the "
-    "guest reads as -EIO; arg 0xffffde64 returns -8604, not even an errno. Linux: EINVAL for "
-    "arg < 0 or >= RLIMIT_NOFILE",
-    ("fcntl", (1, 0, 2**32 - 5), b"", False),
-)
-KNOWN_SYSCALL_BUGS[("fcntl", "out-of-range")] = KNOWN_SYSCALL_BUGS[("fcntl", "fd-number")]
-bug(
     "mremap",
     "vma-beyond-user",
     "sys_mremap (linux/syscalls/mm.py) with MREMAP_MAYMOVE|MREMAP_FIXED does not check "
@@ -1308,6 +1238,209 @@ def test_uintr_alt_stack_value(sp, size, adjust, on_cpu, harness) -> None:
         return result, k.uintr._rdstate(t).stack_adjust
 
     assert h.run([], probe=call)[-1].value == (0, adjust)
+
+
+# --- fixed bugs: the input that showed each, and what Linux returns for it -----------------
+
+
+def call_named(
+    h: SyscallHarness,
+    name: str,
+    call_args: tuple[int, ...],
+    scratch: bytes = b"",
+    probe: Callable[..., Any] | None = None,
+) -> list[Outcome]:
+    """Call syscall `name` with concrete arguments (S: the scratch address) in a child."""
+    nr = next(n for n, sc in h.kernel.syscalls.items() if sc.name == name)
+    symbolic = tuple(("scratch", 0) if a == S else ("int", a) for a in call_args)
+    return h.run([(nr, symbolic)], scratch, probe=probe)
+
+
+def data_area(h: SyscallHarness) -> int:
+    """The program's own writable data: low enough that 2 GiB past it is still user space."""
+    return next(v.start for v in h.thread.process.mem.vmas if v.prot & 2 and v.start < 1 << 32)
+
+
+def iov_at(*lens: int, at: int = 0, low: bool = False) -> Callable[[SyscallHarness], bytes]:
+    """Scratch contents: an iovec array at offset `at` of segments of `lens` bytes, all at
+    scratch + 0x1000 (`low`: in the program's data)."""
+
+    def make(h: SyscallHarness) -> bytes:
+        base = data_area(h) if low else h.scratch + 0x1000
+        return bytes(at) + b"".join(struct.pack("<QQ", base, n) for n in lens)
+
+    return make
+
+
+def msg_with(iovlen: int, *lens: int, name: int = 0, namelen: int = 0) -> Callable[..., bytes]:
+    """A msghdr at the scratch address: msg_iovlen `iovlen`, the iovec array at scratch + 64."""
+    return lambda h: (
+        struct.pack("<QI4xQQQQi4x", name, namelen, h.scratch + 64, iovlen, 0, 0, 0)
+        + iov_at(*lens, at=8)(h)
+    )
+
+
+#: (syscall, arguments, scratch, rich?, result): the result is the one Linux gives (checked
+#: natively with the same arguments; tests/programs/fault_syscalls.c replays most of them).
+#: In the rich program fd 3 is a 1200-byte file, 5/6 a pipe, 7/8 a socket pair (11 bytes
+#: queued for 8), 9 an eventfd, 10 a UINTR vector fd.
+LINUX_RESULTS = [
+    pytest.param("fstat", (5, S), b"", True, 0, id="fstat-pipe"),
+    pytest.param("newfstatat", (9, S, S, 0x1000), b"", True, 0, id="newfstatat-eventfd"),
+    # ksys_lseek: whence is an unsigned int, > SEEK_HOLE is EINVAL before vfs_llseek's ESPIPE
+    pytest.param("lseek", (3, 0, 2**31), b"", True, -errno.EINVAL, id="lseek-whence-2^31"),
+    pytest.param("lseek", (3, 0, 2**32 + 2), b"", True, 1200, id="lseek-whence-2^32+SEEK_END"),
+    pytest.param("lseek", (5, 0, 5), b"", True, -errno.EINVAL, id="lseek-pipe-whence-5"),
+    pytest.param("lseek", (5, 0, 0), b"", True, -errno.ESPIPE, id="lseek-pipe"),
+    pytest.param("lseek", (9, 5, 0), b"", True, 0, id="lseek-eventfd-noop"),
+    # do_sys_ftruncate, do_sys_truncate: a negative length is EINVAL before anything else
+    pytest.param("ftruncate", (3, 2**63), b"", True, -errno.EINVAL, id="ftruncate-2^63"),
+    pytest.param("ftruncate", (99, M64), b"", True, -errno.EINVAL, id="ftruncate-badfd-neg"),
+    pytest.param("ftruncate", (5, 0), b"", True, -errno.EINVAL, id="ftruncate-pipe"),
+    pytest.param("truncate", (0, M64), b"", False, -errno.EINVAL, id="truncate-NULL-neg"),
+    pytest.param("truncate", (S, 2**63), b"f\0", False, -errno.EINVAL, id="truncate-2^63"),
+    # ksys_pread64/ksys_pwrite64: a negative pos is EINVAL before the fd lookup, then ESPIPE
+    # for what has no position; vfs_read/vfs_write: EBADF for the wrong direction, access_ok
+    # (EFAULT), rw_verify_area (pos + count beyond loff_t: EINVAL), then MAX_RW_COUNT
+    pytest.param("pread64", (3, S, 2**62, 0), b"", True, -errno.EFAULT, id="pread-2^62"),
+    pytest.param("pread64", (3, S, 2**63, 0), b"", True, -errno.EFAULT, id="pread-2^63"),
+    pytest.param("pread64", (3, S, 64, 1190), b"", True, 10, id="pread-tail"),
+    pytest.param("pread64", (3, S, 100, 2**63 - 10), b"", True, -errno.EINVAL, id="pread-end"),
+    pytest.param("pread64", (99, S, 1, M64), b"", True, -errno.EINVAL, id="pread-badfd-neg"),
+    pytest.param("pread64", (5, S, 1, M64), b"", True, -errno.EINVAL, id="pread-pipe-neg"),
+    pytest.param("pread64", (5, S, 1, 0), b"", True, -errno.ESPIPE, id="pread-pipe"),
+    pytest.param("pwrite64", (3, S, 1, 2**63), b"", True, -errno.EINVAL, id="pwrite-2^63"),
+    pytest.param("pwrite64", (3, S, 1, 2**63 - 1), b"", True, -errno.EINVAL, id="pwrite-end"),
+    pytest.param("read", (3, S, 2**62), b"", True, -errno.EFAULT, id="read-2^62"),
+    pytest.param("read", (6, S, 2**62), b"", True, -errno.EBADF, id="read-pipe-write-end"),
+    pytest.param("write", (3, S, 2**62), b"", True, -errno.EFAULT, id="write-2^62"),
+    # import_iovec: at most UIO_MAXIOV segments (nr_segs is an unsigned int), no negative
+    # iov_len, segments in user space, the total cut to MAX_RW_COUNT (one segment before its
+    # access_ok, several after); vfs_readv/vfs_writev: EBADF first, nothing to move is 0
+    pytest.param("readv", (3, S, 1), iov_at(2**62, low=True), True, 1200, id="readv-2^62"),
+    pytest.param("readv", (3, S, 1), iov_at(2**62), True, -errno.EFAULT, id="readv-high-2^62"),
+    pytest.param("readv", (3, S, 2), iov_at(2**62, 2**62), True, -errno.EFAULT, id="readv-2x2^62"),
+    pytest.param("readv", (3, S, 1), iov_at(2**63), True, -errno.EINVAL, id="readv-2^63"),
+    pytest.param("readv", (3, S, 2), iov_at(4, 2**63), True, -errno.EINVAL, id="readv-4+2^63"),
+    pytest.param("readv", (3, S, 1025), b"", True, -errno.EINVAL, id="readv-1025"),
+    pytest.param("readv", (6, S, 1025), b"", True, -errno.EBADF, id="readv-write-end-1025"),
+    pytest.param("readv", (3, S, 2**32 + 1), iov_at(4), True, 4, id="readv-iovcnt-2^32+1"),
+    pytest.param("readv", (5, S, 0), b"", True, 0, id="readv-pipe-0"),
+    pytest.param("writev", (6, S, 2), iov_at(4, 2**63), True, -errno.EINVAL, id="writev-2^63"),
+    pytest.param("writev", (6, S, 1), iov_at(4), True, 4, id="writev-pipe"),
+    # __copy_msghdr: a negative msg_namelen is EINVAL, msg_iovlen > UIO_MAXIOV EMSGSIZE
+    pytest.param("sendmsg", (7, S, 0), msg_with(1025), True, -errno.EMSGSIZE, id="sendmsg-1025"),
+    pytest.param("sendmsg", (7, S, 0), msg_with(2**40), True, -errno.EMSGSIZE, id="sendmsg-2^40"),
+    pytest.param(
+        "sendmsg",
+        (7, S, 0),
+        msg_with(1025, name=8, namelen=M64 >> 32),
+        True,
+        -errno.EINVAL,
+        id="sendmsg-namelen-neg",
+    ),
+    pytest.param("sendmsg", (7, S, 0), msg_with(1, 2**63), True, -errno.EINVAL, id="sendmsg-2^63"),
+    pytest.param(
+        "sendmsg", (7, S, 0), msg_with(2, 2**62, 2**62), True, -errno.EFAULT, id="sendmsg-2x2^62"
+    ),
+    pytest.param("recvmsg", (8, S, 0x40), msg_with(1025), True, -errno.EMSGSIZE, id="recvmsg-1025"),
+    pytest.param(
+        "recvmsg", (8, S, 0x40), msg_with(1, 2**63), True, -errno.EINVAL, id="recvmsg-2^63"
+    ),
+    pytest.param("recvmsg", (8, S, 0x40), msg_with(1, 64), True, 11, id="recvmsg"),
+    pytest.param("recvmsg", (3, S, 0), msg_with(1025), True, -errno.ENOTSOCK, id="recvmsg-file"),
+    # build_open_how: flags is an int, and bits outside VALID_OPEN_FLAGS are ignored
+    pytest.param("openat", (AT_FDCWD, S, 2**31, 0), b"f\0", False, 3, id="openat-bit31"),
+    pytest.param("open", (S, 0o74 | 2**40, 0), b"f\0", False, 3, id="open-unknown-bits"),
+    pytest.param("open", (S, 2**32 | 1, 0), b"d\0", False, -errno.EISDIR, id="open-dir-2^32|1"),
+    # do_faccessat: mode and flags are ints; a mode beyond R_OK|W_OK|X_OK or an unknown flag is
+    # EINVAL before the path is read; faccessat has no flags argument
+    pytest.param("access", (S, 2**31), b"f\0", False, -errno.EINVAL, id="access-bit31"),
+    pytest.param("access", (0, 8), b"", False, -errno.EINVAL, id="access-mode-8-NULL"),
+    pytest.param("access", (S, 2**32 | 4), b"f\0", False, 0, id="access-2^32|R_OK"),
+    pytest.param("access", (S, 0), b"loop\0", False, -errno.ELOOP, id="access-loop"),
+    pytest.param("faccessat", (AT_FDCWD, S, 4, 0xDEAD), b"f\0", False, 0, id="faccessat-r10"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 4, 1), b"f\0", False, -errno.EINVAL, id="fa2-flag-1"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 4, 2**32), b"f\0", False, 0, id="fa2-flags-2^32"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 0, 0), b"", False, -errno.ENOENT, id="fa2-empty"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 0, 0x1000), b"", False, 0, id="fa2-empty-cwd"),
+    pytest.param("faccessat2", (AT_FDCWD, S, 0, 0x100), b"loop\0", False, 0, id="fa2-nofollow"),
+    pytest.param("faccessat2", (3, S, 1, 0x1000), b"", True, -errno.EACCES, id="fa2-fd-file-X"),
+    pytest.param("faccessat2", (3, S, 2, 0x1000), b"", True, 0, id="fa2-fd-file-W"),
+    pytest.param("faccessat2", (5, S, 1, 0x1000), b"", True, -errno.EACCES, id="fa2-fd-pipe-X"),
+    pytest.param("faccessat2", (5, S, 6, 0x1000), b"", True, 0, id="fa2-fd-pipe-RW"),
+    pytest.param("faccessat2", (7, S, 7, 0x1200), b"", True, 0, id="fa2-fd-socket-RWX"),
+    pytest.param("faccessat2", (99, S, 0, 0x1000), b"", True, -errno.EBADF, id="fa2-fd-bad"),
+    # f_dupfd((int)arg as an unsigned int): at or above RLIMIT_NOFILE (1024) is EINVAL
+    pytest.param("fcntl", (1, 0, 2**32 - 5), b"", False, -errno.EINVAL, id="dupfd--5"),
+    pytest.param("fcntl", (1, 0, 1024), b"", False, -errno.EINVAL, id="dupfd-1024"),
+    pytest.param("fcntl", (1, 0, 1023), b"", False, 1023, id="dupfd-1023"),
+    pytest.param("fcntl", (1, 0, 2**32 + 5), b"", False, 5, id="dupfd-2^32+5"),
+    pytest.param("fcntl", (1, 2**32 + 1030, 7), b"", False, 7, id="dupfd-cloexec-cmd-2^32"),
+    # ksys_dup3: bad flags, old == new EINVAL; new >= RLIMIT_NOFILE EBADF; then the old fd
+    pytest.param("dup3", (99, 99, 0), b"", False, -errno.EINVAL, id="dup3-same-closed"),
+    pytest.param("dup3", (1, 5000, 0), b"", False, -errno.EBADF, id="dup3-5000"),
+    pytest.param("dup3", (1, M64, 0), b"", False, -errno.EBADF, id="dup3--1"),
+    pytest.param("dup3", (1, 9, 2**32 | 0o2000000), b"", False, 9, id="dup3-flags-2^32"),
+    pytest.param("dup3", (1, 9, 1), b"", False, -errno.EINVAL, id="dup3-flag-1"),
+    pytest.param("dup2", (1, 2**32 + 40), b"", False, 40, id="dup2-2^32+40"),
+    pytest.param("dup2", (2**32 + 1, 1), b"", False, 1, id="dup2-same-2^32"),
+]
+
+
+@pytest.mark.parametrize(("name", "call_args", "scratch", "rich", "expected"), LINUX_RESULTS)
+def test_linux_result(name, call_args, scratch, rich, expected, harness) -> None:
+    """Inputs that once escaped as Python exceptions or wrong results: Linux's result."""
+    h = harness("next", rich)
+    if callable(scratch):
+        scratch = scratch(h)
+    if rich:  # the children share the host file's offset: start each from 0
+        os.lseek(h.thread.process.fds.get(3).fd, 0, os.SEEK_SET)
+    assert call_named(h, name, call_args, scratch) == [Outcome("int", expected)]
+
+
+def test_fstat_of_kernel_objects(harness) -> None:
+    """fstat of the rich program's pipe ends (5, 6), socket pair (7, 8), eventfd (9) and
+    UINTR vector fd (10): pipefs (get_pipe_inode), sockfs (sock_alloc) and the one shared
+    anonymous inode (alloc_anon_inode) as Linux reports them."""
+    h = harness("next", rich=True)
+
+    def stats(k: Any, t: Any) -> list[tuple[int, ...]]:
+        out = []
+        for fd in (5, 6, 7, 8, 9, 10):
+            assert k.syscalls[5].fn(k, t, fd, h.scratch) == 0
+            raw = t.process.mem.read(h.scratch, 144)
+            out.append(struct.unpack_from("<QQQIII4xQqqq6q", raw))
+        return out + [(k.realtime_ns() - k.monotonic_ns(),)]
+
+    (probe,) = h.run([], probe=stats)
+    *st_, (boot,) = probe.value
+    uid, gid = os.getuid(), os.getgid()
+    for s in st_:
+        assert s[2] == 1 and s[7:10] == (0, 4096, 0)  # nlink, size, blksize, blocks
+    pipe_r, pipe_w, sock_a, sock_b, efd, uvec = st_
+    assert pipe_r[3] == pipe_w[3] == 0o10600 and pipe_r[4:6] == (uid, gid)
+    assert pipe_r[:2] == pipe_w[:2] and pipe_r[10] > 0 and pipe_r[10:] == pipe_r[10:12] * 3
+    assert sock_a[3] == sock_b[3] == 0o140777 and sock_a[4:6] == (uid, gid)
+    assert sock_a[1] != sock_b[1] and sock_a[10:] == (0,) * 6
+    assert efd[3] == uvec[3] == 0o600 and efd[4:6] == (0, 0)
+    assert efd[:2] == uvec[:2] and efd[10:] == divmod(boot, 10**9) * 3
+    assert len({pipe_r[:2], sock_a[:2], sock_b[:2], efd[:2]}) == 4
+
+
+def test_dupfd_runs_out_below_the_limit(harness) -> None:
+    """F_DUPFD from 1023 twice: the second finds no free fd below RLIMIT_NOFILE (EMFILE)."""
+    h = harness("next", rich=False)
+    dupfd = (72, (("int", 1), ("int", 0), ("int", 1023)))
+    assert h.run([dupfd, dupfd]) == [Outcome("int", 1023), Outcome("int", -errno.EMFILE)]
+
+
+def test_reading_nothing_from_an_empty_pipe(harness) -> None:
+    """read(pipe, buf, 0) with a writer and nothing queued: 0 at once (pipe_read), not a wait."""
+    h = harness("next", rich=False)
+    pipe2 = (293, (("scratch", 0), ("int", 0)))  # fds 3 and 4
+    read0 = (0, (("int", 3), ("scratch", 64), ("int", 0)))
+    assert h.run([pipe2, read0]) == [Outcome("int", 0), Outcome("int", 0)]
 
 
 # --- the host file system is left alone ------------------------------------------------------

@@ -11,6 +11,7 @@ own and only one module can be called ``conftest``.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -113,6 +114,37 @@ def test_files(cpus, native_result, tmp_path_factory, tmp_path, build_program, r
     no_traceback(emu)
     assert_same_as_native(native, emu, f"files --cpus {cpus}")
     assert list(tmp_path.iterdir()) == [], "files.c left something behind under the emulator"
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_umask(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
+    """umask returns the previous mask and created files get mode & ~umask, also where the
+    guest's mask grants what the emulator's own umask would take away (umask 0: 0666)."""
+    native = native_result("umask", [str(tmp_path_factory.mktemp("native-umask"))], key="tmp")
+    assert_native_ok(native, "umask")
+    emu = run_emu(build_program("umask"), [str(tmp_path)], cpus=cpus)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"umask --cpus {cpus}")
+    assert list(tmp_path.iterdir()) == [], "umask.c left something behind under the emulator"
+
+
+def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
+    """The guest's umask is its own: it starts as the emulator's (inherited), and the guest
+    setting it (umask.c ends with umask 0) leaves the emulator's own umask as it was."""
+    from uintr_emu import Machine, Options
+
+    host = os.umask(0o027)
+    try:
+        m = Machine(Options(cpus=2))
+        m.load(str(build_program("umask")), ["umask", str(tmp_path)], capture_output=True)
+        r = m.run()
+        after = os.umask(0o027)
+    finally:
+        os.umask(host)
+    assert after == 0o027, f"the guest's umask calls changed the host's umask to {after:#o}"
+    assert r.status == 0 and r.stdout.endswith(b"OK\n"), r
+    assert r.stdout.startswith(b"inherited umask 027\n"), r.stdout
+    assert b"u000: open(0666) -> 0666, mkdir(0777) -> 0777\n" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("slice_", [1000, 100_000])

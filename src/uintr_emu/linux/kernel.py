@@ -38,7 +38,7 @@ from . import errno as E
 from . import signals as S
 from .loader import LoadedProgram, build_stack, load_elf
 from .mm import AddressSpace, GuestFault
-from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait
+from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host_umask
 
 # Counted single-thread running is switched off (a translation-cache flush) only after this many
 # instructions, so programs that keep blocking and waking do not flush on every switch.
@@ -82,6 +82,7 @@ class Kernel:
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
         self.next_id = 1000  # pids/tids; deterministic
+        self.next_ino = 1000  # inode numbers of pipes and sockets (fstat); deterministic
         self.now = 0  # virtual ns since boot
         self.host_start = time.monotonic()
         self.total_insns = 0
@@ -200,7 +201,7 @@ class Kernel:
         for fd, host in zip((0, 1, 2), self.opt.stdio, strict=True):
             fds.install_at(fd, HostFile(host, f"<host fd {host}>", owned=False))
         cwd = os.getcwd() if self.opt.root == "/" else "/"
-        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd)
+        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd, umask=host_umask())
         self.processes[pid] = proc
         self.init_process = proc
         rsp = self._setup_stack(mem, prog, argv, env)
@@ -855,6 +856,7 @@ class Kernel:
         pid = self.new_id()
         child = Process(pid, parent.pid, engine, mem, parent.fds.copy(), parent.exe, parent.cwd)
         child.sigactions = dict(parent.sigactions)
+        child.umask = parent.umask
         child.exit_signal = flags & 0xFF
         parent.children.append(child)
         self.processes[pid] = child

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -53,7 +52,10 @@ def sys_getrandom(k: Kernel, t: Thread, buf: int, count: int, flags: int) -> int
 
 @syscall(95, mask="hex")
 def sys_umask(k: Kernel, t: Thread, mask: int) -> int:
-    return os.umask(mask & 0o777)
+    # the guest's own (current->fs->umask), never the host's: S_IRWXUGO bits of an int
+    p = t.process
+    old, p.umask = p.umask, mask & 0o777
+    return old
 
 
 @syscall(99)

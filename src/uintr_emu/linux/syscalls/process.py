@@ -14,7 +14,7 @@ from ..mm import GuestFault
 from ..process import Wait
 from ..signals import SIGCHLD
 from . import syscall
-from .fs import AT_FDCWD, host_path, s32
+from .fs import AT_FDCWD, UIO_MAXIOV, host_path, import_iovec, s32
 from .misc import RLIMIT_STACK, RLIMITS
 from .thread import CLONE_VFORK, CLONE_VM, create_thread
 
@@ -269,17 +269,32 @@ def _socket(t: Thread, fd: int) -> UnixSocket | int:
     return f if isinstance(f, UnixSocket) else -E.ENOTSOCK
 
 
+def _msghdr(t: Thread, msg: int) -> tuple[list[tuple[int, int]], int, int] | int:
+    """A user msghdr: (iovec segments, msg_control, msg_controllen), or -errno.
+    __copy_msghdr: a negative msg_namelen (an int) with a msg_name is EINVAL, more than
+    UIO_MAXIOV segments EMSGSIZE; then import_iovec's checks."""
+    name, namelen, iov, iovlen, control, clen, _flags = struct.unpack(
+        "<QI4xQQQQi4x", t.process.mem.read(msg, 56)
+    )
+    if name and s32(namelen) < 0:
+        return -E.EINVAL
+    if iovlen > UIO_MAXIOV:
+        return -E.EMSGSIZE
+    vecs = import_iovec(t.process.mem, iov, iovlen)
+    return vecs if isinstance(vecs, int) else (vecs, control, clen)
+
+
 @syscall(46, fd="int", flags="hex")
 def sys_sendmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | object:
     sock = _socket(t, fd)
     if isinstance(sock, int):
         return sock
     mem = t.process.mem
-    _name, _nlen, iov, iovlen, control, clen, _f = struct.unpack("<QI4xQQQQi4x", mem.read(msg, 56))
-    data = b"".join(
-        mem.read(b, n)
-        for b, n in (struct.unpack("<QQ", mem.read(iov + 16 * i, 16)) for i in range(iovlen))
-    )
+    hdr = _msghdr(t, msg)
+    if isinstance(hdr, int):
+        return hdr
+    vecs, control, clen = hdr
+    data = b"".join(mem.read(b, n) for b, n in vecs)
     files = []
     pos = 0
     while pos + 16 <= clen:  # control messages (cmsghdr, 8-byte aligned)
@@ -307,8 +322,10 @@ def sys_recvmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | ob
     if isinstance(sock, int):
         return sock
     mem = t.process.mem
-    _name, _nlen, iov, iovlen, control, clen, _f = struct.unpack("<QI4xQQQQi4x", mem.read(msg, 56))
-    vecs = [struct.unpack("<QQ", mem.read(iov + 16 * i, 16)) for i in range(iovlen)]
+    hdr = _msghdr(t, msg)
+    if isinstance(hdr, int):
+        return hdr
+    vecs, control, clen = hdr
     nonblock, sock.nonblock = sock.nonblock, sock.nonblock or bool(flags & MSG_DONTWAIT)
     try:
         r = sock.recv(k, t, sum(n for _, n in vecs))
