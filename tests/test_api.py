@@ -43,6 +43,19 @@ def test_limits_through_the_api() -> None:
     assert b"instruction limit" in r.stderr
 
 
+def test_task_limits_through_the_api(build_program) -> None:
+    """Options(max_threads=..., max_procs=...) are the CLI's --max-threads / --max-procs."""
+    limits = str(build_program("limits"))
+    m = Machine(Options(cpus=2, max_procs=3))
+    m.load(limits, ["limits", "procs"], capture_output=True)
+    r = m.run()
+    assert (r.status, r.stdout) == (0, b"procs: 2 forked, then EAGAIN; all reaped\n"), r
+    assert r.stderr.startswith(b"uintr-emu: process limit reached (--max-procs 3): "), r
+    m = Machine(Options(cpus=1, max_threads=2))
+    m.load(limits, ["limits", "nproc"], capture_output=True)
+    assert m.run().stdout == b"nproc: soft 2 hard 2\n"
+
+
 def test_load_errors_raise_program_error(tmp_path: Path) -> None:
     bad = tmp_path / "notelf"
     bad.write_text("hello")

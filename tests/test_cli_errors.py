@@ -192,6 +192,12 @@ def test_bad_cpu_count(value, run_cli, build_program):
     assert_usage_error(run_cli("run", "--cpus", value, str(build_program("spin")), timeout=60))
 
 
+@pytest.mark.parametrize("option", ["--max-threads", "--max-procs"])
+@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+def test_bad_task_limit(option, value, run_cli, build_program):
+    assert_usage_error(run_cli("run", option, value, str(build_program("spin")), timeout=60))
+
+
 def test_top_level_help(run_cli):
     result = run_cli("--help", timeout=60)
     rc, out, err = result

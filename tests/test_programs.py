@@ -11,6 +11,7 @@ own and only one module can be called ``conftest``.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -113,6 +114,37 @@ def test_files(cpus, native_result, tmp_path_factory, tmp_path, build_program, r
     no_traceback(emu)
     assert_same_as_native(native, emu, f"files --cpus {cpus}")
     assert list(tmp_path.iterdir()) == [], "files.c left something behind under the emulator"
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_umask(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
+    """umask returns the previous mask and created files get mode & ~umask, also where the
+    guest's mask grants what the emulator's own umask would take away (umask 0: 0666)."""
+    native = native_result("umask", [str(tmp_path_factory.mktemp("native-umask"))], key="tmp")
+    assert_native_ok(native, "umask")
+    emu = run_emu(build_program("umask"), [str(tmp_path)], cpus=cpus)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"umask --cpus {cpus}")
+    assert list(tmp_path.iterdir()) == [], "umask.c left something behind under the emulator"
+
+
+def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
+    """The guest's umask is its own: it starts as the emulator's (inherited), and the guest
+    setting it (umask.c ends with umask 0) leaves the emulator's own umask as it was."""
+    from uintr_emu import Machine, Options
+
+    host = os.umask(0o027)
+    try:
+        m = Machine(Options(cpus=2))
+        m.load(str(build_program("umask")), ["umask", str(tmp_path)], capture_output=True)
+        r = m.run()
+        after = os.umask(0o027)
+    finally:
+        os.umask(host)
+    assert after == 0o027, f"the guest's umask calls changed the host's umask to {after:#o}"
+    assert r.status == 0 and r.stdout.endswith(b"OK\n"), r
+    assert r.stdout.startswith(b"inherited umask 027\n"), r.stdout
+    assert b"u000: open(0666) -> 0666, mkdir(0777) -> 0777\n" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("slice_", [1000, 100_000])
@@ -309,6 +341,52 @@ def test_timeout_stops_runaway(cpus, build_program, run_emu):
     assert lines and lines[-1].startswith("uintr-emu: "), describe(emu)
     assert re.search(r"time", lines[-1], re.IGNORECASE), lines[-1]
     assert elapsed < 30, f"--timeout 1 took {elapsed:.1f} s"
+
+
+# --------------------------------------------------------------------------- task limits
+
+#: mode, emulator options -> stdout, the one stderr note (None: nothing on stderr)
+LIMIT_CASES = {
+    "threads-8": (
+        ["threads"], ["--max-threads", "8"],
+        "threads: 7 created, then EAGAIN, again EAGAIN; all joined",
+        r"thread limit reached \(--max-threads 8\): clone3? returned EAGAIN",
+    ),
+    "procs-5": (
+        ["procs"], ["--max-procs", "5"],
+        "procs: 4 forked, then EAGAIN; all reaped",
+        r"process limit reached \(--max-procs 5\): clone returned EAGAIN",
+    ),
+    "procs-under-a-thread-limit": (  # a process is a thread too (threads-max counts tasks)
+        ["procs"], ["--max-threads", "3", "--max-procs", "5"],
+        "procs: 2 forked, then EAGAIN; all reaped",
+        r"thread limit reached \(--max-threads 3\): clone returned EAGAIN",
+    ),
+    "zombies-5": (  # unreaped children count until wait() releases them
+        ["zombies"], ["--max-procs", "5"],
+        "zombies: 4 forked, then EAGAIN; after reaping, fork ok",
+        r"process limit reached \(--max-procs 5\): clone returned EAGAIN",
+    ),
+    "nproc-default": (["nproc"], [], "nproc: soft 4096 hard 4096", None),
+    "nproc-8": (["nproc"], ["--max-threads", "8"], "nproc: soft 8 hard 8", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(LIMIT_CASES))
+def test_task_limits(case, build_program, run_emu):
+    """Past --max-threads / --max-procs, clone and fork fail with EAGAIN (copy_process at
+    threads-max and RLIMIT_NPROC); the emulator notes it once on stderr and the program goes
+    on (the note comes once, however many calls fail). getrlimit(RLIMIT_NPROC) reports
+    --max-threads (Linux counts threads against it)."""
+    args, extra, out, note = LIMIT_CASES[case]
+    emu = run_emu(build_program("limits"), args, cpus=2, extra=extra, timeout=120)
+    no_traceback(emu)
+    assert emu[0] == 0 and emu[1].decode() == out + "\n", describe(emu)
+    lines = emu[2].decode(errors="replace").splitlines()
+    if note is None:
+        assert lines == [], describe(emu)
+    else:
+        assert len(lines) == 1 and re.fullmatch("uintr-emu: " + note, lines[0]), describe(emu)
 
 
 # --------------------------------------------------------------------------- the example

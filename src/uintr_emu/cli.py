@@ -9,7 +9,13 @@ import traceback
 
 from . import __version__
 from .hw.cpu import CpuFeatures
-from .options import DEFAULT_CPUS, DEFAULT_SLICE, Options
+from .options import (
+    DEFAULT_CPUS,
+    DEFAULT_MAX_PROCS,
+    DEFAULT_MAX_THREADS,
+    DEFAULT_SLICE,
+    Options,
+)
 
 EPILOG = """\
 exit status: the guest's exit status; 128+N when a signal N ended it; 124 when --timeout,
@@ -124,6 +130,23 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="cap on the guest's mapped memory; mappings beyond it fail with ENOMEM",
     )
+    g.add_argument(
+        "--max-threads",
+        type=_positive(),
+        default=DEFAULT_MAX_THREADS,
+        metavar="N",
+        help="at most N threads in all processes together (a zombie process counts until "
+        "reaped); beyond, clone/fork fail with EAGAIN and one note is printed "
+        f"(default {DEFAULT_MAX_THREADS}; getrlimit(RLIMIT_NPROC) reports it)",
+    )
+    g.add_argument(
+        "--max-procs",
+        type=_positive(),
+        default=DEFAULT_MAX_PROCS,
+        metavar="N",
+        help="at most N processes (zombies included); beyond, fork fails with EAGAIN and one "
+        f"note is printed (default {DEFAULT_MAX_PROCS})",
+    )
     lim = p.add_argument_group("limits and tracing")
     lim.add_argument(
         "--max-insns",
@@ -234,6 +257,7 @@ def options_from(ns: argparse.Namespace) -> Options:
         cpus=ns.cpus, slice=ns.slice, realtime=ns.realtime, strace=ns.strace,
         max_insns=ns.max_insns, timeout=ns.timeout, seed=ns.seed, features=ns.cpu_features,
         uintr_abi=ns.uintr_abi, max_memory=ns.max_memory, root=_root(ns.root),
+        max_threads=ns.max_threads, max_procs=ns.max_procs,
     )  # fmt: skip
 
 

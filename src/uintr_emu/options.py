@@ -22,6 +22,11 @@ UNCOUNTED_SYSCALL_NS = 1_000
 SYSCALL_NS = 100
 WAKEUP_NS = 2_000
 SIGNAL_DELIVERY_NS = 1_000
+# Tasks (the threads of every process; a zombie process counts until reaped), and processes
+# (zombies included): past either, clone/fork fail with EAGAIN (--max-threads, --max-procs).
+# Threads are cheap; each process has its own engine (~13 MiB of host memory for a small one).
+DEFAULT_MAX_THREADS = 4096
+DEFAULT_MAX_PROCS = 256
 # Deterministic mode's wall clock starts at 2026-01-01T00:00:00Z.
 DETERMINISTIC_EPOCH_NS = 1_767_225_600 * 1_000_000_000
 
@@ -39,7 +44,7 @@ class Options:
     uintr_abi: str = "next"
     root: str = "/"  # guest paths resolve under this host directory (--root)
     max_memory: int | None = None
-    max_threads: int = 1024  # live threads, all processes together (clone fails with EAGAIN)
-    max_processes: int = 256  # live processes (fork fails with EAGAIN)
+    max_threads: int = DEFAULT_MAX_THREADS
+    max_procs: int = DEFAULT_MAX_PROCS
     warn_stream: int = 2  # host fd for emulator diagnostics
     stdio: tuple[int, int, int] = (0, 1, 2)  # host fds behind the guest's fds 0, 1 and 2

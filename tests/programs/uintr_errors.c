@@ -226,8 +226,19 @@ int main(void)
     /* --- register_handler ------------------------------------------------------------- */
     CHECK_FLAGS("register_handler", uintr_register_handler(ui_handler, flags));
     expect_err("register_handler handler 0", uintr_register_handler(NULL, 0), EFAULT);
+    expect_err("register_handler non-canonical handler",
+               uintr_register_handler((uintr_handler_t)0x800000000000ULL, 0), EFAULT);
     expect_ok("register_handler", uintr_register_handler(ui_handler, 0), 0);
     expect_err("register_handler again", uintr_register_handler(ui_handler, 0), EBUSY);
+#ifndef UINTR_ABI_RFC
+    /* No address check (the kernel's wrmsrl_safe skips a non-canonical value): always 0. */
+    static char alt_stack[4096];
+    expect_ok("alt_stack", uintr_alt_stack(alt_stack, sizeof alt_stack, 0), 0);
+    expect_ok("alt_stack sp + size past 2^64", uintr_alt_stack((void *)-16L, 64, 0), 0);
+    expect_ok("alt_stack non-canonical top", uintr_alt_stack((void *)0x7ffffffff000, 1L << 36, 0),
+              0);
+    expect_ok("alt_stack NULL", uintr_alt_stack(NULL, 0, 0), 0);
+#endif
     CHECK_FLAGS("unregister_handler", uintr_unregister_handler(flags));
 
     /* --- vector fds ------------------------------------------------------------------- */

@@ -39,7 +39,7 @@ from . import memfault
 from . import signals as S
 from .loader import LoadedProgram, build_stack, load_elf
 from .mm import AddressSpace, GuestFault
-from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait
+from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host_umask
 
 # Counted single-thread running is switched off (a translation-cache flush) only after this many
 # instructions, so programs that keep blocking and waking do not flush on every switch.
@@ -83,6 +83,7 @@ class Kernel:
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
         self.next_id = 1000  # pids/tids; deterministic
+        self.next_ino = 1000  # inode numbers of pipes and sockets (fstat); deterministic
         self.now = 0  # virtual ns since boot
         self.host_start = time.monotonic()
         self.total_insns = 0
@@ -93,6 +94,7 @@ class Kernel:
         self.futex_queues: dict[Any, deque[Thread]] = {}
         self.sleepers: list[Thread] = []
         self.warned: set[int] = set()
+        self.limits_noted: set[str] = set()  # --max-threads / --max-procs, noted once each
         self.current: Thread | None = None
         self.debugger: Any = None  # the GDB stub while gdb is attached (gdbstub.py)
         self.in_engine: Thread | None = None  # the thread inside emu_start (its count is live)
@@ -200,7 +202,7 @@ class Kernel:
         for fd, host in zip((0, 1, 2), self.opt.stdio, strict=True):
             fds.install_at(fd, HostFile(host, f"<host fd {host}>", owned=False))
         cwd = os.getcwd() if self.opt.root == "/" else "/"
-        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd)
+        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd, umask=host_umask())
         self.processes[pid] = proc
         self.init_process = proc
         rsp = self._setup_stack(mem, prog, argv, env)
@@ -222,6 +224,23 @@ class Kernel:
         # AT_HWCAP is CPUID.1:EDX, as the kernel reports it.
         hwcap = self._cpuid(1, 0)[3]
         return build_stack(mem, prog, enc, envb, self.random_bytes(16), hwcap, enc[0])
+
+    def task_limit(self, call: str, new_process: bool) -> int | None:
+        """-EAGAIN if creating a task now would pass --max-threads or (for a new process)
+        --max-procs, as copy_process fails at threads-max (nr_threads) and RLIMIT_NPROC; a task
+        counts until it is released, a zombie process until it is reaped. The first time for
+        each limit, one note on stderr; the guest goes on (it may handle EAGAIN)."""
+        zombies = sum(p.exit_status is not None for p in self.processes.values())
+        if len(self.threads) + zombies >= self.opt.max_threads:
+            kind, option, n = "thread", "--max-threads", self.opt.max_threads
+        elif new_process and len(self.processes) >= self.opt.max_procs:
+            kind, option, n = "process", "--max-procs", self.opt.max_procs
+        else:
+            return None
+        if kind not in self.limits_noted:
+            self.limits_noted.add(kind)
+            self.warn(f"{kind} limit reached ({option} {n}): {call} returned EAGAIN")
+        return -E.EAGAIN
 
     def _new_thread(self, proc: Process, tid: int, ctx: Any) -> Thread:
         t = Thread(tid=tid, process=proc, ctx=ctx)
@@ -824,7 +843,8 @@ class Kernel:
 
     # --- processes ----------------------------------------------------------------------
 
-    def fork(self, t: Thread, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    def fork(self, t: Thread, flags: int, stack: int, ptid: int, ctid: int, tls: int,
+             call: str = "fork") -> int:  # fmt: skip
         """clone without CLONE_VM: a child process with a copy of the address space, the same
         open files, and the calling thread's registers (RAX = 0 in the child)."""
         from .syscalls.thread import (
@@ -833,18 +853,20 @@ class Kernel:
             CLONE_PARENT_SETTID,
             CLONE_SETTLS,
             CLONE_VFORK,
+            put_tid,
         )
 
         parent = t.process
-        live = sum(p.exit_status is None for p in self.processes.values())
-        if live >= self.opt.max_processes:
-            return -E.EAGAIN
+        refused = self.task_limit(call, new_process=True)
+        if refused is not None:
+            return refused
         e = parent.engine
         engine = self.new_engine()
         mem = parent.mem.clone_into(engine)
         pid = self.new_id()
         child = Process(pid, parent.pid, engine, mem, parent.fds.copy(), parent.exe, parent.cwd)
         child.sigactions = dict(parent.sigactions)
+        child.umask = parent.umask
         child.exit_signal = flags & 0xFF
         parent.children.append(child)
         self.processes[pid] = child
@@ -866,12 +888,12 @@ class Kernel:
         ct.sigmask = t.sigmask
         ct.cpu = t.cpu
         ct.altstack = t.altstack
-        if flags & CLONE_CHILD_SETTID and ctid:
-            mem.write(ctid, struct.pack("<I", pid))
+        if flags & CLONE_CHILD_SETTID:
+            put_tid(mem, ctid, pid)  # in the child's copy of memory
         if flags & CLONE_CHILD_CLEARTID:
             ct.clear_child_tid = ctid
-        if flags & CLONE_PARENT_SETTID and ptid:
-            parent.mem.write(ptid, struct.pack("<I", pid))
+        if flags & CLONE_PARENT_SETTID:
+            put_tid(parent.mem, ptid, pid)  # in the parent's (the child's copy is already made)
         self.uintr.fork(parent, child)
         self.place(ct)
         if flags & CLONE_VFORK:
@@ -883,7 +905,10 @@ class Kernel:
 
     def exec(self, t: Thread, path: str, argv: list[str], env: list[str]) -> int | object:
         """execve of a static program: a new address space; other threads end; CLOEXEC fds
-        close; handled signals reset to default; UINTR state reset (§11.7)."""
+        close; handled signals reset to default; UINTR state reset (§11.7). Whatever can fail
+        (the program, its stack) is built in the new address space first: a failed execve
+        leaves the caller as it was (bprm_execve fails before begin_new_exec's point of no
+        return). The arguments were checked by sys_execve."""
         p = t.process
         engine = self.new_engine()
         mem = AddressSpace(engine, max_bytes=self.opt.max_memory)
@@ -901,6 +926,8 @@ class Kernel:
                 if "is a directory" in msg:
                     return -E.EACCES
             return -E.ENOEXEC
+        rsp = self._setup_stack(mem, prog, argv, env)
+        # The point of no return (begin_new_exec).
         for other in list(p.threads):
             if other is not t and other.state is not ThreadState.DEAD:
                 self._kill_thread(other)
@@ -912,7 +939,6 @@ class Kernel:
         for sig, act in list(p.sigactions.items()):
             if act.handler not in (S.SIG_DFL, S.SIG_IGN):
                 p.sigactions[sig] = S.SigAction()
-        rsp = self._setup_stack(mem, prog, argv, env)
         engine.reg_write(eng.RSP, rsp)
         engine.reg_write(eng.RIP, prog.start)
         engine.reg_write(eng.RFLAGS, 0x202)
@@ -984,6 +1010,8 @@ class Kernel:
             raise GuestExit(status)
         for c in p.children:  # orphans are reparented to init, which reaps them
             c.ppid = 1
+            if c.exit_status is not None:
+                self.processes.pop(c.pid, None)  # a zombie already: init reaps it now
         parent = self.processes.get(p.ppid)
         if parent is not None and parent.exit_status is None:
             if p.exit_signal:

@@ -75,6 +75,7 @@ class Pipe:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
+        self.born_ns = 0  # CLOCK_REALTIME at pipe2: the inode's times (fstat)
 
 
 class PipeEnd(File):
@@ -170,6 +171,20 @@ class Process:
     itimer: tuple[int, int] | None = None  # ITIMER_REAL: (deadline ns, interval ns)
     wait_status: int = 0  # the status wait4 reports once the process has ended
     exit_signal: int = 0  # sent to the parent at exit (SIGCHLD for fork)
+    umask: int = 0o022  # fs_struct's umask: the threads share it, fork copies it
+
+
+def host_umask() -> int:
+    """The emulator's own umask, read without changing it: the first guest inherits it, as a
+    process inherits its parent's (0o022, init's, if /proc cannot tell)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 @dataclass(eq=False)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import unicorn as eng
 from ..hw import uintr as U
+from ..hw.cpu import is_canonical
 from ..hw.faults import ArchFault, InvalidOpcode, PageFault
 from ..machine import KERNEL_BASE
 from . import errno as E
@@ -32,6 +33,7 @@ UITT_SIZE = UITT_ENTRIES * 16
 UPID_SIZE = 64
 WAITING_RECEIVER, WAITING_SENDER = 0x1000, 0x2000  # uintr-next handler flags (§10.3)
 MAX_WAIT_USEC = 1_000_000_000
+U_MAX = 2**64 - 1
 # uvec_fd and uipi_fd ioctls (§10.3); the results of the uvec ones are provisional (§17 #10).
 UINTR_IS_ACTIVE, UINTR_DISABLE, UINTR_NOTIFY = 0x5500, 0x5501, 0x5502
 UIPI_SET_TARGET_TABLE, UIPI_CLEAR_TARGET_TABLE = 0x7500, 0x7501
@@ -445,7 +447,12 @@ class UintrKernel:
         allowed = WAITING_RECEIVER | WAITING_SENDER if self.abi == "next" else 0
         if not self._flags_ok(flags, allowed):
             return -E.EINVAL
-        if handler == 0:
+        # uintr_register_handler(2), both generations: "EFAULT handler address is not valid".
+        # The kernel itself only rejects 0 (its "TODO: Validate the handler address"); a
+        # non-canonical one would reach its WRMSR of UIHANDLER, which faults (#GP, §3) and is
+        # skipped (wrmsrl_safe), leaving a receiver whose delivery jumps to the old handler.
+        # Nothing is allocated before this check.
+        if handler == 0 or not is_canonical(handler):
             return -E.EFAULT
         tu = self._thread_state(t)
         if tu.receiver is not None and tu.receiver.active:
@@ -644,11 +651,13 @@ class UintrKernel:
         if tu.receiver is None or not tu.receiver.active:
             return -E.EOPNOTSUPP
         # §17 #8: load mode (bit 0) with the top of the alternate stack; NULL restores 128.
-        value = STACK_ADJUST if sp == 0 else (sp + size) | 1
-        try:
+        # sp + size is u64 arithmetic, as in the kernel, which validates neither ("TODO:
+        # Validate address and size") and writes the MSR with xsave_wrmsrl (wrmsrl_safe): a
+        # non-canonical value faults (#GP, §3), the write is skipped and do_uintr_alt_stack
+        # still returns 0. So the MSR keeps its value and the call succeeds.
+        value = STACK_ADJUST if sp == 0 else ((sp + size) & U_MAX) | 1
+        if is_canonical(value):
             self._wrmsr(t, U.IA32_UINTR_STACKADJUST, value)
-        except ArchFault:
-            return -E.EINVAL
         return 0
 
     def sys_ipi_fd(self, t: Thread, flags: int) -> int:

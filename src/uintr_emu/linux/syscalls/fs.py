@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import stat as st
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
+from ..mm import TASK_SIZE, AddressSpace, GuestFault
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from ..vfs import PathError, guest_join, resolve
 from . import syscall
+from .misc import RLIMIT_NOFILE, RLIMITS
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..process import Process, Thread
 
 AT_FDCWD = -100
-AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR = 0x1000, 0x100, 0x200
+# O_ACCMODE and every flag from O_CREAT (0o100) to __O_TMPFILE (0o20000000), x86-64's values
+VALID_OPEN_FLAGS = 0o37777703
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EACCESS = 0x1000, 0x100, 0x200, 0x200
 O_NONBLOCK, O_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 FD_CLOEXEC = 1
+NOFILE = RLIMITS[RLIMIT_NOFILE][0]  # the soft RLIMIT_NOFILE getrlimit reports (fixed)
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
-IOV_MAX = 1024
+UIO_MAXIOV = 1024
+SEEK_MAX = 4  # SEEK_HOLE
+MAX_RW_COUNT = 0x7FFF_F000  # INT_MAX & PAGE_MASK: the most one read or write moves
+IO_CHUNK = 1 << 24  # the most read from the host at once: a short read, which read(2) allows
 
 
 def s32(v: int) -> int:
@@ -79,21 +89,41 @@ def _oserr(e: OSError) -> int:
     return -(e.errno or E.EIO)
 
 
+def _unmask(want: int, stat: Callable[[], int], chmod: Callable[[int], None]) -> None:
+    """A file the guest just created should have `want` (its mode less the guest's umask), but
+    the host's umask applied too: give back the permission bits only that one took away (a
+    best effort: the file exists either way)."""
+    try:
+        have = stat()
+        lost = want & 0o777 & ~have
+        if lost:
+            chmod((have | lost) & 0o7777)
+    except OSError:
+        pass
+
+
 # --- open / close ---------------------------------------------------------------------------
 
 
 @syscall(257, dirfd="int", path="str", flags="hex", mode="hex")
 def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = t.process
+    flags &= VALID_OPEN_FLAGS  # build_open_how: open/openat ignore unknown flags
     name = p.mem.read_cstr(path)
     reading = flags & os.O_ACCMODE == os.O_RDONLY and not flags & (os.O_TRUNC | os.O_CREAT)
     hp = host_path(k, p, dirfd, name, readonly=reading)
     if isinstance(hp, int):
         return hp
+    creating = flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE
+    mode = mode & 0o7777 & ~p.umask if creating else 0  # build_open_how, the guest's umask
+    # O_CREAT only opens a file that exists (unless O_EXCL): its mode must stay as it is
+    existed = bool(flags & os.O_CREAT) and not flags & os.O_EXCL and os.path.exists(hp)
     try:
-        fd = os.open(hp, (flags | O_CLOEXEC) & 0xFFFF_FFFF, mode & 0o7777)
+        fd = os.open(hp, flags | O_CLOEXEC, mode)
     except OSError as e:
         return _oserr(e)
+    if creating and not existed:
+        _unmask(mode, lambda: os.fstat(fd).st_mode, lambda m: os.fchmod(fd, m))
     f = HostFile(fd, os.path.abspath(hp))
     f.gpath = _guest_path(p, dirfd, os.fsdecode(name))
     f.nonblock = bool(flags & O_NONBLOCK)
@@ -120,6 +150,8 @@ def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
         if f.write_end:
             return -E.EBADF
         pipe = f.pipe
+        if not count:
+            return b""  # pipe_read: nothing asked for is 0 at once, even from an empty pipe
         if not pipe.buf:
             if pipe.writers == 0:
                 return b""
@@ -171,12 +203,47 @@ def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
     return writer(k, t, data) if writer is not None else -E.EINVAL
 
 
+def access_ok(addr: int, size: int) -> bool:
+    """x86-64 access_ok: [addr, addr + size) lies below TASK_SIZE_MAX (no wrap-around)."""
+    return addr + size <= TASK_SIZE
+
+
+def _mode_ok(f: File, write: bool) -> bool:
+    """FMODE_READ (FMODE_WRITE): vfs_read (vfs_write) refuses a file without it (EBADF) first."""
+    if isinstance(f, PipeEnd):
+        return f.write_end == write
+    if isinstance(f, HostFile):
+        try:
+            acc = fcntl.fcntl(f.fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError:
+            return True  # the host call itself will tell
+        return acc in ((os.O_WRONLY if write else os.O_RDONLY), os.O_RDWR)
+    return True
+
+
+def rw_count(f: File, buf: int, count: int, pos: int | None, write: bool) -> int:
+    """vfs_read/vfs_write's checks of a user buffer: a file not open for it is EBADF, a
+    buffer beyond user space EFAULT (access_ok), pos + count beyond loff_t EINVAL
+    (rw_verify_area); else the count, clamped to MAX_RW_COUNT."""
+    err = 0
+    if not access_ok(buf, count):
+        err = -E.EFAULT
+    elif pos is not None and pos + count >= 1 << 63:
+        err = -E.EINVAL
+    if err and not _mode_ok(f, write):
+        return -E.EBADF
+    return err or min(count, MAX_RW_COUNT)
+
+
 @syscall(0, fd="int", count="int")
 def sys_read(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | object:
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    r = do_read(k, t, f, min(count, 1 << 24))
+    count = rw_count(f, buf, count, None, write=False)
+    if count < 0:
+        return count
+    r = do_read(k, t, f, min(count, IO_CHUNK))
     if isinstance(r, bytes):
         t.process.mem.write(buf, r)
         return len(r)
@@ -188,14 +255,44 @@ def sys_write(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | obje
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
+    count = rw_count(f, buf, count, None, write=True)
+    if count < 0:
+        return count
     return do_write(k, t, f, t.process.mem.read(buf, count))
 
 
-def _iovecs(t: Thread, iov: int, n: int) -> list[tuple[int, int]] | int:
-    if n > IOV_MAX:
+def import_iovec(mem: AddressSpace, iov: int, n: int) -> list[tuple[int, int]] | int:
+    """import_iovec: the (base, len) segments of a user iovec array, or -errno. More than
+    UIO_MAXIOV entries is EINVAL; copy_iovec_from_user reads the entries in order (EFAULT)
+    and refuses a len that is negative as an ssize_t (EINVAL); then each segment must lie in
+    user space (access_ok: EFAULT) and the lengths are cut so that they add up to at most
+    MAX_RW_COUNT -- one segment is cut before its access_ok (import_ubuf), several after."""
+    if n > UIO_MAXIOV:
         return -E.EINVAL
-    raw = t.process.mem.read(iov, 16 * n)
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(n)]
+    if n and not access_ok(iov, 16 * n):
+        return -E.EFAULT  # user_access_begin over the whole array
+    vecs = []
+    for i in range(n):
+        try:
+            base, length = struct.unpack("<QQ", mem.read(iov + 16 * i, 16))
+        except GuestFault:
+            return -E.EFAULT
+        if length >> 63:
+            return -E.EINVAL
+        vecs.append((base, length))
+    if n == 1:
+        vecs[0] = (vecs[0][0], min(vecs[0][1], MAX_RW_COUNT))
+    total = 0
+    for i, (base, length) in enumerate(vecs):
+        if not access_ok(base, length):
+            return -E.EFAULT
+        vecs[i] = (base, min(length, MAX_RW_COUNT - total))
+        total += vecs[i][1]
+    return vecs
+
+
+def _iov_total(vecs: list[tuple[int, int]] | int) -> int:
+    return 0 if isinstance(vecs, int) else sum(n for _, n in vecs)
 
 
 @syscall(19, fd="int", iovcnt="int")
@@ -203,10 +300,13 @@ def sys_readv(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | obj
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    vecs = _iovecs(t, iov, iovcnt)
-    if isinstance(vecs, int):
-        return vecs
-    r = do_read(k, t, f, sum(n for _, n in vecs))
+    vecs = import_iovec(t.process.mem, iov, iovcnt & 0xFFFF_FFFF)  # nr_segs: unsigned int
+    total = _iov_total(vecs)
+    if isinstance(vecs, int) or total == 0:
+        if not _mode_ok(f, write=False):
+            return -E.EBADF  # vfs_readv checks the file before the iovec
+        return vecs if isinstance(vecs, int) else 0  # nothing to read
+    r = do_read(k, t, f, min(total, IO_CHUNK))
     if not isinstance(r, bytes):
         return r
     pos = 0
@@ -222,19 +322,35 @@ def sys_writev(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int) -> int | ob
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    vecs = _iovecs(t, iov, iovcnt)
-    if isinstance(vecs, int):
-        return vecs
+    vecs = import_iovec(t.process.mem, iov, iovcnt & 0xFFFF_FFFF)  # nr_segs: unsigned int
+    if isinstance(vecs, int) or _iov_total(vecs) == 0:
+        if not _mode_ok(f, write=True):
+            return -E.EBADF  # vfs_writev checks the file before the iovec
+        return vecs if isinstance(vecs, int) else 0  # nothing to write
     return do_write(k, t, f, b"".join(t.process.mem.read(b, n) for b, n in vecs))
+
+
+def _positional(t: Thread, fd: int, pos: int) -> HostFile | int:
+    """ksys_pread64/ksys_pwrite64: a negative pos is EINVAL, before the fd lookup (EBADF);
+    only files with FMODE_PREAD (not pipes, sockets, eventfds) take a position (ESPIPE)."""
+    if pos >> 63:
+        return -E.EINVAL
+    f = t.process.fds.get(s32(fd))
+    if not isinstance(f, HostFile):
+        return -E.EBADF if f is None else -E.ESPIPE
+    return f
 
 
 @syscall(17, fd="int", count="int", offset="int")
 def sys_pread64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
-    f = t.process.fds.get(s32(fd))
-    if not isinstance(f, HostFile):
-        return -E.EBADF if f is None else -E.ESPIPE
+    f = _positional(t, fd, offset)
+    if isinstance(f, int):
+        return f
+    count = rw_count(f, buf, count, offset, write=False)
+    if count < 0:
+        return count
     try:
-        data = os.pread(f.fd, count, offset)
+        data = os.pread(f.fd, min(count, IO_CHUNK), offset)
     except OSError as e:
         return _oserr(e)
     t.process.mem.write(buf, data)
@@ -243,9 +359,12 @@ def sys_pread64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int
 
 @syscall(18, fd="int", count="int", offset="int")
 def sys_pwrite64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: int) -> int:
-    f = t.process.fds.get(s32(fd))
-    if not isinstance(f, HostFile):
-        return -E.EBADF if f is None else -E.ESPIPE
+    f = _positional(t, fd, offset)
+    if isinstance(f, int):
+        return f
+    count = rw_count(f, buf, count, offset, write=True)
+    if count < 0:
+        return count
     try:
         return os.pwrite(f.fd, t.process.mem.read(buf, count), offset)
     except OSError as e:
@@ -255,8 +374,17 @@ def sys_pwrite64(k: Kernel, t: Thread, fd: int, buf: int, count: int, offset: in
 @syscall(8, fd="int", offset="int", whence="int")
 def sys_lseek(k: Kernel, t: Thread, fd: int, offset: int, whence: int) -> int:
     f = t.process.fds.get(s32(fd))
+    if f is None:
+        return -E.EBADF
+    # ksys_lseek: an (unsigned int) whence beyond SEEK_MAX (SEEK_HOLE) is EINVAL, before
+    # vfs_llseek's ESPIPE for pipes and sockets
+    whence &= 0xFFFF_FFFF
+    if whence > SEEK_MAX:
+        return -E.EINVAL
+    if f.kind == "eventfd":
+        return 0  # eventfd's llseek is noop_llseek: its position stays 0
     if not isinstance(f, HostFile):
-        return -E.EBADF if f is None else -E.ESPIPE
+        return -E.ESPIPE
     try:
         off = offset - (1 << 64) if offset >> 63 else offset
         return os.lseek(f.fd, off, whence)
@@ -267,32 +395,58 @@ def sys_lseek(k: Kernel, t: Thread, fd: int, offset: int, whence: int) -> int:
 # --- metadata -------------------------------------------------------------------------------
 
 
+def pack_stat_fields(*fields: int, times_ns: tuple[int, int, int]) -> bytes:
+    """struct stat of x86-64 (arch/x86/include/uapi/asm/stat.h), 144 bytes, from st_dev,
+    st_ino, st_nlink, st_mode, st_uid, st_gid, st_rdev, st_size, st_blksize, st_blocks."""
+    dev, ino, nlink, mode, uid, gid, rdev, size, blksize, blocks = fields
+    secs = [v for ns in times_ns for v in divmod(ns, 1_000_000_000)]
+    return struct.pack("<QQQIIIiQqqq6q24x", dev, ino, nlink, mode, uid, gid, 0, rdev, size,
+                       blksize, blocks, *secs)  # fmt: skip
+
+
 def pack_stat(s: os.stat_result) -> bytes:
-    """struct stat of x86-64 (arch/x86/include/uapi/asm/stat.h), 144 bytes."""
-    return struct.pack(
-        "<QQQIIIiQqqqqqqqqq24x",
-        s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, 0, s.st_rdev,
-        s.st_size, s.st_blksize, s.st_blocks,
-        int(s.st_atime), s.st_atime_ns % 1_000_000_000,
-        int(s.st_mtime), s.st_mtime_ns % 1_000_000_000,
-        int(s.st_ctime), s.st_ctime_ns % 1_000_000_000,
+    return pack_stat_fields(
+        s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, s.st_rdev, s.st_size,
+        s.st_blksize, s.st_blocks, times_ns=(s.st_atime_ns, s.st_mtime_ns, s.st_ctime_ns),
     )  # fmt: skip
 
 
-def _fstat_file(f: File) -> os.stat_result | int:
+# Kernel objects live on pseudo file systems, each an anonymous device (major 0): pipefs,
+# sockfs, and anon_inodefs, whose one inode (made at boot by root) every eventfd and UINTR fd
+# shares (anon_inode_getfd). Their blksize is PAGE_SIZE (generic_fillattr).
+PIPEFS_DEV, SOCKFS_DEV, ANON_INODE_DEV, ANON_INODE_INO = 0xC, 0x8, 0xD, 1
+
+
+def _pseudo_ino(k: Kernel, obj: object) -> int:
+    """A pipe's or socket's inode number (get_next_ino), given at its first stat, per kernel."""
+    if not getattr(obj, "ino", 0):
+        k.next_ino += 1
+        obj.ino = k.next_ino  # type: ignore[attr-defined]
+    return obj.ino  # type: ignore[attr-defined]
+
+
+def _pseudo_inode(k: Kernel, f: File) -> tuple[int, int, int, int, int, int]:
+    """(st_dev, st_ino, st_mode, st_uid, st_gid, times) of a kernel object's inode."""
+    uid, gid = os.getuid(), os.getgid()  # what getuid() reports
+    if isinstance(f, PipeEnd):
+        # get_pipe_inode: S_IFIFO | 0600, both ends one inode, times set at creation
+        return PIPEFS_DEV, _pseudo_ino(k, f.pipe), st.S_IFIFO | 0o600, uid, gid, f.pipe.born_ns
+    if f.kind == "socket":
+        # sock_alloc: S_IFSOCK | 0777, one inode per end; it never sets the times (0)
+        return SOCKFS_DEV, _pseudo_ino(k, f), st.S_IFSOCK | 0o777, uid, gid, 0
+    # alloc_anon_inode: 0600 without a file type, root's, made at boot
+    return ANON_INODE_DEV, ANON_INODE_INO, 0o600, 0, 0, k.realtime_ns() - k.monotonic_ns()
+
+
+def _fstat_file(k: Kernel, f: File) -> bytes | int:
+    """The packed struct stat of an open file, or -errno."""
     if isinstance(f, HostFile):
         try:
-            return os.fstat(f.fd)
+            return pack_stat(os.fstat(f.fd))
         except OSError as e:
             return _oserr(e)
-    # Pipes and sockets report their file type; other kernel objects an anonymous inode.
-    if isinstance(f, PipeEnd):
-        mode = st.S_IFIFO | 0o600
-    elif f.kind == "socket":
-        mode = st.S_IFSOCK | 0o777
-    else:
-        mode = 0o600
-    return os.stat_result((mode, 0, 0, 1, os.getuid(), os.getgid(), 0, 0, 0, 0))
+    dev, ino, mode, uid, gid, times = _pseudo_inode(k, f)
+    return pack_stat_fields(dev, ino, 1, mode, uid, gid, 0, 0, 4096, 0, times_ns=(times,) * 3)
 
 
 @syscall(262, dirfd="int", path="str", flags="hex")
@@ -303,18 +457,18 @@ def sys_newfstatat(k: Kernel, t: Thread, dirfd: int, path: int, statbuf: int, fl
         f = p.fds.get(s32(dirfd))
         if f is None:
             return -E.EBADF
-        s = _fstat_file(f)
+        s = _fstat_file(k, f)
     else:
         hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
         if isinstance(hp, int):
             return hp
         try:
-            s = os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+            s = pack_stat(os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW))
         except OSError as e:
             return _oserr(e)
     if isinstance(s, int):
         return s
-    p.mem.write(statbuf, pack_stat(s))
+    p.mem.write(statbuf, s)
     return 0
 
 
@@ -323,10 +477,10 @@ def sys_fstat(k: Kernel, t: Thread, fd: int, statbuf: int) -> int:
     f = t.process.fds.get(s32(fd))
     if f is None:
         return -E.EBADF
-    s = _fstat_file(f)
+    s = _fstat_file(k, f)
     if isinstance(s, int):
         return s
-    t.process.mem.write(statbuf, pack_stat(s))
+    t.process.mem.write(statbuf, s)
     return 0
 
 
@@ -340,22 +494,68 @@ def sys_lstat(k: Kernel, t: Thread, path: int, statbuf: int) -> int:
     return sys_newfstatat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, statbuf, AT_SYMLINK_NOFOLLOW)
 
 
-@syscall(269, dirfd="int", path="str", mode="int", flags="hex")
-def sys_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int = 0) -> int:
-    hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path), readonly=True)
-    if isinstance(hp, int):
-        return hp
-    return 0 if os.access(hp, mode) else (-E.ENOENT if not os.path.lexists(hp) else -E.EACCES)
+def _may_access(mode: int, uid: int, gid: int, want: int, effective: bool) -> bool:
+    """generic_permission for a kernel object's inode, with the real ids (or the effective
+    ones: AT_EACCESS); root may read and write anything, execute what has an x bit."""
+    me = os.geteuid() if effective else os.getuid()
+    if me == 0:
+        return not want & os.X_OK or bool(mode & 0o111)
+    if me == uid:
+        bits = mode >> 6
+    elif gid in (os.getegid() if effective else os.getgid(), *os.getgroups()):
+        bits = mode >> 3
+    else:
+        bits = mode
+    return not want & ~bits & 7
+
+
+def do_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int) -> int:
+    # do_faccessat: mode and flags are ints; a mode beyond R_OK|W_OK|X_OK or an unknown flag
+    # is EINVAL, before the path is read
+    mode, flags = mode & 0xFFFF_FFFF, flags & 0xFFFF_FFFF
+    if mode & ~(os.R_OK | os.W_OK | os.X_OK):
+        return -E.EINVAL
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -E.EINVAL
+    p = t.process
+    name = p.mem.read_cstr(path)
+    if not name and not flags & AT_EMPTY_PATH:
+        return -E.ENOENT  # getname: an empty path
+    follow, effective = not flags & AT_SYMLINK_NOFOLLOW, bool(flags & AT_EACCESS)
+    if name or s32(dirfd) == AT_FDCWD:
+        hp = host_path(k, p, dirfd, name or b".", follow=follow, readonly=True)
+        if isinstance(hp, int):
+            return hp
+    else:  # LOOKUP_EMPTY: the file dirfd refers to
+        f = p.fds.get(s32(dirfd))
+        if f is None:
+            return -E.EBADF
+        if not isinstance(f, HostFile):
+            _, _, imode, uid, gid, _ = _pseudo_inode(k, f)
+            return 0 if _may_access(imode, uid, gid, mode, effective) else -E.EACCES
+        hp, follow = f"/proc/self/fd/{f.fd}", True
+    if os.access(hp, mode, effective_ids=effective, follow_symlinks=follow):
+        return 0
+    try:
+        os.stat(hp, follow_symlinks=follow)
+    except OSError as e:
+        return _oserr(e)  # the lookup failed: no such file, a loop...
+    return -E.EACCES
+
+
+@syscall(269, dirfd="int", path="str", mode="int")
+def sys_faccessat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int) -> int:
+    return do_faccessat(k, t, dirfd, path, mode, 0)  # faccessat has no flags argument
 
 
 @syscall(439, dirfd="int", path="str", mode="int", flags="hex")
 def sys_faccessat2(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, flags: int) -> int:
-    return sys_faccessat(k, t, dirfd, path, mode, flags)
+    return do_faccessat(k, t, dirfd, path, mode, flags)
 
 
 @syscall(21, path="str", mode="int")
 def sys_access(k: Kernel, t: Thread, path: int, mode: int) -> int:
-    return sys_faccessat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode)
+    return do_faccessat(k, t, AT_FDCWD & 0xFFFF_FFFF, path, mode, 0)
 
 
 @syscall(263, dirfd="int", path="str", flags="hex")
@@ -385,10 +585,12 @@ def sys_mkdirat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int) -> int:
     hp = host_path(k, t.process, dirfd, t.process.mem.read_cstr(path))
     if isinstance(hp, int):
         return hp
+    mode &= 0o7777 & ~t.process.umask
     try:
-        os.mkdir(hp, mode & 0o7777)
+        os.mkdir(hp, mode)
     except OSError as e:
         return _oserr(e)
+    _unmask(mode, lambda: os.stat(hp).st_mode, lambda m: os.chmod(hp, m))
     return 0
 
 
@@ -507,20 +709,25 @@ def sys_dup(k: Kernel, t: Thread, fd: int) -> int:
 
 @syscall(292, old="int", new="int", flags="hex")
 def sys_dup3(k: Kernel, t: Thread, old: int, new: int, flags: int) -> int:
+    # ksys_dup3 (unsigned int fds, int flags): bad flags or old == new are EINVAL, then a new
+    # fd at or above RLIMIT_NOFILE is EBADF, before the old one is looked up
+    old, new = old & 0xFFFF_FFFF, new & 0xFFFF_FFFF
+    if flags & 0xFFFF_FFFF & ~O_CLOEXEC or old == new:
+        return -E.EINVAL
+    if new >= NOFILE:
+        return -E.EBADF
     fds = t.process.fds
-    f = fds.get(s32(old))
+    f = fds.get(old)
     if f is None:
         return -E.EBADF
-    if s32(old) == s32(new) or flags & ~O_CLOEXEC or s32(new) < 0:
-        return -E.EINVAL
-    fds.install_at(s32(new), f, cloexec=bool(flags & O_CLOEXEC))
-    return s32(new)
+    fds.install_at(new, f, cloexec=bool(flags & O_CLOEXEC))
+    return new
 
 
 @syscall(33, old="int", new="int")
 def sys_dup2(k: Kernel, t: Thread, old: int, new: int) -> int:
-    if s32(old) == s32(new):
-        return s32(new) if t.process.fds.get(s32(old)) is not None else -E.EBADF
+    if (old - new) & 0xFFFF_FFFF == 0:  # the same (unsigned int) fd: returned if it is open
+        return old & 0xFFFF_FFFF if t.process.fds.get(old & 0xFFFF_FFFF) is not None else -E.EBADF
     return sys_dup3(k, t, old, new, 0)
 
 
@@ -531,8 +738,19 @@ def sys_fcntl(k: Kernel, t: Thread, fd: int, cmd: int, arg: int) -> int:
     if entry is None:
         return -E.EBADF
     f = entry.file
+    cmd &= 0xFFFF_FFFF  # an unsigned int
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
-        return fds.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, lowest=s32(arg))
+        # f_dupfd(unsigned int from = (int)arg): from >= RLIMIT_NOFILE, so any negative int,
+        # is EINVAL; no free fd from there up to the limit is EMFILE (alloc_fd)
+        new = arg & 0xFFFF_FFFF
+        if new >= NOFILE:
+            return -E.EINVAL
+        while new in fds.fds:
+            new += 1
+        if new >= NOFILE:
+            return -E.EMFILE
+        fds.install_at(new, f, cloexec=cmd == F_DUPFD_CLOEXEC)
+        return new
     if cmd == F_GETFD:
         return FD_CLOEXEC if entry.cloexec else 0
     if cmd == F_SETFD:
@@ -595,6 +813,7 @@ def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
     if flags & ~(O_CLOEXEC | O_NONBLOCK | os.O_DIRECT):
         return -E.EINVAL
     pipe = Pipe()
+    pipe.born_ns = k.realtime_ns()
     r, w = PipeEnd(pipe, False), PipeEnd(pipe, True)
     r.nonblock = w.nonblock = bool(flags & O_NONBLOCK)
     cloexec = bool(flags & O_CLOEXEC)
@@ -703,12 +922,16 @@ def _call(fn, *args) -> int:  # type: ignore[no-untyped-def]
 
 @syscall(77, fd="int", length="int")
 def sys_ftruncate(k: Kernel, t: Thread, fd: int, length: int) -> int:
+    if length >> 63:
+        return -E.EINVAL  # do_sys_ftruncate: a negative loff_t, even before the fd lookup
     h = _host_fd(t, fd)
     return h if h < 0 else _call(os.ftruncate, h, length)
 
 
 @syscall(76, path="str", length="int")
 def sys_truncate(k: Kernel, t: Thread, path: int, length: int) -> int:
+    if length >> 63:
+        return -E.EINVAL  # do_sys_truncate: a negative loff_t, before the path is read
     hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path))
     return hp if isinstance(hp, int) else _call(os.truncate, hp, length)
 

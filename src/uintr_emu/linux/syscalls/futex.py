@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from .. import errno as E
 from ..process import Wait
 from . import syscall
+from .time import read_timespec, timer_deadline
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -19,13 +20,6 @@ FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 
 FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
 FUTEX_BITSET_MATCH_ANY = 0xFFFF_FFFF
-
-
-def read_timespec(t: Thread, addr: int) -> int | None:
-    sec, nsec = struct.unpack("<qq", t.process.mem.read(addr, 16))
-    if sec < 0 or not 0 <= nsec < 1_000_000_000:
-        return None
-    return sec * 1_000_000_000 + nsec
 
 
 @syscall(202, op="hex", val="int")
@@ -50,12 +44,14 @@ def sys_futex(k: Kernel, t: Thread, uaddr: int, op: int, val: int, timeout: int,
             ns = read_timespec(t, timeout)
             if ns is None:
                 return -E.EINVAL
+            # futex_init_timeout: a relative timeout is added to the monotonic clock
+            mono = k.monotonic_ns()
             if cmd == FUTEX_WAIT:  # relative
-                deadline = k.clock_ns() + ns
+                deadline = timer_deadline(k, mono, mono + ns)
             elif op & FUTEX_CLOCK_REALTIME:  # absolute
-                deadline = k.clock_ns() + ns - k.realtime_ns()
+                deadline = timer_deadline(k, k.realtime_ns(), ns)
             else:
-                deadline = k.clock_ns() + ns - k.monotonic_ns()
+                deadline = timer_deadline(k, mono, ns)
             if deadline <= k.clock_ns():
                 return -E.ETIMEDOUT
         key = k.futex_key(p, uaddr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..process import Thread
 
-RLIMIT_STACK, RLIMIT_NOFILE, RLIM_INFINITY = 3, 7, 2**64 - 1
+RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_NOFILE, RLIM_INFINITY = 3, 6, 7, 2**64 - 1
 # Limits the guest sees (getrlimit(2)); the 8 MiB stack is the one the loader maps.
 RLIMITS = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 4096)}
 
@@ -31,6 +30,8 @@ def sys_prlimit64(k: Kernel, t: Thread, pid: int, resource: int, new: int, old: 
         return -E.EINVAL
     if old:
         cur = RLIMITS.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
+        if resource == RLIMIT_NPROC:  # Linux counts threads against it (getrlimit(2))
+            cur = (k.opt.max_threads, k.opt.max_threads)
         t.process.mem.write(old, struct.pack("<QQ", *cur))
     return 0
 
@@ -51,7 +52,10 @@ def sys_getrandom(k: Kernel, t: Thread, buf: int, count: int, flags: int) -> int
 
 @syscall(95, mask="hex")
 def sys_umask(k: Kernel, t: Thread, mask: int) -> int:
-    return os.umask(mask & 0o777)
+    # the guest's own (current->fs->umask), never the host's: S_IRWXUGO bits of an int
+    p = t.process
+    old, p.umask = p.umask, mask & 0o777
+    return old
 
 
 @syscall(99)

@@ -7,16 +7,20 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
+from ...engine.unicorn import PAGE
 from .. import errno as E
 from ..ipc import EventFd, UnixSocket, release
+from ..mm import GuestFault
 from ..process import Wait
 from ..signals import SIGCHLD
 from . import syscall
-from .fs import AT_FDCWD, host_path, s32
+from .fs import AT_FDCWD, UIO_MAXIOV, host_path, import_iovec, s32
+from .misc import RLIMIT_STACK, RLIMITS
 from .thread import CLONE_VFORK, CLONE_VM, create_thread
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
+    from ..mm import AddressSpace
     from ..process import Process, Thread
 
 WNOHANG, WUNTRACED, WEXITED, WNOWAIT = 1, 2, 4, 0x0100_0000
@@ -32,39 +36,135 @@ EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC = 1, 0o4000, 0o2000000
 
 @syscall(57)
 def sys_fork(k: Kernel, t: Thread) -> int:
-    return create_thread(k, t, SIGCHLD, 0, 0, 0, 0)
+    return create_thread(k, t, SIGCHLD, 0, 0, 0, 0, "fork")
 
 
 @syscall(58)
 def sys_vfork(k: Kernel, t: Thread) -> int:
-    return create_thread(k, t, CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
+    return create_thread(k, t, CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, "vfork")
 
 
-def _strings(t: Thread, addr: int, limit: int = 4096) -> list[str] | None:
-    out: list[str] = []
-    mem = t.process.mem
+# fs/exec.c and include/uapi/linux/binfmts.h
+MAX_ARG_STRLEN = 32 * PAGE  # one argument or environment string, its NUL included
+MAX_ARG_STRINGS = 0x7FFF_FFFF
+ARG_MAX = 32 * PAGE
+_STK_LIM = 8 << 20
+_NULL = bytes(8)
+
+
+def arg_room() -> int:
+    """bprm_stack_limits: the strings and their pointers get a quarter of RLIMIT_STACK (the
+    8 MiB stack the emulator maps: 2 MiB), at most 3/4 of _STK_LIM, at least ARG_MAX."""
+    return max(min(_STK_LIM // 4 * 3, RLIMITS[RLIMIT_STACK][0] // 4), ARG_MAX)
+
+
+def _count(mem: AddressSpace, addr: int, keep: int) -> tuple[list[int], int] | int:
+    """count(): walk a NULL-terminated argv/envp array (NULL itself is empty); the number of
+    pointers and the first `keep` of them. -EFAULT when the walk meets a bad address before
+    the NULL, -E2BIG past MAX_ARG_STRINGS pointers."""
+    ptrs: list[int] = []
+    n = 0
     while addr:
-        p = mem.read_u64(addr + 8 * len(out))
-        if p == 0:
-            return out
-        out.append(os.fsdecode(mem.read_cstr(p, 128 * 1024)))
-        if len(out) > limit:
-            return None
-    return out
+        v = mem.find(addr)
+        size = (min(v.end, addr + 0x10000) - addr) & ~7 if v is not None else 0
+        try:  # the pointers up to the end of this mapping (8 bytes if one straddles it)
+            chunk = mem.read(addr, size or 8)
+        except GuestFault:
+            return -E.EFAULT
+        end = chunk.find(_NULL)
+        while end > 0 and end % 8:
+            end = chunk.find(_NULL, end + 1)
+        found = end >= 0
+        if not found:
+            end = len(chunk)
+        if n + end // 8 > MAX_ARG_STRINGS:
+            return -E.E2BIG
+        if len(ptrs) < keep:
+            ptrs += struct.unpack(f"<{end // 8}Q", chunk[:end])[: keep - len(ptrs)]
+        n += end // 8
+        if found:
+            break
+        addr += len(chunk)
+    return ptrs, n
+
+
+def _arg_string(mem: AddressSpace, addr: int) -> bytes | int:
+    """copy_strings of one string: strnlen_user(str, MAX_ARG_STRLEN) gives -EFAULT at a bad
+    address before the NUL, and valid_arg_len -E2BIG when the first MAX_ARG_STRLEN bytes hold
+    no NUL."""
+    out = b""
+    while True:
+        v = mem.find(addr)
+        if v is None:
+            return -E.EFAULT
+        try:
+            chunk = mem.read(addr, min(v.end - addr, MAX_ARG_STRLEN - len(out)))
+        except GuestFault:
+            return -E.EFAULT
+        nul = chunk.find(0)
+        if nul >= 0:
+            return out + chunk[:nul]
+        out += chunk
+        if len(out) >= MAX_ARG_STRLEN:
+            return -E.E2BIG
+        addr += len(chunk)
+
+
+def exec_strings(mem: AddressSpace, filename: bytes, argv: int,
+                 envp: int) -> tuple[list[bytes], list[bytes]] | int:  # fmt: skip
+    """argv and envp as do_execveat_common reads them, with its errors in its order: count
+    argv then envp; bprm_stack_limits (their pointers must fit in arg_room()); then the
+    strings, the filename first, then envp and argv each from the last string back, each
+    taking its length from the room (E2BIG once it is used up)."""
+    room = arg_room()
+    counted = []
+    for array in (argv, envp):
+        c = _count(mem, array, room // 8 + 1)
+        if isinstance(c, int):
+            return c
+        counted.append(c)
+    (aptrs, argc), (eptrs, envc) = counted
+    room -= (max(argc, 1) + envc) * 8  # an empty argv gets one "" (below)
+    room -= len(filename) + 1
+    if room < 0:
+        return -E.E2BIG
+    out: list[list[bytes]] = []
+    for ptrs in (eptrs, aptrs):
+        strs = []
+        for ptr in reversed(ptrs):
+            s = _arg_string(mem, ptr)
+            if isinstance(s, int):
+                return s
+            room -= len(s) + 1
+            if room < 0:
+                return -E.E2BIG
+            strs.append(s)
+        out.append(strs[::-1])
+    env, args = out
+    if not args:  # argv[0] is "" rather than nothing (do_execveat_common, since Linux 5.18)
+        if room < 1:
+            return -E.E2BIG
+        args = [b""]
+    return args, env
 
 
 @syscall(59, path="str")
 def sys_execve(k: Kernel, t: Thread, path: int, argv: int, envp: int) -> int | object:
-    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, t.process.mem.read_cstr(path),
-                   readonly=True)  # fmt: skip
+    mem = t.process.mem
+    filename = mem.read_cstr(path)
+    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, filename, readonly=True)
     if isinstance(hp, int):
         return hp
-    args, env = _strings(t, argv), _strings(t, envp)
-    if args is None or env is None:
-        return -E.E2BIG
+    # The file is opened before the arguments are read (alloc_bprm -> do_open_execat).
     if not os.path.exists(hp):
         return -E.ENOENT
-    return k.exec(t, hp, args or [hp], env)
+    if not os.path.isfile(hp) or not os.access(hp, os.X_OK):
+        return -E.EACCES
+    strings = exec_strings(mem, filename, argv, envp)
+    if isinstance(strings, int):
+        return strings
+    args, env = strings
+    return k.exec(t, hp, [os.fsdecode(a) for a in args], [os.fsdecode(e) for e in env])
 
 
 def _reapable(k: Kernel, parent: Process, pid: int) -> tuple[list[Process], list[Process]]:
@@ -169,17 +269,32 @@ def _socket(t: Thread, fd: int) -> UnixSocket | int:
     return f if isinstance(f, UnixSocket) else -E.ENOTSOCK
 
 
+def _msghdr(t: Thread, msg: int) -> tuple[list[tuple[int, int]], int, int] | int:
+    """A user msghdr: (iovec segments, msg_control, msg_controllen), or -errno.
+    __copy_msghdr: a negative msg_namelen (an int) with a msg_name is EINVAL, more than
+    UIO_MAXIOV segments EMSGSIZE; then import_iovec's checks."""
+    name, namelen, iov, iovlen, control, clen, _flags = struct.unpack(
+        "<QI4xQQQQi4x", t.process.mem.read(msg, 56)
+    )
+    if name and s32(namelen) < 0:
+        return -E.EINVAL
+    if iovlen > UIO_MAXIOV:
+        return -E.EMSGSIZE
+    vecs = import_iovec(t.process.mem, iov, iovlen)
+    return vecs if isinstance(vecs, int) else (vecs, control, clen)
+
+
 @syscall(46, fd="int", flags="hex")
 def sys_sendmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | object:
     sock = _socket(t, fd)
     if isinstance(sock, int):
         return sock
     mem = t.process.mem
-    _name, _nlen, iov, iovlen, control, clen, _f = struct.unpack("<QI4xQQQQi4x", mem.read(msg, 56))
-    data = b"".join(
-        mem.read(b, n)
-        for b, n in (struct.unpack("<QQ", mem.read(iov + 16 * i, 16)) for i in range(iovlen))
-    )
+    hdr = _msghdr(t, msg)
+    if isinstance(hdr, int):
+        return hdr
+    vecs, control, clen = hdr
+    data = b"".join(mem.read(b, n) for b, n in vecs)
     files = []
     pos = 0
     while pos + 16 <= clen:  # control messages (cmsghdr, 8-byte aligned)
@@ -207,8 +322,10 @@ def sys_recvmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | ob
     if isinstance(sock, int):
         return sock
     mem = t.process.mem
-    _name, _nlen, iov, iovlen, control, clen, _f = struct.unpack("<QI4xQQQQi4x", mem.read(msg, 56))
-    vecs = [struct.unpack("<QQ", mem.read(iov + 16 * i, 16)) for i in range(iovlen)]
+    hdr = _msghdr(t, msg)
+    if isinstance(hdr, int):
+        return hdr
+    vecs, control, clen = hdr
     nonblock, sock.nonblock = sock.nonblock, sock.nonblock or bool(flags & MSG_DONTWAIT)
     try:
         r = sock.recv(k, t, sum(n for _, n in vecs))

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from ...engine import unicorn as eng
 from .. import errno as E
+from ..mm import GuestFault
 from . import syscall
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
+    from ..mm import AddressSpace
     from ..process import Thread
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -22,16 +24,29 @@ THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 
 
+def put_tid(mem: AddressSpace, addr: int, tid: int) -> None:
+    """Store a CLONE_PARENT_SETTID / CLONE_CHILD_SETTID id. A bad pointer is ignored: the
+    kernel does not check put_user() there (kernel_clone for the parent's copy, schedule_tail
+    for the child's), so the child exists and runs and clone returns its id."""
+    if addr:
+        try:
+            mem.write(addr, struct.pack("<I", tid))
+        except GuestFault:
+            pass
+
+
 def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
-                  tls: int) -> int:  # fmt: skip
-    """Both clone flavours, threads only (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND)."""
+                  tls: int, call: str = "clone") -> int:  # fmt: skip
+    """clone, clone3, fork, vfork (`call`): a thread (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) or
+    a process (Kernel.fork)."""
     if flags & THREAD_FLAGS != THREAD_FLAGS:
         if flags & CLONE_VM or flags & CLONE_THREAD:
             return -E.EINVAL
-        return k.fork(t, flags, stack, ptid, ctid, tls)
+        return k.fork(t, flags, stack, ptid, ctid, tls, call)
     p = t.process
-    if len(k.threads) >= k.opt.max_threads:
-        return -E.EAGAIN
+    refused = k.task_limit(call, new_process=False)
+    if refused is not None:
+        return refused
     e = p.engine
     tid = k.new_id()
     rip = e.reg_read(eng.RIP)
@@ -51,10 +66,10 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
     child.affinity = t.affinity
     child.sigmask = t.sigmask
     child.cpu = t.cpu
-    if flags & CLONE_PARENT_SETTID and ptid:
-        p.mem.write(ptid, struct.pack("<I", tid))
-    if flags & CLONE_CHILD_SETTID and ctid:
-        p.mem.write(ctid, struct.pack("<I", tid))
+    if flags & CLONE_PARENT_SETTID:
+        put_tid(p.mem, ptid, tid)
+    if flags & CLONE_CHILD_SETTID:
+        put_tid(p.mem, ctid, tid)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
     k.place(child)
@@ -77,7 +92,8 @@ def sys_clone3(k: Kernel, t: Thread, args: int, size: int) -> int:
     )
     if stack and not stack_size:
         return -E.EINVAL
-    return create_thread(k, t, flags, stack + stack_size if stack else 0, ptid, ctid, tls)
+    return create_thread(k, t, flags, stack + stack_size if stack else 0, ptid, ctid, tls,
+                         "clone3")  # fmt: skip
 
 
 @syscall(218)

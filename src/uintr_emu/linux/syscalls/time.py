@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from .. import errno as E
 from ..process import Wait
 from . import syscall
-from .futex import read_timespec
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -19,6 +18,33 @@ CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
 TIMER_ABSTIME = 1
 REALTIME_CLOCKS = (CLOCK_REALTIME, CLOCK_REALTIME_COARSE, 8, 11)
+NSEC = 1_000_000_000
+# include/linux/ktime.h: kernel times are signed 64-bit nanoseconds; conversions from a
+# timespec/timeval (ktime_set, timespec64_to_ktime) and timer expiries (ktime_add_safe)
+# saturate at KTIME_MAX instead of overflowing.
+KTIME_MAX = 2**63 - 1
+KTIME_SEC_MAX = KTIME_MAX // NSEC
+
+
+def ktime_set(sec: int, nsec: int) -> int:
+    return KTIME_MAX if sec >= KTIME_SEC_MAX else sec * NSEC + nsec
+
+
+def read_timespec(t: Thread, addr: int) -> int | None:
+    """A struct timespec timeout: None if invalid (EINVAL), else nanoseconds, saturated at
+    KTIME_MAX like timespec64_to_ktime."""
+    sec, nsec = struct.unpack("<qq", t.process.mem.read(addr, 16))
+    if sec < 0 or not 0 <= nsec < NSEC:
+        return None
+    return ktime_set(sec, nsec)
+
+
+def timer_deadline(k: Kernel, now: int, expiry: int) -> int:
+    """The virtual-clock time at which a timer fires that is set to `expiry` on a clock that
+    reads `now`. The expiry saturates at KTIME_MAX (ktime_add_safe for relative timeouts), so a
+    'forever' timeout ends when that clock reads KTIME_MAX, and no clock can be read past it
+    (hrtimer_nanosleep, do_setitimer, futex_init_timeout)."""
+    return k.clock_ns() + min(expiry, KTIME_MAX) - now
 
 
 def clock_value(k: Kernel, t: Thread, clk: int) -> int | None:
@@ -34,7 +60,8 @@ def clock_value(k: Kernel, t: Thread, clk: int) -> int | None:
 
 
 def _timespec(ns: int) -> bytes:
-    return struct.pack("<qq", ns // 1_000_000_000, ns % 1_000_000_000)
+    ns = min(max(ns, 0), KTIME_MAX)  # a ktime_t never exceeds KTIME_MAX (ktime_to_timespec64)
+    return struct.pack("<qq", ns // NSEC, ns % NSEC)
 
 
 @syscall(228, clk="int")
@@ -59,7 +86,7 @@ def sys_clock_getres(k: Kernel, t: Thread, clk: int, res: int) -> int:
 def sys_gettimeofday(k: Kernel, t: Thread, tv: int, tz: int) -> int:
     ns = k.realtime_ns()
     if tv:
-        t.process.mem.write(tv, struct.pack("<qq", ns // 1_000_000_000, ns // 1000 % 1_000_000))
+        t.process.mem.write(tv, _timeval(ns))
     if tz:
         t.process.mem.write(tz, bytes(8))
     return 0
@@ -67,7 +94,7 @@ def sys_gettimeofday(k: Kernel, t: Thread, tv: int, tz: int) -> int:
 
 @syscall(201)
 def sys_time(k: Kernel, t: Thread, tloc: int) -> int:
-    s = k.realtime_ns() // 1_000_000_000
+    s = min(k.realtime_ns(), KTIME_MAX) // NSEC
     if tloc:
         t.process.mem.write_u64(tloc, s)
     return s
@@ -87,7 +114,8 @@ def sys_nanosleep(k: Kernel, t: Thread, req: int, rem: int) -> object:
     ns = read_timespec(t, req)
     if ns is None:
         return -E.EINVAL
-    return sleep_until(k, t, k.clock_ns() + ns)
+    now = k.monotonic_ns()  # hrtimer_nanosleep(..., CLOCK_MONOTONIC)
+    return sleep_until(k, t, timer_deadline(k, now, now + ns))
 
 
 @syscall(230, clk="int", flags="int")
@@ -96,16 +124,15 @@ def sys_clock_nanosleep(k: Kernel, t: Thread, clk: int, flags: int, req: int, re
     now = clock_value(k, t, clk)
     if ns is None or now is None or clk in (CLOCK_THREAD_CPUTIME_ID,):
         return -E.EINVAL
-    if flags & TIMER_ABSTIME:
-        return sleep_until(k, t, k.clock_ns() + (ns - now))
-    return sleep_until(k, t, k.clock_ns() + ns)
+    return sleep_until(k, t, timer_deadline(k, now, ns if flags & TIMER_ABSTIME else now + ns))
 
 
 ITIMER_REAL = 0
 
 
 def _timeval(ns: int) -> bytes:
-    return struct.pack("<qq", ns // 1_000_000_000, ns // 1000 % 1_000_000)
+    ns = min(max(ns, 0), KTIME_MAX)
+    return struct.pack("<qq", ns // NSEC, ns // 1000 % 1_000_000)
 
 
 def _itimer_value(k: Kernel, t: Thread) -> bytes:
@@ -135,9 +162,9 @@ def sys_setitimer(k: Kernel, t: Thread, which: int, new: int, old: int) -> int:
         isec, iusec, vsec, vusec = struct.unpack("<qqqq", t.process.mem.read(new, 32))
         if not (0 <= iusec < 1_000_000 and 0 <= vusec < 1_000_000) or isec < 0 or vsec < 0:
             return -E.EINVAL
-        value = vsec * 1_000_000_000 + vusec * 1000
-        interval = isec * 1_000_000_000 + iusec * 1000
-        t.process.itimer = (k.clock_ns() + value, interval) if value else None
+        value, interval = ktime_set(vsec, vusec * 1000), ktime_set(isec, iusec * 1000)
+        now = k.monotonic_ns()  # an hrtimer on CLOCK_MONOTONIC, relative (do_setitimer)
+        t.process.itimer = (timer_deadline(k, now, now + value), interval) if value else None
         k.replan()
     return 0
 
@@ -147,6 +174,7 @@ def sys_alarm(k: Kernel, t: Thread, seconds: int) -> int:
     cur = t.process.itimer
     left = 0 if cur is None else max(1, (cur[0] - k.clock_ns() + 999_999_999) // 1_000_000_000)
     seconds &= 0xFFFF_FFFF
-    t.process.itimer = (k.clock_ns() + seconds * 1_000_000_000, 0) if seconds else None
+    now = k.monotonic_ns()
+    t.process.itimer = (timer_deadline(k, now, now + seconds * NSEC), 0) if seconds else None
     k.replan()
     return left
