@@ -28,6 +28,7 @@ input (test_known_syscall_bug).
 from __future__ import annotations
 
 import dataclasses
+import mmap as mmap_module
 import os
 import pickle
 import select
@@ -64,6 +65,7 @@ from uintr_emu.hw.uintr import (
     UintrState,
     UintrUnit,
 )
+from uintr_emu.linux import mm as mm_module
 from uintr_emu.linux.kernel import BLOCK, RESTART, GuestExit
 from uintr_emu.linux.mm import TASK_SIZE, GuestFault, engine_perms
 from uintr_emu.linux.process import HostFile
@@ -898,14 +900,6 @@ def bug(
 
 S = -1  # in a bug example: the scratch address
 bug(
-    "mmap mremap brk",
-    "OSError",
-    "AddressSpace.map (linux/mm.py) lets the host's OSError(ENOMEM) from mmap.mmap(-1, length) "
-    "escape: a guest mmap/brk/mremap of ~1 TiB ends the emulator ('internal error', status "
-    "70) instead of returning -ENOMEM",
-    ("mmap", (0, 1 << 40, 3, 0x22, M64, 0), b"", False),
-)
-bug(
     "mmap",
     "OverflowError",
     "sys_mmap (linux/syscalls/mm.py) passes a file offset >= 2^63 to os.pread: OverflowError "
@@ -1147,6 +1141,107 @@ def test_known_syscall_bug(name, tag, call_args, scratch, rich, abi, harness) ->
     outcomes = h.run([(nr, symbolic)], scratch)
     bad = [o for o in outcomes if o.kind not in ALLOWED]
     assert not bad, f"{show(h, nr, symbolic)}: {bad}"
+
+
+# --- fixed bugs: their inputs give what Linux gives ------------------------------------------
+
+ENOMEM, EFAULT, EINVAL, EOVERFLOW = 12, 14, 22, 75
+ERRNO_NAMES = {ENOMEM: "ENOMEM", EFAULT: "EFAULT", EINVAL: "EINVAL", EOVERFLOW: "EOVERFLOW"}
+MAYMOVE_FIXED = 3  # MREMAP_MAYMOVE | MREMAP_FIXED
+ANON_PRIVATE, ANON_FIXED = 0x22, 0x32  # MAP_PRIVATE | MAP_ANONYMOUS (| MAP_FIXED)
+
+
+def run_one(h: SyscallHarness, name: str, *args: int | Arg, scratch: bytes = b"", probe=None):
+    """One call in a child (S: the scratch address); its result, and the probe's. Fails on
+    anything but a result (an exception, a broken invariant: VMAs == engine mappings...)."""
+    nr = next(n for n, sc in h.kernel.syscalls.items() if sc.name == name)
+    symbolic = tuple(
+        a if isinstance(a, tuple) else ("scratch", 0) if a == S else ("int", a) for a in args
+    )
+    outcomes = h.run([(nr, symbolic)], scratch, probe=probe)
+    assert [o.kind for o in outcomes] == ["int"] + ["probe"] * (probe is not None), outcomes
+    return outcomes[0].value, outcomes[-1].value
+
+
+def call_id(v: Any) -> str:
+    if isinstance(v, tuple):
+        return ",".join("S" if a == S else f"{a[0]}+{a[1]:#x}" if isinstance(a, tuple) else
+                        f"{a:#x}" for a in v)  # fmt: skip
+    return ERRNO_NAMES[v]
+
+
+class RefusingHost:
+    """The mmap module of a host that does not overcommit: anonymous memory from 64 MiB on
+    is refused with ENOMEM, as mmap.mmap(-1, 1 << 40) is on a machine with less RAM."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(mmap_module, name)
+
+    @staticmethod
+    def mmap(fileno: int, length: int, *args: Any, **kwargs: Any) -> Any:
+        if fileno == -1 and length >= 1 << 26:
+            raise OSError(12, "Cannot allocate memory")
+        return mmap_module.mmap(fileno, length, *args, **kwargs)
+
+
+HUGE, BIG = 1 << 40, 1 << 26
+HUGE_CALLS = {
+    "mmap": ("mmap", 0, HUGE, 3, ANON_PRIVATE, M64, 0),
+    # 64 MiB below the scratch area and its first page (the scratch is near the top)
+    "mmap-fixed-over-scratch": ("mmap", ("scratch", -BIG), BIG + 4096, 3, ANON_FIXED, M64, 0),
+    "mremap-maymove": ("mremap", S, 4096, HUGE, 1, 0),
+    "mremap-fixed": ("mremap", S, 4096, HUGE, MAYMOVE_FIXED, 0x1000_0000),
+}
+
+
+@pytest.mark.parametrize("case", list(HUGE_CALLS))
+def test_huge_mapping_is_enomem(case, harness, monkeypatch) -> None:
+    """Formerly 'internal error' (the host's OSError escaped AddressSpace.map): a mapping the
+    host cannot back is ENOMEM (mmap(2)), and nothing changed -- the scratch mapping that a
+    MAP_FIXED one would have replaced is still there, with its bytes."""
+    monkeypatch.setattr(mm_module, "mmap", RefusingHost())
+    h = harness()
+    name, *args = HUGE_CALLS[case]
+    result, kept = run_one(h, name, *args, scratch=b"precious",
+                           probe=lambda k, t: t.process.mem.read(h.scratch, 8))  # fmt: skip
+    assert (result, kept) == (-ENOMEM, b"precious")
+
+
+def test_huge_brk_keeps_the_break(harness, monkeypatch) -> None:
+    """brk(2): a heap the host cannot back leaves the break where it was."""
+    monkeypatch.setattr(mm_module, "mmap", RefusingHost())
+    h = harness()
+    brk = h.thread.process.mem.brk
+    assert run_one(h, "brk", brk + HUGE, probe=lambda k, t: t.process.mem.brk) == (brk, brk)
+    # ... and so does one past the user address space, on any host
+    monkeypatch.undo()
+    for top in (TASK_SIZE, 1 << 47, M64):
+        assert run_one(h, "brk", top, probe=lambda k, t: t.process.mem.brk) == (brk, brk)
+
+
+def test_huge_mapping_on_this_host(harness) -> None:
+    """The former bug input, with the real host: ENOMEM or a mapping, never an exception."""
+    result, _ = run_one(harness(), "mmap", 0, HUGE, 3, ANON_PRIVATE, M64, 0)
+    assert result == -ENOMEM or 0 < result <= TASK_SIZE - HUGE
+
+
+def test_engine_out_of_memory_is_enomem(harness, monkeypatch) -> None:
+    """Unicorn's UC_ERR_NOMEM is ENOMEM too, and the pages a MAP_FIXED mapping was to
+    replace are mapped again (the invariant VMAs == engine mappings is checked)."""
+    real = eng.Engine.map_buffer
+    calls = []
+
+    def refuse_first(self, *args: Any) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise eng.EngineError("map: out of memory", eng.ucc.UC_ERR_NOMEM)
+        real(self, *args)
+
+    monkeypatch.setattr(eng.Engine, "map_buffer", refuse_first)
+    h = harness()
+    result, kept = run_one(h, "mmap", S, 8192, 3, ANON_FIXED, M64, 0, scratch=b"precious",
+                           probe=lambda k, t: t.process.mem.read(h.scratch, 8))  # fmt: skip
+    assert (result, kept) == (-ENOMEM, b"precious")
 
 
 # --- the host file system is left alone ------------------------------------------------------

@@ -14,7 +14,7 @@ import mmap
 import struct
 from dataclasses import dataclass, field
 
-from ..engine.unicorn import PAGE, Engine
+from ..engine.unicorn import PAGE, Engine, EngineError
 from ..hw.faults import PageFault
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -31,6 +31,19 @@ TASK_SIZE = 0x7FFF_FFFF_F000
 
 def page_up(n: int) -> int:
     return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+class OutOfMemory(Exception):
+    """The host cannot back a new mapping (the guest's ENOMEM); nothing was changed."""
+
+
+def anon_buffer(length: int) -> mmap.mmap:
+    """Zero-filled host memory for `length` bytes. The host refusing it (overcommit: OSError
+    ENOMEM, or MemoryError) is the guest's ENOMEM, as when Linux cannot commit it (mmap(2))."""
+    try:
+        return mmap.mmap(-1, length)
+    except (OSError, MemoryError, OverflowError, ValueError):
+        raise OutOfMemory(f"cannot back {length:#x} bytes") from None
 
 
 def engine_perms(prot: int) -> int:
@@ -132,29 +145,57 @@ class AddressSpace:
         offset: int = 0,
         shared: bool = False,
     ) -> Vma:
-        """Map [start, start+length) (page aligned), replacing whatever was there."""
+        """Map [start, start+length) (page aligned), replacing whatever was there. Atomic:
+        OutOfMemory if the host cannot back it, and then nothing changed."""
         length = page_up(length)
-        self.unmap(start, length)
         if buf is None:
-            buf = mmap.mmap(-1, length)
-            offset = 0
+            buf, offset = anon_buffer(length), 0
         v = Vma(start, start + length, prot, buf, offset, name, shared)
-        self.engine.map_buffer(start, length, engine_perms(prot), buf, offset)
-        self._insert(v)
+        self.replace(start, start + length, [v])
         return v
 
-    def unmap(self, start: int, length: int) -> None:
-        end = start + page_up(length)
+    def replace(self, start: int, end: int, new: list[Vma]) -> None:
+        """Unmap [start, end) and insert `new` (VMAs inside it); atomic like `map`."""
+        old = self._cut(start, end)
+        done: list[Vma] = []
+        try:
+            for v in new:
+                self._add(v)
+                done.append(v)
+        except EngineError as e:
+            if not e.out_of_memory:
+                raise
+            for v in done:
+                self._cut(v.start, v.end)
+            for v in old:
+                self._add(v)
+            raise OutOfMemory(str(e)) from None
+
+    def _add(self, v: Vma) -> None:
+        self.engine.map_buffer(v.start, v.end - v.start, engine_perms(v.prot), v.buf, v.offset)
+        self._insert(v)
+
+    def _remove(self, v: Vma) -> None:
+        i = self.vmas.index(v)
+        del self.vmas[i], self.starts[i]
+
+    def _cut(self, start: int, end: int) -> list[Vma]:
+        """Take [start, end) out of the address space; returns the pieces taken."""
+        taken = []
         for v in self._overlapping(start, end):
             lo, hi = max(v.start, start), min(v.end, end)
             self.engine.unmap(lo, hi - lo)
             self.engine.invalidate_code(lo, hi - lo)
-            i = self.vmas.index(v)
-            del self.vmas[i], self.starts[i]
+            self._remove(v)
             if v.start < lo:
                 self._insert(v.piece(v.start, lo))
             if hi < v.end:
                 self._insert(v.piece(hi, v.end))
+            taken.append(v.piece(lo, hi))
+        return taken
+
+    def unmap(self, start: int, length: int) -> None:
+        self._cut(start, start + page_up(length))
 
     def protect(self, start: int, length: int, prot: int) -> bool:
         """mprotect: False (ENOMEM) if any page of the range is unmapped."""
@@ -169,8 +210,7 @@ class AddressSpace:
             return False
         for v in parts:
             lo, hi = max(v.start, start), min(v.end, end)
-            i = self.vmas.index(v)
-            del self.vmas[i], self.starts[i]
+            self._remove(v)
             if v.start < lo:
                 self._insert(v.piece(v.start, lo))
             self._insert(v.piece(lo, hi, prot))
@@ -254,20 +294,22 @@ class AddressSpace:
     # --- fork ---------------------------------------------------------------------------
 
     def clone_into(self, engine: Engine) -> AddressSpace:
-        """A copy for a forked child: private mappings copied, shared ones shared."""
+        """A copy for a forked child: private mappings copied, shared ones shared.
+        OutOfMemory if the host cannot back the copies."""
         child = AddressSpace(engine, brk_start=self.brk_start, brk=self.brk)
         child.max_bytes = self.max_bytes
         copies: dict[int, mmap.mmap] = {}
         for v in self.vmas:
             if v.shared:
-                buf, off = v.buf, v.offset
+                buf = v.buf
             else:
                 key = id(v.buf)
                 if key not in copies:
-                    nb = mmap.mmap(-1, len(v.buf))
-                    nb[:] = v.buf[:]
+                    nb = anon_buffer(len(v.buf))
+                    nb[:] = v.buf  # no intermediate bytes copy
                     copies[key] = nb
-                buf, off = copies[key], v.offset
-            child.map(v.start, v.end - v.start, v.prot, name=v.name, buf=buf, offset=off,
-                      shared=v.shared)  # fmt: skip
+                buf = copies[key]
+            c = v.piece(v.start, v.end)
+            c.buf = buf
+            child._add(c)
         return child

@@ -19,6 +19,8 @@ from ..mm import (
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
+    OutOfMemory,
+    anon_buffer,
     page_up,
 )
 from ..process import HostFile
@@ -44,9 +46,16 @@ def sys_brk(k: Kernel, t: Thread, addr: int) -> int:
         return mem.brk
     old_end, new_end = page_up(mem.brk), page_up(addr)
     if new_end > old_end:
-        if not mem.is_free(old_end, new_end) or _over_limit(t, new_end - old_end):
+        # check_brk_limits -> get_unmapped_area(MAP_FIXED): the heap stays in user space;
+        # and one free page must remain before the next mapping (brk's vma_find)
+        if new_end > TASK_SIZE or not mem.is_free(old_end, new_end + PAGE):
             return mem.brk
-        mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        if _over_limit(t, new_end - old_end):
+            return mem.brk
+        try:
+            mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        except OutOfMemory:  # do_brk_flags: ENOMEM; brk returns the current break
+            return mem.brk
     elif new_end < old_end:
         mem.unmap(new_end, old_end - new_end)
     mem.brk = addr
@@ -111,7 +120,10 @@ def sys_mmap(k: Kernel, t: Thread, addr: int, length: int, prot: int, flags: int
         # A read-only host mapping must never be written by the engine: give the guest a
         # private copy (it can neither write it nor mprotect it writable, see max_prot).
         data, host_map = host_map[:], None
-    v = mem.map(start, size, prot, name=name, shared=shared, buf=host_map)
+    try:
+        v = mem.map(start, size, prot, name=name, shared=shared, buf=host_map)
+    except OutOfMemory:  # the host cannot back it (mmap(2): ENOMEM); nothing changed
+        return -E.ENOMEM
     v.max_prot = max_prot
     if data:
         v.buf[: len(data)] = data
@@ -156,8 +168,10 @@ def sys_mremap(k: Kernel, t: Thread, old: int, old_size: int, new_size: int, fla
     if _over_limit(t, new_size - old_size):
         return -E.ENOMEM
     if not flags & MREMAP_FIXED and mem.is_free(old + old_size, old + new_size):
-        grow = mem.map(old + old_size, new_size - old_size, v.prot, name=v.name)
-        del grow
+        try:
+            mem.map(old + old_size, new_size - old_size, v.prot, name=v.name)
+        except OutOfMemory:
+            return -E.ENOMEM
         return old
     if not flags & MREMAP_MAYMOVE:
         return -E.ENOMEM
@@ -166,7 +180,10 @@ def sys_mremap(k: Kernel, t: Thread, old: int, old_size: int, new_size: int, fla
         return -E.ENOMEM
     content = mem.read(old, old_size) if v.prot & PROT_READ or v.prot else bytes(old_size)
     prot = v.prot
-    buf = _mmap.mmap(-1, new_size)
+    try:
+        buf = anon_buffer(new_size)
+    except OutOfMemory:
+        return -E.ENOMEM
     buf[:old_size] = content
     mem.unmap(old, old_size)
     mem.map(dest, new_size, prot, name=v.name, buf=buf)
