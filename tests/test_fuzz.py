@@ -983,20 +983,6 @@ bug(
     ("clone", (0x100 | 0x800 | 0x10000 | 0x100000, 0, 8, 0, 0), b"", False),
 )
 bug(
-    "mremap",
-    "vma-beyond-user",
-    "sys_mremap (linux/syscalls/mm.py) with MREMAP_MAYMOVE|MREMAP_FIXED does not check "
-    "new_addr: 0x8000000000000000 'succeeds' with a mapping outside the user address space "
-    "(Linux: EINVAL), an unaligned one makes Unicorn refuse the map (EngineError)",
-    ("mremap", (S, 4096, 8192, 3, NONCANONICAL), b"", False),
-)
-bug(
-    "mremap",
-    "EngineError",
-    KNOWN_SYSCALL_BUGS[("mremap", "vma-beyond-user")],
-    ("mremap", (S, 4096, 8192, 3, 0x1000_0001), b"", False),
-)
-bug(
     "uintr_alt_stack",
     "ValueError",
     "UintrKernel.sys_alt_stack (linux/uintr.py) computes (sp + size) | 1 without wrapping: "
@@ -1265,6 +1251,46 @@ def test_mmap_errors(args, errno, harness) -> None:
 def test_mmap_anonymous_ignores_the_offset(harness) -> None:
     result, _ = run_one(harness(), "mmap", 0, 4096, 3, ANON_PRIVATE, M64, 1 << 63)
     assert 0 < result < TASK_SIZE
+
+
+@pytest.mark.parametrize(
+    ("args", "errno"),
+    [
+        # mremap_to: a destination outside the user address space or unaligned (formerly
+        # mapped at 0x8000000000000000, or EngineError from Unicorn)
+        ((S, 4096, 8192, MAYMOVE_FIXED, NONCANONICAL), EINVAL),
+        ((S, 4096, 8192, MAYMOVE_FIXED, 0x1000_0001), EINVAL),
+        ((S, 4096, 8192, MAYMOVE_FIXED, 1 << 47), EINVAL),
+        ((S, 4096, 8192, MAYMOVE_FIXED, TASK_SIZE - 4096), EINVAL),
+        ((S, 8192, 8192, MAYMOVE_FIXED, ("scratch", 4096)), EINVAL),  # overlapping
+        # check_mremap_params
+        ((S, 4096, 4096, 8, 0), EINVAL),
+        ((("scratch", 1), 4096, 4096, 1, 0), EINVAL),
+        ((S, 4096, 0, 1, 0), EINVAL),
+        ((S, 4096, 8192, 2, 0x1000_0000), EINVAL),  # MREMAP_FIXED without MAYMOVE
+        # remap_is_valid
+        ((S, 0, 4096, 1, 0), EINVAL),  # only a shared mapping can be duplicated
+        ((S, SCRATCH_SIZE + 4096, SCRATCH_SIZE + 8192, 1, 0), EFAULT),
+        ((("scratch-end", 0), 4096, 8192, 1, 0), EFAULT),  # nothing mapped there
+    ],
+    ids=call_id,
+)
+def test_mremap_errors(args, errno, harness) -> None:
+    assert run_one(harness(), "mremap", *args)[0] == -errno
+
+
+def test_mremap_fixed_moves_the_pages(harness) -> None:
+    """MREMAP_FIXED: the bytes move to new_addr (grown with zeros); the old range is gone."""
+    h = harness()
+    dest = 0x2000_0000
+
+    def where(k: Any, t: Any) -> tuple[bytes, bytes, bool]:
+        mem = t.process.mem
+        return mem.read(dest, 8), mem.read(dest + SCRATCH_SIZE, 8), mem.find(h.scratch) is None
+
+    result = run_one(h, "mremap", S, SCRATCH_SIZE, SCRATCH_SIZE + 4096, MAYMOVE_FIXED, dest,
+                     scratch=b"moved!!!", probe=where)  # fmt: skip
+    assert result == (dest, (b"moved!!!", bytes(8), True))
 
 
 # --- the host file system is left alone ------------------------------------------------------

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..process import Thread
 
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED, MADV_FREE = 4, 8
 MAP_TYPE, MAP_SHARED_VALIDATE = 0x0F, 0x03
 MAX_LFS_FILESIZE = 2**63 - 1  # include/linux/fs.h, 64-bit
@@ -248,44 +248,126 @@ def sys_mprotect(k: Kernel, t: Thread, addr: int, length: int, prot: int) -> int
     return 0 if mem.protect(addr, length, prot) else -E.ENOMEM
 
 
+# --- mremap (mm/mremap.c) --------------------------------------------------------------------
+
+
+def _continuation(v: Vma, at: int, length: int) -> list[Vma]:
+    """`length` more bytes of the mapping `v`, placed at `at`. Private anonymous memory grows
+    with zero pages; a shared or file mapping with the next pages of its object, and past
+    what the object holds (its size at mmap time) with pages that raise SIGBUS."""
+    if not (v.shared or v.file):
+        buf = anon_buffer(length)
+        return [Vma(at, at + length, v.prot, buf, 0, v.name, max_prot=v.max_prot)]
+    off = v.offset + (v.end - v.start)
+    avail = 0 if v.beyond_eof else max(0, min(length, len(v.buf) - off))
+    out = []
+    if avail:
+        out.append(Vma(at, at + avail, v.prot, v.buf, off, v.name, v.shared, v.max_prot,
+                       file=v.file))  # fmt: skip
+    if avail < length:
+        out.append(Vma(at + avail, at + length, v.prot, _NO_PAGES, 0, v.name, v.shared,
+                       v.max_prot, beyond_eof=True, file=v.file))  # fmt: skip
+    return out
+
+
+def _remap_is_valid(t: Thread, v: Vma, old: int, old_len: int, new_len: int) -> int:
+    if old_len == 0 and not v.shared:
+        return -E.EINVAL  # only a shared mapping can be duplicated (old_len 0)
+    if old_len > v.end - old:
+        return -E.EFAULT  # "We can't remap across vm area boundaries"
+    if new_len > old_len and _over_limit(t, new_len - old_len):
+        return -E.ENOMEM  # may_expand_vm
+    return 0
+
+
+def _move(t: Thread, v: Vma, old: int, old_len: int, new_len: int, dest: int) -> int:
+    """move_vma: the same pages at `dest` (and more, growing), then the old range unmapped."""
+    mem = t.process.mem
+    part = v.piece(old, old + old_len)
+    new = [part.moved(dest)] if old_len else []
+    try:
+        if new_len > old_len:
+            new += _continuation(part, dest + old_len, new_len - old_len)
+        mem.replace(dest, dest + new_len, new)
+    except OutOfMemory:
+        return -E.ENOMEM
+    mem.unmap(old, old_len)
+    return dest
+
+
+def _mremap_to(t: Thread, v: Vma, old: int, old_len: int, new_len: int, new_addr: int) -> int:
+    mem = t.process.mem
+    # "Is the new length or address silly?"
+    if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
+        return -E.EINVAL
+    if old + old_len > new_addr and new_addr + new_len > old:  # vrm_overlaps
+        return -E.EINVAL
+    mem.unmap(new_addr, new_len)  # MREMAP_FIXED: do_munmap of the destination first
+    if new_len < old_len:  # shrink_vma, then move what is left
+        if _munmap_invalid(old + new_len, old_len - new_len):
+            return -E.EINVAL
+        mem.unmap(old + new_len, old_len - new_len)
+        old_len = new_len
+        found = mem.find(old)
+        if found is None:
+            return -E.EFAULT
+        v = found
+    err = _remap_is_valid(t, v, old, old_len, new_len)
+    if err:
+        return err
+    return _move(t, v, old, old_len, new_len, new_addr)
+
+
 @syscall(25, flags="hex")
-def sys_mremap(k: Kernel, t: Thread, old: int, old_size: int, new_size: int, flags: int,
+def sys_mremap(k: Kernel, t: Thread, old: int, old_len: int, new_len: int, flags: int,
                new_addr: int) -> int:  # fmt: skip
     mem = t.process.mem
-    if old & (PAGE - 1) or new_size == 0 or flags & ~3 or (flags & MREMAP_FIXED and not
-                                                           flags & MREMAP_MAYMOVE):  # fmt: skip
+    # check_mremap_params
+    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
         return -E.EINVAL
-    old_size, new_size = page_up(old_size), page_up(new_size)
-    v = mem.find(old)
-    if v is None or old + old_size > v.end:
+    if old & (PAGE - 1):
+        return -E.EINVAL
+    new_len = page_up(new_len)
+    if new_len == 0 or new_len >> 64:  # PAGE_ALIGN(new_len) == 0
+        return -E.EINVAL
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        if new_addr & (PAGE - 1):
+            return -E.EINVAL
+        if not flags & MREMAP_MAYMOVE:
+            return -E.EINVAL
+        if flags & MREMAP_DONTUNMAP:
+            # Not implemented (Linux 5.7+); EINVAL is what older kernels answer.
+            return -E.EINVAL
+    old_len = page_up(old_len) & (2**64 - 1)  # PAGE_ALIGN wraps
+    v = mem.find(old)  # do_mremap: vma_lookup
+    if v is None:
         return -E.EFAULT
-    if new_size <= old_size and not flags & MREMAP_FIXED:
-        if new_size < old_size:
-            mem.unmap(old + new_size, old_size - new_size)
+    if flags & MREMAP_FIXED:
+        return _mremap_to(t, v, old, old_len, new_len, new_addr)
+    # mremap_at
+    if new_len == old_len:
         return old
-    if _over_limit(t, new_size - old_size):
-        return -E.ENOMEM
-    if not flags & MREMAP_FIXED and mem.is_free(old + old_size, old + new_size):
-        try:
-            mem.map(old + old_size, new_size - old_size, v.prot, name=v.name)
+    if new_len < old_len:  # shrink_vma: unmap the tail, whatever it covers
+        if _munmap_invalid(old + new_len, old_len - new_len):
+            return -E.EINVAL
+        mem.unmap(old + new_len, old_len - new_len)
+        return old
+    err = _remap_is_valid(t, v, old, old_len, new_len)  # expand_vma
+    if err:
+        return err
+    delta = new_len - old_len
+    if old + old_len == v.end and v.end + delta <= TASK_SIZE and mem.is_free(v.end, v.end + delta):
+        try:  # vrm_can_expand_in_place: grow in place
+            mem.replace(v.end, v.end + delta, _continuation(v, v.end, delta))
         except OutOfMemory:
             return -E.ENOMEM
         return old
     if not flags & MREMAP_MAYMOVE:
         return -E.ENOMEM
-    dest = new_addr if flags & MREMAP_FIXED else mem.find_free(new_size)
+    dest = mem.find_free(new_len)  # vrm_set_new_addr: get_unmapped_area
     if dest is None:
         return -E.ENOMEM
-    content = mem.read(old, old_size) if v.prot & PROT_READ or v.prot else bytes(old_size)
-    prot = v.prot
-    try:
-        buf = anon_buffer(new_size)
-    except OutOfMemory:
-        return -E.ENOMEM
-    buf[:old_size] = content
-    mem.unmap(old, old_size)
-    mem.map(dest, new_size, prot, name=v.name, buf=buf)
-    return dest
+    return _move(t, v, old, old_len, new_len, dest)
 
 
 @syscall(28, advice="int")
