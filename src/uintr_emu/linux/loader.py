@@ -138,12 +138,25 @@ def _open_elf(path: str) -> ElfImage:
 
 
 def _check_loads(path: str, segments: list[Any]) -> None:
+    hi = -1  # the last page of the PT_LOADs so far
+    prev = 0
     for s in segments:
         if s["p_type"] != "PT_LOAD":
             continue
-        if (s["p_vaddr"] - s["p_offset"]) % PAGE:
+        vaddr, memsz = s["p_vaddr"], s["p_memsz"]
+        if (vaddr - s["p_offset"]) % PAGE:
             # mmap of the segment needs offset and address congruent modulo the page size
             raise LoadError(f"{path}: malformed ELF (PT_LOAD offset and address misaligned)")
+        # gABI: "Loadable segment entries in the program header table appear in ascending
+        # order, sorted on the p_vaddr member". Linux maps them as they come, a later one over
+        # an earlier one; we refuse to run such a corrupted image. Segments may share a page.
+        if vaddr < prev:
+            raise LoadError(f"{path}: malformed ELF (PT_LOAD segments not in p_vaddr order)")
+        if memsz and vaddr & ~(PAGE - 1) < hi:
+            raise LoadError(f"{path}: malformed ELF (overlapping PT_LOAD segments)")
+        prev = vaddr
+        if memsz:
+            hi = max(hi, (vaddr + memsz - 1) & ~(PAGE - 1))
 
 
 def _map_image(img: ElfImage, mem: AddressSpace, bias: int) -> int:
