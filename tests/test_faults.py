@@ -58,15 +58,6 @@ EXEC_RIP = (
     "block entered: the block counter records it (Engine.counter.last_pc) but only while it "
     "slices, and the branch's start inside the block needs instruction lengths"
 )
-NO_SIGBUS = (
-    "not implemented: SIGBUS. sys_mmap (linux/syscalls/mm.py) turns a MAP_SHARED file mapping "
-    "that extends past the end of the file into a private anonymous copy (os.pread), so the "
-    "pages beyond EOF read as zeros instead of raising SIGBUS/BUS_ADRERR"
-)
-SYSCALL_CRASH = (
-    "emulator bug: 'internal error' (status 70) where Linux returns a result or an errno; "
-    "see tests/test_fuzz.py KNOWN_SYSCALL_BUGS[{key}]"
-)
 
 
 @dataclass(frozen=True)
@@ -94,9 +85,7 @@ FAULTS = {
     "exec-noncanonical": Fault("SIGSEGV", "SI_KERNEL"),
     "exec-noncanonical-rip": Fault("SIGSEGV", "SI_KERNEL", xfail_handler=EXEC_RIP),
     "exec-kernel-half": Fault("SIGSEGV", "SEGV_MAPERR"),
-    "file-past-eof": Fault(
-        "SIGBUS", "BUS_ADRERR", xfail_handler=NO_SIGBUS, xfail_default=NO_SIGBUS
-    ),
+    "file-past-eof": Fault("SIGBUS", "BUS_ADRERR"),
     "ud2": Fault("SIGILL", "ILL_ILLOPN"),
     "uintr-insn": Fault("SIGILL", "ILL_ILLOPN", extra=("--cpu-features=-uintr",)),
     "div-zero": Fault("SIGFPE", "FPE_INTDIV"),
@@ -368,7 +357,7 @@ SYSCALL_MODES: dict[str, str | None] = {
     "access-empty": None,
     "open-flags": None,
     "open-flags-high": None,
-    "mmap-huge": SYSCALL_CRASH.format(key="('mmap', 'OSError')"),
+    "mmap-huge": None,  # ENOMEM (or a mapping, where the host overcommits)
     "dupfd-negative": None,
     "dupfd-limit": None,
     "clone-bad-ptid": None,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import mmap as mmap_module
 import os
 import pickle
 import select
@@ -65,6 +66,7 @@ from uintr_emu.hw.uintr import (
     UintrState,
     UintrUnit,
 )
+from uintr_emu.linux import mm as mm_module
 from uintr_emu.linux.kernel import BLOCK, RESTART, GuestExit
 from uintr_emu.linux.mm import TASK_SIZE, GuestFault, engine_perms
 from uintr_emu.linux.process import HostFile
@@ -595,8 +597,9 @@ def classify(r: Any) -> Outcome:
 
 def kernel_invariant(k: Any) -> tuple[str, str] | None:
     """(tag, message) of the first broken invariant after a syscall, or None: fd numbers;
-    VMAs sorted, page aligned, in user space and identical to the engine's mappings; every
-    runnable thread on a CPU; the UINTR state of every thread valid (docs/hardware.md)."""
+    VMAs sorted, page aligned, in user space and identical to the engine's mappings (but for
+    pages beyond the end of a mapped file); every runnable thread on a CPU; the UINTR state
+    of every thread valid (docs/hardware.md)."""
     for p in k.processes.values():
         if p.exit_status is not None:
             continue
@@ -613,7 +616,8 @@ def kernel_invariant(k: Any) -> tuple[str, str] | None:
             if v.end > TASK_SIZE:
                 return "vma-beyond-user", f"VMA {v.start:#x}-{v.end:#x} beyond user space"
             prev = v.end
-        ours = _merge((v.start, v.end, engine_perms(v.prot)) for v in mem.vmas)
+        # Pages of a file mapping beyond EOF are not in the engine (an access is SIGBUS).
+        ours = _merge((v.start, v.end, engine_perms(v.prot)) for v in mem.vmas if not v.beyond_eof)
         engine = _merge((a, b + 1, perms) for a, b, perms in p.engine.uc.mem_regions())
         if ours != engine:
             return "vma-engine", f"VMAs {_fmt(ours)} != engine mappings {_fmt(engine)}"
@@ -898,35 +902,6 @@ def bug(
 
 
 S = -1  # in a bug example: the scratch address
-bug(
-    "mmap mremap brk",
-    "OSError",
-    "AddressSpace.map (linux/mm.py) lets the host's OSError(ENOMEM) from mmap.mmap(-1, length) "
-    "escape: a guest mmap/brk/mremap of ~1 TiB ends the emulator ('internal error', status "
-    "70) instead of returning -ENOMEM",
-    ("mmap", (0, 1 << 40, 3, 0x22, M64, 0), b"", False),
-)
-bug(
-    "mmap",
-    "OverflowError",
-    "sys_mmap (linux/syscalls/mm.py) passes a file offset >= 2^63 to os.pread: OverflowError "
-    "(the offset is only checked for page alignment); Linux: EOVERFLOW/EINVAL",
-    ("mmap", (0, 4096, 1, 2, 3, 1 << 63), b"", True),
-)
-bug(
-    "mremap",
-    "vma-beyond-user",
-    "sys_mremap (linux/syscalls/mm.py) with MREMAP_MAYMOVE|MREMAP_FIXED does not check "
-    "new_addr: 0x8000000000000000 'succeeds' with a mapping outside the user address space "
-    "(Linux: EINVAL), an unaligned one makes Unicorn refuse the map (EngineError)",
-    ("mremap", (S, 4096, 8192, 3, NONCANONICAL), b"", False),
-)
-bug(
-    "mremap",
-    "EngineError",
-    KNOWN_SYSCALL_BUGS[("mremap", "vma-beyond-user")],
-    ("mremap", (S, 4096, 8192, 3, 0x1000_0001), b"", False),
-)
 
 # --- fixtures --------------------------------------------------------------------------------
 
@@ -1441,6 +1416,175 @@ def test_reading_nothing_from_an_empty_pipe(harness) -> None:
     pipe2 = (293, (("scratch", 0), ("int", 0)))  # fds 3 and 4
     read0 = (0, (("int", 3), ("scratch", 64), ("int", 0)))
     assert h.run([pipe2, read0]) == [Outcome("int", 0), Outcome("int", 0)]
+
+
+# --- fixed bugs: their inputs give what Linux gives ------------------------------------------
+
+ENOMEM, EFAULT, EINVAL, EOVERFLOW = 12, 14, 22, 75
+ERRNO_NAMES = {ENOMEM: "ENOMEM", EFAULT: "EFAULT", EINVAL: "EINVAL", EOVERFLOW: "EOVERFLOW"}
+MAYMOVE_FIXED = 3  # MREMAP_MAYMOVE | MREMAP_FIXED
+ANON_PRIVATE, ANON_FIXED = 0x22, 0x32  # MAP_PRIVATE | MAP_ANONYMOUS (| MAP_FIXED)
+
+
+def run_one(h: SyscallHarness, name: str, *args: int | Arg, scratch: bytes = b"", probe=None):
+    """One call in a child (S: the scratch address); its result, and the probe's. Fails on
+    anything but a result (an exception, a broken invariant: VMAs == engine mappings...)."""
+    nr = next(n for n, sc in h.kernel.syscalls.items() if sc.name == name)
+    symbolic = tuple(
+        a if isinstance(a, tuple) else ("scratch", 0) if a == S else ("int", a) for a in args
+    )
+    outcomes = h.run([(nr, symbolic)], scratch, probe=probe)
+    assert [o.kind for o in outcomes] == ["int"] + ["probe"] * (probe is not None), outcomes
+    return outcomes[0].value, outcomes[-1].value
+
+
+def call_id(v: Any) -> str:
+    if isinstance(v, tuple):
+        return ",".join("S" if a == S else f"{a[0]}+{a[1]:#x}" if isinstance(a, tuple) else
+                        f"{a:#x}" for a in v)  # fmt: skip
+    return ERRNO_NAMES[v]
+
+
+class RefusingHost:
+    """The mmap module of a host that does not overcommit: anonymous memory from 64 MiB on
+    is refused with ENOMEM, as mmap.mmap(-1, 1 << 40) is on a machine with less RAM."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(mmap_module, name)
+
+    @staticmethod
+    def mmap(fileno: int, length: int, *args: Any, **kwargs: Any) -> Any:
+        if fileno == -1 and length >= 1 << 26:
+            raise OSError(12, "Cannot allocate memory")
+        return mmap_module.mmap(fileno, length, *args, **kwargs)
+
+
+HUGE, BIG = 1 << 40, 1 << 26
+HUGE_CALLS = {
+    "mmap": ("mmap", 0, HUGE, 3, ANON_PRIVATE, M64, 0),
+    # 64 MiB below the scratch area and its first page (the scratch is near the top)
+    "mmap-fixed-over-scratch": ("mmap", ("scratch", -BIG), BIG + 4096, 3, ANON_FIXED, M64, 0),
+    "mremap-maymove": ("mremap", S, 4096, HUGE, 1, 0),
+    "mremap-fixed": ("mremap", S, 4096, HUGE, MAYMOVE_FIXED, 0x1000_0000),
+}
+
+
+@pytest.mark.parametrize("case", list(HUGE_CALLS))
+def test_huge_mapping_is_enomem(case, harness, monkeypatch) -> None:
+    """Formerly 'internal error' (the host's OSError escaped AddressSpace.map): a mapping the
+    host cannot back is ENOMEM (mmap(2)), and nothing changed -- the scratch mapping that a
+    MAP_FIXED one would have replaced is still there, with its bytes."""
+    monkeypatch.setattr(mm_module, "mmap", RefusingHost())
+    h = harness()
+    name, *args = HUGE_CALLS[case]
+    result, kept = run_one(h, name, *args, scratch=b"precious",
+                           probe=lambda k, t: t.process.mem.read(h.scratch, 8))  # fmt: skip
+    assert (result, kept) == (-ENOMEM, b"precious")
+
+
+def test_huge_brk_keeps_the_break(harness, monkeypatch) -> None:
+    """brk(2): a heap the host cannot back leaves the break where it was."""
+    monkeypatch.setattr(mm_module, "mmap", RefusingHost())
+    h = harness()
+    brk = h.thread.process.mem.brk
+    assert run_one(h, "brk", brk + HUGE, probe=lambda k, t: t.process.mem.brk) == (brk, brk)
+    # ... and so does one past the user address space, on any host
+    monkeypatch.undo()
+    for top in (TASK_SIZE, 1 << 47, M64):
+        assert run_one(h, "brk", top, probe=lambda k, t: t.process.mem.brk) == (brk, brk)
+
+
+def test_huge_mapping_on_this_host(harness) -> None:
+    """The former bug input, with the real host: ENOMEM or a mapping, never an exception."""
+    result, _ = run_one(harness(), "mmap", 0, HUGE, 3, ANON_PRIVATE, M64, 0)
+    assert result == -ENOMEM or 0 < result <= TASK_SIZE - HUGE
+
+
+def test_engine_out_of_memory_is_enomem(harness, monkeypatch) -> None:
+    """Unicorn's UC_ERR_NOMEM is ENOMEM too, and the pages a MAP_FIXED mapping was to
+    replace are mapped again (the invariant VMAs == engine mappings is checked)."""
+    real = eng.Engine.map_buffer
+    calls = []
+
+    def refuse_first(self, *args: Any) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise eng.EngineError("map: out of memory", eng.ucc.UC_ERR_NOMEM)
+        real(self, *args)
+
+    monkeypatch.setattr(eng.Engine, "map_buffer", refuse_first)
+    h = harness()
+    result, kept = run_one(h, "mmap", S, 8192, 3, ANON_FIXED, M64, 0, scratch=b"precious",
+                           probe=lambda k, t: t.process.mem.read(h.scratch, 8))  # fmt: skip
+    assert (result, kept) == (-ENOMEM, b"precious")
+
+
+@pytest.mark.parametrize(
+    ("args", "errno"),
+    [
+        # file_mmap_ok: offset + length beyond MAX_LFS_FILESIZE (formerly OverflowError)
+        ((0, 4096, 1, 2, 3, 1 << 63), EOVERFLOW),
+        ((0, 4096, 1, 2, 3, 2**63 - 4096), EOVERFLOW),
+        ((0, 4096, 1, 1, 3, 2**64 - 4096), EOVERFLOW),
+        ((0, 4096, 1, 2, 3, 4095), EINVAL),  # sys_mmap: offset not page aligned
+        ((0, 4096, 1, 2, 99, 1), EINVAL),  # ... checked before the fd
+        ((0, 0, 1, 2, 3, 0), EINVAL),
+        ((0, 2**64 - 1, 1, ANON_PRIVATE, M64, 0), ENOMEM),  # PAGE_ALIGN wraps to 0
+        ((0, 1 << 47, 1, ANON_PRIVATE, M64, 0), ENOMEM),  # longer than TASK_SIZE
+        ((TASK_SIZE - 4096, 8192, 1, ANON_FIXED, M64, 0), ENOMEM),
+        ((NONCANONICAL, 4096, 1, ANON_FIXED, M64, 0), ENOMEM),
+        ((0x1000_0001, 4096, 1, ANON_FIXED, M64, 0), EINVAL),
+        ((0, 4096, 1, 0x23, M64, 0), EINVAL),  # anonymous MAP_SHARED_VALIDATE
+    ],
+    ids=call_id,
+)
+def test_mmap_errors(args, errno, harness) -> None:
+    assert run_one(harness(rich=True), "mmap", *args)[0] == -errno
+
+
+def test_mmap_anonymous_ignores_the_offset(harness) -> None:
+    result, _ = run_one(harness(), "mmap", 0, 4096, 3, ANON_PRIVATE, M64, 1 << 63)
+    assert 0 < result < TASK_SIZE
+
+
+@pytest.mark.parametrize(
+    ("args", "errno"),
+    [
+        # mremap_to: a destination outside the user address space or unaligned (formerly
+        # mapped at 0x8000000000000000, or EngineError from Unicorn)
+        ((S, 4096, 8192, MAYMOVE_FIXED, NONCANONICAL), EINVAL),
+        ((S, 4096, 8192, MAYMOVE_FIXED, 0x1000_0001), EINVAL),
+        ((S, 4096, 8192, MAYMOVE_FIXED, 1 << 47), EINVAL),
+        ((S, 4096, 8192, MAYMOVE_FIXED, TASK_SIZE - 4096), EINVAL),
+        ((S, 8192, 8192, MAYMOVE_FIXED, ("scratch", 4096)), EINVAL),  # overlapping
+        # check_mremap_params
+        ((S, 4096, 4096, 8, 0), EINVAL),
+        ((("scratch", 1), 4096, 4096, 1, 0), EINVAL),
+        ((S, 4096, 0, 1, 0), EINVAL),
+        ((S, 4096, 8192, 2, 0x1000_0000), EINVAL),  # MREMAP_FIXED without MAYMOVE
+        # remap_is_valid
+        ((S, 0, 4096, 1, 0), EINVAL),  # only a shared mapping can be duplicated
+        ((S, SCRATCH_SIZE + 4096, SCRATCH_SIZE + 8192, 1, 0), EFAULT),
+        ((("scratch-end", 0), 4096, 8192, 1, 0), EFAULT),  # nothing mapped there
+    ],
+    ids=call_id,
+)
+def test_mremap_errors(args, errno, harness) -> None:
+    assert run_one(harness(), "mremap", *args)[0] == -errno
+
+
+def test_mremap_fixed_moves_the_pages(harness) -> None:
+    """MREMAP_FIXED: the bytes move to new_addr (grown with zeros); the old range is gone."""
+    h = harness()
+    dest = 0x2000_0000
+
+    def where(k: Any, t: Any) -> tuple[bytes, bytes, bool]:
+        mem = t.process.mem
+        return mem.read(dest, 8), mem.read(dest + SCRATCH_SIZE, 8), mem.find(h.scratch) is None
+
+    result = run_one(h, "mremap", S, SCRATCH_SIZE, SCRATCH_SIZE + 4096, MAYMOVE_FIXED, dest,
+                     scratch=b"moved!!!", probe=where)  # fmt: skip
+    assert result == (dest, (b"moved!!!", bytes(8), True))
 
 
 # --- the host file system is left alone ------------------------------------------------------

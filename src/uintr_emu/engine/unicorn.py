@@ -227,6 +227,14 @@ class FaultReplay(NamedTuple):
 class EngineError(Exception):
     """Unicorn refused an operation (bad mapping, corrupt state); a bug or bad guest input."""
 
+    def __init__(self, message: str, status: int = ucc.UC_ERR_OK) -> None:
+        super().__init__(message)
+        self.status = status  # Unicorn's uc_err
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.status == ucc.UC_ERR_NOMEM
+
 
 class Engine:
     """One Unicorn instance = one guest address space, with its hooks installed once.
@@ -705,7 +713,7 @@ class Engine:
         ptr = ctypes.addressof(ctypes.c_char.from_buffer(buf)) + offset
         status = uclib.uc_mem_map_ptr(self.handle, address, size, perms, ptr)
         if status != ucc.UC_ERR_OK:
-            raise EngineError(f"map {address:#x}+{size:#x}: {UcError(status)}")
+            raise EngineError(f"map {address:#x}+{size:#x}: {UcError(status)}", status)
 
     def unmap(self, address: int, size: int) -> None:
         status = uclib.uc_mem_unmap(self.handle, address, size)

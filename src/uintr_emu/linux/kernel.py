@@ -636,6 +636,9 @@ class Kernel:
             # canonical upper-half address. Whether the access was canonical at all is only
             # known once the engine has stopped (_engine_fault, linux/memfault.py).
             address |= 0xFFF0_0000_0000_0000
+        if t.process.mem.sigbus(address, kind):  # a file page wholly beyond EOF (mmap(2))
+            t.fault = S.SigInfo(S.SIGBUS, S.BUS_ADRERR, addr=address, trapno=14)
+            return
         prot = kind in eng.ACCESS_PROT_KINDS
         if not prot and t.process.mem.find(address) is not None:
             prot = True

@@ -6,7 +6,6 @@ argc, argv[], NULL, envp[], NULL, auxv pairs, AT_NULL, then the strings near the
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import struct
@@ -17,7 +16,16 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from ..engine.unicorn import PAGE
-from .mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP, AddressSpace, page_up
+from .mm import (
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    STACK_SIZE,
+    STACK_TOP,
+    AddressSpace,
+    OutOfMemory,
+    page_up,
+)
 from .vfs import resolve
 
 # Auxiliary vector keys (include/uapi/linux/auxvec.h).
@@ -29,6 +37,8 @@ AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 26, 31, 51
 PT_LOAD, PT_INTERP, PT_PHDR, PT_TLS = 1, 3, 6, 7
 EM_X86_64 = 62
 STATIC_PIE_BASE = 0x5555_5555_4000  # where the kernel puts ET_DYN programs (ELF_ET_DYN_BASE)
+PATH_MAX = 4096
+READ_CHUNK = 16 << 20  # segment bytes are read and copied this much at a time
 
 
 class LoadError(Exception):
@@ -66,7 +76,30 @@ def _check_header(path: str, f: BinaryIO) -> None:
         raise LoadError(f"{path}: ELF type {etype} is not an executable")
 
 
-def _read_elf(path: str) -> tuple[bytes, ELFFile, list[Any]]:
+@dataclass
+class ElfImage:
+    """An open ELF file: its headers parsed, its bytes read only where needed (pread)."""
+
+    path: str
+    file: BinaryIO
+    size: int
+    elf: ELFFile
+    segments: list[Any]
+
+    def read(self, offset: int, n: int) -> bytes:
+        data = os.pread(self.file.fileno(), n, offset)
+        if len(data) != n:  # binfmt_elf elf_read: a short read is an error
+            raise LoadError(f"{self.path}: malformed ELF (segment outside the file)")
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _open_elf(path: str) -> ElfImage:
+    """Open and check an ELF program; the caller closes it. Only the ELF header and the
+    program headers are read here: a program's size costs no memory (a sparse 8 GiB file
+    with a small program at its start loads at once, as on Linux)."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -78,7 +111,7 @@ def _read_elf(path: str) -> tuple[bytes, ELFFile, list[Any]]:
     if not stat.S_ISREG(mode):  # execve(2): EACCES; opening a FIFO would block
         raise LoadError(f"{path}: not a regular file")
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        f = open(path, "rb")  # noqa: SIM115 - closed by the caller, or below
     except FileNotFoundError:
         raise LoadError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -87,32 +120,54 @@ def _read_elf(path: str) -> tuple[bytes, ELFFile, list[Any]]:
         raise LoadError(f"{path}: permission denied") from None
     except OSError as e:
         raise LoadError(f"{path}: {e.strerror}") from None
-    with f:
+    try:
         _check_header(path, f)
         f.seek(0)
-        data = f.read()
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        if elf["e_phentsize"] != 56:  # binfmt_elf: ENOEXEC unless sizeof(Elf64_Phdr)
-            raise LoadError(f"{path}: malformed ELF (e_phentsize {elf['e_phentsize']}, not 56)")
-        segments = [elf.get_segment(i) for i in range(elf.num_segments())]
-    except (ELFError, struct.error, ValueError, OverflowError) as e:
-        raise LoadError(f"{path}: malformed ELF ({e})") from None
-    for s in segments:
-        if s["p_type"] == "PT_LOAD" and (s["p_vaddr"] - s["p_offset"]) % PAGE:
-            # mmap of the segment needs offset and address congruent modulo the page size
-            raise LoadError(f"{path}: malformed ELF (PT_LOAD offset and address misaligned)")
-    return data, elf, segments
+        try:
+            elf = ELFFile(f)
+            if elf["e_phentsize"] != 56:  # binfmt_elf: ENOEXEC unless sizeof(Elf64_Phdr)
+                raise LoadError(f"{path}: malformed ELF (e_phentsize {elf['e_phentsize']}, not 56)")
+            segments = [elf.get_segment(i) for i in range(elf.num_segments())]
+        except (ELFError, struct.error, ValueError, OverflowError) as e:
+            raise LoadError(f"{path}: malformed ELF ({e})") from None
+        _check_loads(path, segments)
+        return ElfImage(path, f, os.fstat(f.fileno()).st_size, elf, segments)
+    except BaseException:
+        f.close()
+        raise
 
 
-def _map_image(path: str, data: bytes, segments: list[Any], mem: AddressSpace, bias: int) -> int:
-    """Map the PT_LOAD segments at `bias`; returns the page-aligned end of the image."""
-    hi = 0
+def _check_loads(path: str, segments: list[Any]) -> None:
+    hi = -1  # the last page of the PT_LOADs so far
+    prev = 0
     for s in segments:
         if s["p_type"] != "PT_LOAD":
             continue
+        vaddr, memsz = s["p_vaddr"], s["p_memsz"]
+        if (vaddr - s["p_offset"]) % PAGE:
+            # mmap of the segment needs offset and address congruent modulo the page size
+            raise LoadError(f"{path}: malformed ELF (PT_LOAD offset and address misaligned)")
+        # gABI: "Loadable segment entries in the program header table appear in ascending
+        # order, sorted on the p_vaddr member". Linux maps them as they come, a later one over
+        # an earlier one; we refuse to run such a corrupted image. Segments may share a page.
+        if vaddr < prev:
+            raise LoadError(f"{path}: malformed ELF (PT_LOAD segments not in p_vaddr order)")
+        if memsz and vaddr & ~(PAGE - 1) < hi:
+            raise LoadError(f"{path}: malformed ELF (overlapping PT_LOAD segments)")
+        prev = vaddr
+        if memsz:
+            hi = max(hi, (vaddr + memsz - 1) & ~(PAGE - 1))
+
+
+def _map_image(img: ElfImage, mem: AddressSpace, bias: int) -> int:
+    """Map the PT_LOAD segments at `bias`; returns the page-aligned end of the image."""
+    path = img.path
+    hi = 0
+    for s in img.segments:
+        if s["p_type"] != "PT_LOAD":
+            continue
         vaddr, memsz, filesz, off = s["p_vaddr"], s["p_memsz"], s["p_filesz"], s["p_offset"]
-        if filesz > memsz or off + filesz > len(data):
+        if filesz > memsz or off + filesz > img.size:
             raise LoadError(f"{path}: malformed ELF (segment outside the file)")
         if memsz > 1 << 34 or vaddr + bias + memsz > STACK_TOP - STACK_SIZE:
             raise LoadError(f"{path}: malformed ELF (segment too large or too high)")
@@ -123,18 +178,35 @@ def _map_image(path: str, data: bytes, segments: list[Any], mem: AddressSpace, b
         flags = s["p_flags"]
         prot = (PROT_READ if flags & 4 else 0) | (PROT_WRITE if flags & 2 else 0)
         prot |= PROT_EXEC if flags & 1 else 0
-        # Segments may share a page (text end / data start); map the union once.
-        existing = mem.find(start)
-        if existing is not None and existing.end > start:
-            keep = existing.view().tobytes()
-            mstart = existing.start
-            v = mem.map(mstart, max(end, existing.end) - mstart, existing.prot | prot, name=path)
-            v.buf[: len(keep)] = keep
-        else:
-            mem.map(start, end - start, prot, name=path)
-        mem.poke(vaddr + bias, data[off : off + filesz])
+        try:
+            # Segments may share a page (text end / data start); map the union once.
+            existing = mem.find(start)
+            if existing is not None and existing.end > start:
+                keep = existing.view().tobytes()
+                mstart = existing.start
+                v = mem.map(mstart, max(end, existing.end) - mstart, existing.prot | prot,
+                            name=path)  # fmt: skip
+                v.buf[: len(keep)] = keep
+            else:
+                mem.map(start, end - start, prot, name=path)
+        except OutOfMemory:
+            raise LoadError(f"{path}: not enough memory for a segment of {memsz} bytes") from None
+        for pos in range(0, filesz, READ_CHUNK):
+            n = min(READ_CHUNK, filesz - pos)
+            mem.poke(vaddr + bias + pos, img.read(off + pos, n))
         hi = max(hi, end)
     return hi
+
+
+def _interp_name(img: ElfImage, s: Any) -> bytes:
+    # binfmt_elf load_elf_binary: ENOEXEC unless 2 <= p_filesz <= PATH_MAX and NUL-terminated
+    filesz = s["p_filesz"]
+    if not 2 <= filesz <= PATH_MAX or s["p_offset"] + filesz > img.size:
+        raise LoadError(f"{img.path}: malformed ELF (program interpreter name of {filesz} bytes)")
+    name = img.read(s["p_offset"], filesz)
+    if name[-1] != 0:
+        raise LoadError(f"{img.path}: malformed ELF (program interpreter name not terminated)")
+    return name.split(b"\0")[0]
 
 
 def _image_span(segments: list[Any]) -> tuple[int, int]:
@@ -146,19 +218,28 @@ def _image_span(segments: list[Any]) -> tuple[int, int]:
 
 def load_elf(path: str, mem: AddressSpace, root: str = "/") -> LoadedProgram:
     """Map the program (and its program interpreter, found under `root`) into `mem`."""
-    data, elf, segments = _read_elf(path)
+    img = _open_elf(path)
+    try:
+        return _load(img, mem, root)
+    finally:
+        img.close()
+
+
+def _load(img: ElfImage, mem: AddressSpace, root: str) -> LoadedProgram:
+    path, elf, segments = img.path, img.elf, img.segments
     if not any(s["p_type"] == "PT_LOAD" for s in segments):
         raise LoadError(f"{path}: no loadable segments")
+    interp = None
+    for s in segments:
+        if s["p_type"] == "PT_INTERP":
+            interp = _interp_name(img, s)
     bias = STATIC_PIE_BASE if elf["e_type"] == "ET_DYN" else 0
-    hi = _map_image(path, data, segments, mem, bias)
+    hi = _map_image(img, mem, bias)
     phdr = 0
     ehdr_phoff = elf["e_phoff"]
-    interp = None
     for s in segments:
         if s["p_type"] == "PT_PHDR":
             phdr = s["p_vaddr"] + bias
-        elif s["p_type"] == "PT_INTERP":
-            interp = data[s["p_offset"] : s["p_offset"] + s["p_filesz"]].split(b"\0")[0]
     if not phdr:
         for s in segments:
             if s["p_type"] == "PT_LOAD" and s["p_offset"] <= ehdr_phoff < s["p_offset"] + s[
@@ -190,20 +271,23 @@ def _load_interpreter(prog: str, interp: str, mem: AddressSpace, root: str) -> t
     if not os.path.exists(host):
         raise LoadError(f"{prog}: its program interpreter {interp} is missing{where}")
     try:
-        data, elf, segments = _read_elf(host)
+        img = _open_elf(host)
     except LoadError as e:
         raise LoadError(f"{prog}: bad program interpreter {interp}{where}: {e}") from None
-    if elf["e_type"] != "ET_DYN" or any(s["p_type"] == "PT_INTERP" for s in segments):
-        raise LoadError(f"{prog}: program interpreter {interp} is not a shared object")
-    if not any(s["p_type"] == "PT_LOAD" for s in segments):
-        raise LoadError(f"{prog}: program interpreter {interp} has no loadable segments")
-    lo, hi = _image_span(segments)
-    base = mem.find_free(hi - lo)
-    if base is None:
-        raise LoadError(f"{prog}: no room for the program interpreter")
-    bias = base - lo
-    _map_image(interp, data, segments, mem, bias)
-    return elf["e_entry"] + bias, bias
+    with img.file:
+        elf, segments = img.elf, img.segments
+        if elf["e_type"] != "ET_DYN" or any(s["p_type"] == "PT_INTERP" for s in segments):
+            raise LoadError(f"{prog}: program interpreter {interp} is not a shared object")
+        if not any(s["p_type"] == "PT_LOAD" for s in segments):
+            raise LoadError(f"{prog}: program interpreter {interp} has no loadable segments")
+        lo, hi = _image_span(segments)
+        base = mem.find_free(hi - lo)
+        if base is None:
+            raise LoadError(f"{prog}: no room for the program interpreter")
+        bias = base - lo
+        img.path = interp
+        _map_image(img, mem, bias)
+        return elf["e_entry"] + bias, bias
 
 
 def build_stack(

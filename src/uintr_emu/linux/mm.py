@@ -10,11 +10,12 @@ like the guest's own accesses.
 from __future__ import annotations
 
 import bisect
+import ctypes
 import mmap
 import struct
 from dataclasses import dataclass, field
 
-from ..engine.unicorn import PAGE, Engine
+from ..engine.unicorn import ACCESS_FETCH_KINDS, ACCESS_WRITE_KINDS, PAGE, Engine, EngineError
 from ..hw.faults import PageFault
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -33,6 +34,36 @@ def page_up(n: int) -> int:
     return (n + PAGE - 1) & ~(PAGE - 1)
 
 
+class OutOfMemory(Exception):
+    """The host cannot back a new mapping (the guest's ENOMEM); nothing was changed."""
+
+
+def anon_buffer(length: int) -> mmap.mmap:
+    """Zero-filled host memory for `length` bytes. The host refusing it (overcommit: OSError
+    ENOMEM, or MemoryError) is the guest's ENOMEM, as when Linux cannot commit it (mmap(2))."""
+    try:
+        return mmap.mmap(-1, length)
+    except (OSError, MemoryError, OverflowError, ValueError):
+        raise OutOfMemory(f"cannot back {length:#x} bytes") from None
+
+
+def file_buffer(fd: int, covered: int, offset: int) -> mmap.mmap:
+    """The host's shared, writable mapping of `covered` bytes of a file from `offset`, as
+    page_up(covered) bytes. The host maps the file's whole last page (zeros past EOF, not
+    written back), but a Python mmap admits only bytes inside the file: a partial last page
+    is reached through a ctypes array over the same memory. OSError as the host's mmap."""
+    try:
+        m = mmap.mmap(fd, covered, access=mmap.ACCESS_WRITE, offset=offset)
+    except (MemoryError, OverflowError, ValueError):
+        raise OutOfMemory(f"cannot map {covered:#x} bytes of fd {fd}") from None
+    if covered % PAGE == 0:
+        return m
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    arr = (ctypes.c_char * page_up(covered)).from_address(base)
+    arr._host_mapping = m  # type: ignore[attr-defined]  # unmapped with the array
+    return arr  # type: ignore[return-value]
+
+
 def engine_perms(prot: int) -> int:
     # x86 pages: anything mapped writable or executable is also readable.
     if prot & (PROT_WRITE | PROT_EXEC):
@@ -45,20 +76,36 @@ class Vma:
     start: int
     end: int
     prot: int
-    buf: mmap.mmap
+    buf: mmap.mmap  # or a ctypes char array over a file mapping (file_buffer)
     offset: int  # where `start` lies in `buf`
     name: str = ""
     shared: bool = False
     max_prot: int = 7  # what mprotect may grant (a read-only file's shared mapping: no write)
+    # Pages of a file mapping wholly beyond the end of the file: no memory behind them, not
+    # in the engine; an access is SIGBUS/BUS_ADRERR (mmap(2)), a syscall's access EFAULT.
+    beyond_eof: bool = False
+    file: bool = False  # a file mapping (mremap grows it with file pages, not zero pages)
 
     def piece(self, start: int, end: int, prot: int | None = None) -> Vma:
         """The part [start, end) of this mapping (same buffer), optionally re-protected."""
         off = self.offset + (start - self.start)
         p = self.prot if prot is None else prot
-        return Vma(start, end, p, self.buf, off, self.name, self.shared, self.max_prot)
+        return Vma(start, end, p, self.buf, off, self.name, self.shared, self.max_prot,
+                   self.beyond_eof, self.file)  # fmt: skip
+
+    def moved(self, start: int) -> Vma:
+        """The same pages at `start` (mremap moves page tables, not contents)."""
+        v = self.piece(self.start, self.end)
+        v.start, v.end = start, start + (self.end - self.start)
+        return v
 
     def view(self) -> memoryview:
         return memoryview(self.buf)[self.offset : self.offset + (self.end - self.start)]
+
+
+# The buffer of beyond-EOF VMAs: never read or written (they are not in the engine, and
+# accesses on the guest's behalf fault before touching it).
+_NO_PAGES = mmap.mmap(-1, PAGE)
 
 
 class GuestFault(Exception):
@@ -131,30 +178,64 @@ class AddressSpace:
         buf: mmap.mmap | None = None,
         offset: int = 0,
         shared: bool = False,
+        beyond_eof: bool = False,
     ) -> Vma:
-        """Map [start, start+length) (page aligned), replacing whatever was there."""
+        """Map [start, start+length) (page aligned), replacing whatever was there. Atomic:
+        OutOfMemory if the host cannot back it, and then nothing changed."""
         length = page_up(length)
-        self.unmap(start, length)
-        if buf is None:
-            buf = mmap.mmap(-1, length)
-            offset = 0
-        v = Vma(start, start + length, prot, buf, offset, name, shared)
-        self.engine.map_buffer(start, length, engine_perms(prot), buf, offset)
-        self._insert(v)
+        if beyond_eof:
+            buf, offset = _NO_PAGES, 0
+        elif buf is None:
+            buf, offset = anon_buffer(length), 0
+        v = Vma(start, start + length, prot, buf, offset, name, shared, beyond_eof=beyond_eof)
+        self.replace(start, start + length, [v])
         return v
 
-    def unmap(self, start: int, length: int) -> None:
-        end = start + page_up(length)
+    def replace(self, start: int, end: int, new: list[Vma]) -> None:
+        """Unmap [start, end) and insert `new` (VMAs inside it); atomic like `map`."""
+        old = self._cut(start, end)
+        done: list[Vma] = []
+        try:
+            for v in new:
+                self._add(v)
+                done.append(v)
+        except EngineError as e:
+            if not e.out_of_memory:
+                raise
+            for v in done:
+                self._cut(v.start, v.end)
+            for v in old:
+                self._add(v)
+            raise OutOfMemory(str(e)) from None
+
+    def _add(self, v: Vma) -> None:
+        if not v.beyond_eof:
+            self.engine.map_buffer(v.start, v.end - v.start, engine_perms(v.prot), v.buf,
+                                   v.offset)  # fmt: skip
+        self._insert(v)
+
+    def _remove(self, v: Vma) -> None:
+        i = self.vmas.index(v)
+        del self.vmas[i], self.starts[i]
+
+    def _cut(self, start: int, end: int) -> list[Vma]:
+        """Take [start, end) out of the address space; returns the pieces taken."""
+        taken = []
         for v in self._overlapping(start, end):
             lo, hi = max(v.start, start), min(v.end, end)
-            self.engine.unmap(lo, hi - lo)
-            self.engine.invalidate_code(lo, hi - lo)
-            i = self.vmas.index(v)
-            del self.vmas[i], self.starts[i]
+            if not v.beyond_eof:
+                self.engine.unmap(lo, hi - lo)
+                self.engine.invalidate_code(lo, hi - lo)
+            self._remove(v)
             if v.start < lo:
                 self._insert(v.piece(v.start, lo))
             if hi < v.end:
                 self._insert(v.piece(hi, v.end))
+            taken.append(v.piece(lo, hi))
+        return taken
+
+    def unmap(self, start: int, length: int) -> None:
+        self._cut(start, start + page_up(length))
 
     def protect(self, start: int, length: int, prot: int) -> bool:
         """mprotect: False (ENOMEM) if any page of the range is unmapped."""
@@ -169,15 +250,29 @@ class AddressSpace:
             return False
         for v in parts:
             lo, hi = max(v.start, start), min(v.end, end)
-            i = self.vmas.index(v)
-            del self.vmas[i], self.starts[i]
+            self._remove(v)
             if v.start < lo:
                 self._insert(v.piece(v.start, lo))
             self._insert(v.piece(lo, hi, prot))
             if hi < v.end:
                 self._insert(v.piece(hi, v.end))
-            self.engine.protect(lo, hi - lo, engine_perms(prot))
+            if not v.beyond_eof:
+                self.engine.protect(lo, hi - lo, engine_perms(prot))
         return True
+
+    def sigbus(self, addr: int, kind: int) -> bool:
+        """Whether an engine fault of `kind` at `addr` is SIGBUS: an access its VMA's
+        protection allows to a file page wholly beyond the end of the file (mmap(2))."""
+        v = self.find(addr)
+        if v is None or not v.beyond_eof:
+            return False
+        if kind in ACCESS_WRITE_KINDS:
+            need = PROT_WRITE
+        elif kind in ACCESS_FETCH_KINDS:
+            need = PROT_EXEC
+        else:
+            need = PROT_READ
+        return bool(engine_perms(v.prot) & need)
 
     # --- access on the guest's behalf ---------------------------------------------------
 
@@ -186,7 +281,7 @@ class AddressSpace:
         end = addr + size
         while addr < end:
             v = self.find(addr)
-            if v is None or (need and not (engine_perms(v.prot) & need)):
+            if v is None or v.beyond_eof or (need and not (engine_perms(v.prot) & need)):
                 raise GuestFault(addr)
             n = min(end, v.end) - addr
             out.append((v, v.offset + addr - v.start, n))
@@ -195,7 +290,8 @@ class AddressSpace:
 
     def read(self, addr: int, size: int) -> bytes:
         v = self.find(addr)
-        if v is not None and addr + size <= v.end and v.prot & (PROT_READ | PROT_WRITE):
+        if v is not None and addr + size <= v.end and v.prot & (PROT_READ | PROT_WRITE) and (
+                not v.beyond_eof):  # fmt: skip
             o = v.offset + addr - v.start
             return v.buf[o : o + size]
         return b"".join(v.buf[o : o + n] for v, o, n in self._span(addr, size, PROT_READ))
@@ -223,7 +319,7 @@ class AddressSpace:
         out = bytearray()
         while len(out) < limit:
             v = self.find(addr)
-            if v is None or not engine_perms(v.prot) & PROT_READ:
+            if v is None or v.beyond_eof or not engine_perms(v.prot) & PROT_READ:
                 raise GuestFault(addr)
             o = v.offset + addr - v.start
             chunk = v.buf[o : o + min(v.end - addr, limit - len(out))]
@@ -254,20 +350,22 @@ class AddressSpace:
     # --- fork ---------------------------------------------------------------------------
 
     def clone_into(self, engine: Engine) -> AddressSpace:
-        """A copy for a forked child: private mappings copied, shared ones shared."""
+        """A copy for a forked child: private mappings copied, shared ones shared.
+        OutOfMemory if the host cannot back the copies."""
         child = AddressSpace(engine, brk_start=self.brk_start, brk=self.brk)
         child.max_bytes = self.max_bytes
         copies: dict[int, mmap.mmap] = {}
         for v in self.vmas:
-            if v.shared:
-                buf, off = v.buf, v.offset
+            if v.shared or v.beyond_eof:
+                buf = v.buf
             else:
                 key = id(v.buf)
                 if key not in copies:
-                    nb = mmap.mmap(-1, len(v.buf))
-                    nb[:] = v.buf[:]
+                    nb = anon_buffer(len(v.buf))
+                    nb[:] = v.buf  # no intermediate bytes copy
                     copies[key] = nb
-                buf, off = copies[key], v.offset
-            child.map(v.start, v.end - v.start, v.prot, name=v.name, buf=buf, offset=off,
-                      shared=v.shared)  # fmt: skip
+                buf = copies[key]
+            c = v.piece(v.start, v.end)
+            c.buf = buf
+            child._add(c)
         return child

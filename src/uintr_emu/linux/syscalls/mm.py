@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import fcntl
-import mmap as _mmap
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from ...engine.unicorn import PAGE
 from .. import errno as E
+from ..ipc import UnixSocket
 from ..mm import (
+    _NO_PAGES,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -19,17 +21,27 @@ from ..mm import (
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
+    AddressSpace,
+    OutOfMemory,
+    Vma,
+    anon_buffer,
+    file_buffer,
     page_up,
 )
-from ..process import HostFile
+from ..process import File, HostFile, PipeEnd
 from . import syscall
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..process import Thread
 
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED, MADV_FREE = 4, 8
+MAP_TYPE, MAP_SHARED_VALIDATE = 0x0F, 0x03
+MAX_LFS_FILESIZE = 2**63 - 1  # include/linux/fs.h, 64-bit
+ULONG_MAX = 2**64 - 1
+MMAP_MIN_ADDR = 0x10000  # the vm.mmap_min_addr default
+READ_CHUNK = 16 << 20
 
 
 def _over_limit(t: Thread, extra: int) -> bool:
@@ -37,85 +49,183 @@ def _over_limit(t: Thread, extra: int) -> bool:
     return mem.max_bytes is not None and mem.mapped_bytes() + extra > mem.max_bytes
 
 
+def _mapped_in(mem: AddressSpace, start: int, end: int) -> int:
+    return sum(min(v.end, end) - max(v.start, start) for v in mem._overlapping(start, end))
+
+
+def _munmap_invalid(start: int, length: int) -> bool:
+    # do_vmi_munmap: EINVAL unless page aligned and inside the user address space
+    return bool(start & (PAGE - 1)) or start > TASK_SIZE or length > TASK_SIZE - start
+
+
 @syscall(12)
 def sys_brk(k: Kernel, t: Thread, addr: int) -> int:
     mem = t.process.mem
+    # mm/mmap.c brk: whatever fails, the result is the current break
     if addr < mem.brk_start:
         return mem.brk
     old_end, new_end = page_up(mem.brk), page_up(addr)
     if new_end > old_end:
-        if not mem.is_free(old_end, new_end) or _over_limit(t, new_end - old_end):
+        # check_brk_limits -> get_unmapped_area(MAP_FIXED): the heap stays in user space;
+        # and one free page must remain before the next mapping (brk's vma_find)
+        if new_end > TASK_SIZE or not mem.is_free(old_end, new_end + PAGE):
             return mem.brk
-        mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        if _over_limit(t, new_end - old_end):
+            return mem.brk
+        try:
+            mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        except OutOfMemory:  # do_brk_flags: ENOMEM
+            return mem.brk
     elif new_end < old_end:
         mem.unmap(new_end, old_end - new_end)
     mem.brk = addr
     return addr
 
 
+def _file_kind(f: File) -> tuple[int, int, str]:
+    """(access mode, file_mmap_size_max, how it maps): 'file', 'zero' (/dev/zero: anonymous
+    memory) or 'none' (no ->mmap: ENODEV)."""
+    if isinstance(f, HostFile):
+        st = os.fstat(f.fd)
+        mode = fcntl.fcntl(f.fd, fcntl.F_GETFL) & os.O_ACCMODE
+        if stat.S_ISREG(st.st_mode):
+            return mode, MAX_LFS_FILESIZE, "file"
+        if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 5):
+            return mode, ULONG_MAX, "zero"
+        if stat.S_ISBLK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            return mode, MAX_LFS_FILESIZE, "none"
+        return mode, ULONG_MAX, "none"
+    if isinstance(f, PipeEnd):
+        return (os.O_WRONLY if f.write_end else os.O_RDONLY), ULONG_MAX, "none"
+    if isinstance(f, UnixSocket):
+        return os.O_RDWR, MAX_LFS_FILESIZE, "none"
+    return os.O_RDWR, ULONG_MAX, "none"  # eventfd, UINTR fds: anonymous inodes
+
+
+def _read_into(fd: int, buf: object, n: int, offset: int) -> None:
+    """Read n bytes of the file at `offset` into buf[:n] (zeros past what the file has)."""
+    with memoryview(buf).cast("B") as view:  # type: ignore[arg-type]
+        pos = 0
+        while pos < n:
+            got = os.preadv(fd, [view[pos : min(n, pos + READ_CHUNK)]], offset + pos)
+            if got <= 0:
+                break
+            pos += got
+
+
 @syscall(9, prot="hex", flags="hex", fd="int")
 def sys_mmap(k: Kernel, t: Thread, addr: int, length: int, prot: int, flags: int, fd: int,
              offset: int) -> int:  # fmt: skip
     mem = t.process.mem
-    fd = fd if fd < 2**31 else fd - 2**32
-    if length == 0 or length > TASK_SIZE or offset & (PAGE - 1):
+    # arch/x86/kernel/sys_x86_64.c sys_mmap: the offset must be page aligned
+    if offset & (PAGE - 1):
         return -E.EINVAL
-    if not flags & (MAP_SHARED | MAP_PRIVATE):
+    f = None
+    if not flags & MAP_ANONYMOUS:
+        # ksys_mmap_pgoff looks the file up first (fget takes an unsigned int)
+        fd &= 0xFFFF_FFFF
+        f = t.process.fds.get(fd - (1 << 32) if fd >> 31 else fd)
+        if f is None:
+            return -E.EBADF
+    # do_mmap
+    if length == 0:
         return -E.EINVAL
     size = page_up(length)
-    if _over_limit(t, size):
+    if size >> 64:  # PAGE_ALIGN(len) wrapped to 0
         return -E.ENOMEM
-    fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
-    if fixed:
-        if addr & (PAGE - 1) or addr + size > TASK_SIZE:
+    # (Its pgoff + len overflow check cannot fire on 64-bit: pgoff < 2^52. A file's offset
+    # is bounded by file_mmap_ok below.)
+    prot &= PROT_READ | PROT_WRITE | PROT_EXEC
+    # get_unmapped_area
+    if size > TASK_SIZE:
+        return -E.ENOMEM
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        if addr > TASK_SIZE - size:
+            return -E.ENOMEM
+        if addr & (PAGE - 1):
             return -E.EINVAL
         if flags & MAP_FIXED_NOREPLACE and not mem.is_free(addr, addr + size):
             return -E.EEXIST
         start = addr
+        replaced = _mapped_in(mem, start, start + size)  # mmap_region: not an expansion
     else:
-        start = None
         hint = addr & ~(PAGE - 1)
-        if hint and hint + size <= TASK_SIZE and mem.is_free(hint, hint + size):
-            start = hint
-        if start is None:
-            start = mem.find_free(size)
-        if start is None:
+        if hint and hint < MMAP_MIN_ADDR:  # round_hint_to_min
+            hint = MMAP_MIN_ADDR
+        found = None
+        if hint and hint <= TASK_SIZE - size and mem.is_free(hint, hint + size):
+            found = hint
+        if found is None:
+            found = mem.find_free(size)
+        if found is None:
             return -E.ENOMEM
-    data = b""
-    shared = bool(flags & MAP_SHARED)
-    host_map = None
-    max_prot = 7
-    if not flags & MAP_ANONYMOUS:
-        f = t.process.fds.get(fd)
-        if f is None:
-            return -E.EBADF
-        if not isinstance(f, HostFile):
-            return -E.ENODEV
+        start, replaced = found, 0
+    mtype = flags & MAP_TYPE
+    shared = mtype in (MAP_SHARED, MAP_SHARED_VALIDATE)
+    how = "anon"
+    mode = os.O_RDWR
+    if f is None:
+        if mtype not in (MAP_SHARED, MAP_PRIVATE):  # do_mmap, anonymous: no other type
+            return -E.EINVAL
+    else:
         try:
-            mode = fcntl.fcntl(f.fd, fcntl.F_GETFL) & os.O_ACCMODE
-            if shared:
-                if mode == os.O_RDONLY:
-                    max_prot = PROT_READ | PROT_EXEC  # mmap(2): EACCES for a writable mapping
-                    if prot & PROT_WRITE:
-                        return -E.EACCES
-                if offset + size <= os.fstat(f.fd).st_size:
-                    # The guest shares the file's pages with the host and other processes.
-                    access = _mmap.ACCESS_READ if mode == os.O_RDONLY else _mmap.ACCESS_WRITE
-                    host_map = _mmap.mmap(f.fd, size, access=access, offset=offset)
-            if host_map is None:
-                data = os.pread(f.fd, size, offset)
+            mode, maxsize, how = _file_kind(f)
         except OSError as e:
             return -(e.errno or E.EACCES)
-    name = "[anon]" if flags & MAP_ANONYMOUS else f"fd {fd}"
-    if host_map is not None and max_prot & PROT_WRITE == 0:
-        # A read-only host mapping must never be written by the engine: give the guest a
-        # private copy (it can neither write it nor mprotect it writable, see max_prot).
-        data, host_map = host_map[:], None
-    v = mem.map(start, size, prot, name=name, shared=shared, buf=host_map)
-    v.max_prot = max_prot
-    if data:
-        v.buf[: len(data)] = data
+        # file_mmap_ok: offset + length within what the file can address
+        if size > maxsize or offset >> 12 > (maxsize - size) >> 12:
+            return -E.EOVERFLOW
+        if mtype not in (MAP_SHARED, MAP_SHARED_VALIDATE, MAP_PRIVATE):
+            return -E.EINVAL
+        # do_mmap: a shared writable mapping needs a writable file, any mapping a readable one
+        if shared and prot & PROT_WRITE and mode == os.O_RDONLY:
+            return -E.EACCES
+        if mode == os.O_WRONLY:
+            return -E.EACCES
+        if how == "none":  # no ->mmap (pipes, sockets, directories, terminals, /dev/null)
+            return -E.ENODEV
+    if _over_limit(t, size - replaced):  # mmap_region: may_expand_vm
+        return -E.ENOMEM
+    name = f"fd {fd}" if how == "file" else "[anon]"
+    try:
+        if how == "file":
+            assert isinstance(f, HostFile)
+            vmas = _file_vmas(f.fd, start, size, prot, offset, shared, mode, name)
+            mem.replace(start, start + size, vmas)
+        else:
+            mem.map(start, size, prot, name=name, shared=shared)
+    except OutOfMemory:
+        return -E.ENOMEM
+    except OSError as e:
+        return -(e.errno or E.EACCES)
     return start
+
+
+def _file_vmas(fd: int, start: int, size: int, prot: int, offset: int, shared: bool, mode: int,
+               name: str) -> list[Vma]:  # fmt: skip
+    """The VMAs of a file mapping: the pages holding file data, then those wholly beyond
+    the end of the file, where an access is SIGBUS (mmap(2)); the part of the last file page
+    past EOF reads as zeros."""
+    covered = min(size, max(0, os.fstat(fd).st_size - offset))
+    inside = page_up(covered)
+    max_prot = 7
+    if shared and mode == os.O_RDONLY:
+        max_prot = PROT_READ | PROT_EXEC  # mprotect(2): EACCES for PROT_WRITE later
+    out = []
+    if inside:
+        if shared and mode == os.O_RDWR:
+            # The guest shares the file's pages with the host and other processes.
+            buf = file_buffer(fd, covered, offset)
+        else:
+            # A private mapping, or a read-only shared one (never written by the engine):
+            # a copy of the file's bytes.
+            buf = anon_buffer(inside)
+            _read_into(fd, buf, covered, offset)
+        out.append(Vma(start, start + inside, prot, buf, 0, name, shared, max_prot, file=True))
+    if inside < size:
+        out.append(Vma(start + inside, start + size, prot, _NO_PAGES, 0, name, shared, max_prot,
+                       beyond_eof=True, file=True))  # fmt: skip
+    return out
 
 
 @syscall(11)
@@ -138,39 +248,126 @@ def sys_mprotect(k: Kernel, t: Thread, addr: int, length: int, prot: int) -> int
     return 0 if mem.protect(addr, length, prot) else -E.ENOMEM
 
 
+# --- mremap (mm/mremap.c) --------------------------------------------------------------------
+
+
+def _continuation(v: Vma, at: int, length: int) -> list[Vma]:
+    """`length` more bytes of the mapping `v`, placed at `at`. Private anonymous memory grows
+    with zero pages; a shared or file mapping with the next pages of its object, and past
+    what the object holds (its size at mmap time) with pages that raise SIGBUS."""
+    if not (v.shared or v.file):
+        buf = anon_buffer(length)
+        return [Vma(at, at + length, v.prot, buf, 0, v.name, max_prot=v.max_prot)]
+    off = v.offset + (v.end - v.start)
+    avail = 0 if v.beyond_eof else max(0, min(length, len(v.buf) - off))
+    out = []
+    if avail:
+        out.append(Vma(at, at + avail, v.prot, v.buf, off, v.name, v.shared, v.max_prot,
+                       file=v.file))  # fmt: skip
+    if avail < length:
+        out.append(Vma(at + avail, at + length, v.prot, _NO_PAGES, 0, v.name, v.shared,
+                       v.max_prot, beyond_eof=True, file=v.file))  # fmt: skip
+    return out
+
+
+def _remap_is_valid(t: Thread, v: Vma, old: int, old_len: int, new_len: int) -> int:
+    if old_len == 0 and not v.shared:
+        return -E.EINVAL  # only a shared mapping can be duplicated (old_len 0)
+    if old_len > v.end - old:
+        return -E.EFAULT  # "We can't remap across vm area boundaries"
+    if new_len > old_len and _over_limit(t, new_len - old_len):
+        return -E.ENOMEM  # may_expand_vm
+    return 0
+
+
+def _move(t: Thread, v: Vma, old: int, old_len: int, new_len: int, dest: int) -> int:
+    """move_vma: the same pages at `dest` (and more, growing), then the old range unmapped."""
+    mem = t.process.mem
+    part = v.piece(old, old + old_len)
+    new = [part.moved(dest)] if old_len else []
+    try:
+        if new_len > old_len:
+            new += _continuation(part, dest + old_len, new_len - old_len)
+        mem.replace(dest, dest + new_len, new)
+    except OutOfMemory:
+        return -E.ENOMEM
+    mem.unmap(old, old_len)
+    return dest
+
+
+def _mremap_to(t: Thread, v: Vma, old: int, old_len: int, new_len: int, new_addr: int) -> int:
+    mem = t.process.mem
+    # "Is the new length or address silly?"
+    if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
+        return -E.EINVAL
+    if old + old_len > new_addr and new_addr + new_len > old:  # vrm_overlaps
+        return -E.EINVAL
+    mem.unmap(new_addr, new_len)  # MREMAP_FIXED: do_munmap of the destination first
+    if new_len < old_len:  # shrink_vma, then move what is left
+        if _munmap_invalid(old + new_len, old_len - new_len):
+            return -E.EINVAL
+        mem.unmap(old + new_len, old_len - new_len)
+        old_len = new_len
+        found = mem.find(old)
+        if found is None:
+            return -E.EFAULT
+        v = found
+    err = _remap_is_valid(t, v, old, old_len, new_len)
+    if err:
+        return err
+    return _move(t, v, old, old_len, new_len, new_addr)
+
+
 @syscall(25, flags="hex")
-def sys_mremap(k: Kernel, t: Thread, old: int, old_size: int, new_size: int, flags: int,
+def sys_mremap(k: Kernel, t: Thread, old: int, old_len: int, new_len: int, flags: int,
                new_addr: int) -> int:  # fmt: skip
     mem = t.process.mem
-    if old & (PAGE - 1) or new_size == 0 or flags & ~3 or (flags & MREMAP_FIXED and not
-                                                           flags & MREMAP_MAYMOVE):  # fmt: skip
+    # check_mremap_params
+    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
         return -E.EINVAL
-    old_size, new_size = page_up(old_size), page_up(new_size)
-    v = mem.find(old)
-    if v is None or old + old_size > v.end:
+    if old & (PAGE - 1):
+        return -E.EINVAL
+    new_len = page_up(new_len)
+    if new_len == 0 or new_len >> 64:  # PAGE_ALIGN(new_len) == 0
+        return -E.EINVAL
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        if new_addr & (PAGE - 1):
+            return -E.EINVAL
+        if not flags & MREMAP_MAYMOVE:
+            return -E.EINVAL
+        if flags & MREMAP_DONTUNMAP:
+            # Not implemented (Linux 5.7+); EINVAL is what older kernels answer.
+            return -E.EINVAL
+    old_len = page_up(old_len) & (2**64 - 1)  # PAGE_ALIGN wraps
+    v = mem.find(old)  # do_mremap: vma_lookup
+    if v is None:
         return -E.EFAULT
-    if new_size <= old_size and not flags & MREMAP_FIXED:
-        if new_size < old_size:
-            mem.unmap(old + new_size, old_size - new_size)
+    if flags & MREMAP_FIXED:
+        return _mremap_to(t, v, old, old_len, new_len, new_addr)
+    # mremap_at
+    if new_len == old_len:
         return old
-    if _over_limit(t, new_size - old_size):
-        return -E.ENOMEM
-    if not flags & MREMAP_FIXED and mem.is_free(old + old_size, old + new_size):
-        grow = mem.map(old + old_size, new_size - old_size, v.prot, name=v.name)
-        del grow
+    if new_len < old_len:  # shrink_vma: unmap the tail, whatever it covers
+        if _munmap_invalid(old + new_len, old_len - new_len):
+            return -E.EINVAL
+        mem.unmap(old + new_len, old_len - new_len)
+        return old
+    err = _remap_is_valid(t, v, old, old_len, new_len)  # expand_vma
+    if err:
+        return err
+    delta = new_len - old_len
+    if old + old_len == v.end and v.end + delta <= TASK_SIZE and mem.is_free(v.end, v.end + delta):
+        try:  # vrm_can_expand_in_place: grow in place
+            mem.replace(v.end, v.end + delta, _continuation(v, v.end, delta))
+        except OutOfMemory:
+            return -E.ENOMEM
         return old
     if not flags & MREMAP_MAYMOVE:
         return -E.ENOMEM
-    dest = new_addr if flags & MREMAP_FIXED else mem.find_free(new_size)
+    dest = mem.find_free(new_len)  # vrm_set_new_addr: get_unmapped_area
     if dest is None:
         return -E.ENOMEM
-    content = mem.read(old, old_size) if v.prot & PROT_READ or v.prot else bytes(old_size)
-    prot = v.prot
-    buf = _mmap.mmap(-1, new_size)
-    buf[:old_size] = content
-    mem.unmap(old, old_size)
-    mem.map(dest, new_size, prot, name=v.name, buf=buf)
-    return dest
+    return _move(t, v, old, old_len, new_len, dest)
 
 
 @syscall(28, advice="int")
@@ -182,7 +379,7 @@ def sys_madvise(k: Kernel, t: Thread, addr: int, length: int, advice: int) -> in
         mem = t.process.mem
         end = addr + page_up(length)
         for v in mem._overlapping(addr, end):
-            if v.shared:
+            if v.shared or v.beyond_eof:
                 continue
             lo, hi = max(v.start, addr), min(v.end, end)
             o = v.offset + lo - v.start
