@@ -114,12 +114,8 @@ def test_changed_code_is_counted_afresh() -> None:
 def test_blocks_sharing_a_table_slot_are_counted_exactly() -> None:
     """Two blocks of one loop in the same direct-mapped slot evict each other on every
     iteration: slow, but every count is right."""
-
-    def slot(pc: int) -> int:
-        return (pc ^ (pc >> 12)) & (eng.BLOCK_TABLE_SIZE - 1)
-
     first = CODE + 16
-    second = next(p for p in range(CODE + 0x100, CODE + 0xE000) if slot(p) == slot(first))
+    second = next(p for p in range(CODE + 0x100, CODE + 0xE000) if eng._slot(p) == eng._slot(first))
     bare = Bare()
     n = 50
     bare.poke(CODE, Asm().mov_imm(RCX, n).bytes() + b"\xe9" + struct.pack("<i", first - CODE - 15))

@@ -417,7 +417,7 @@ class Engine:
         table; the slot's previous block, if any, is forgotten (it misses again next time)."""
         assert self._table is not None
         _pc, icount, _size = self.uc.ctl_request_cache(pc)
-        slot = self._table[(pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)]
+        slot = self._table[_slot(pc)]
         if slot.size:
             self._learned.get(slot.pc >> 12, set()).discard(slot.pc)
         slot.pc, slot.size, slot.n = pc, size, icount
@@ -425,7 +425,7 @@ class Engine:
 
     def _block_count(self, pc: int) -> int | None:
         assert self._table is not None
-        slot = self._table[(pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)]
+        slot = self._table[_slot(pc)]
         return slot.n if slot.pc == pc and slot.size else None
 
     def _recount(self, ran_current: bool) -> None:
@@ -737,9 +737,14 @@ class Engine:
                 pages = [p for p in self._learned if first <= p <= last]
             for page in pages:
                 for pc in self._learned.pop(page):
-                    slot = self._table[(pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)]
+                    slot = self._table[_slot(pc)]
                     if slot.pc == pc:
                         slot.pc, slot.size = NO_BLOCK, 0
+
+
+def _slot(pc: int) -> int:
+    """The block table entry of `pc`: the native callback's hash, `(pc ^ pc >> 12) & mask`."""
+    return (pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)
 
 
 def _unset(*_args: Any) -> Any:
