@@ -5,7 +5,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the native fast path (src/uintr_emu/native/fastpath.c) into the package.
+$(STAMP): pyproject.toml setup.py src/uintr_emu/native/fastpath.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
@@ -26,4 +27,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache src/uintr_emu/_fastpath*.so

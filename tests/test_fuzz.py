@@ -174,7 +174,7 @@ def test_hw_msr_sequences(ops: list[tuple[bool, int, int]], uintr: bool) -> None
     a refused WRMSR changes nothing; an accepted one reads back; invariants always hold."""
     _, (cpu, _), _ = hw_machine(features=CpuFeatures(uintr=uintr))
     for write, msr, value in ops:
-        before = dataclasses.replace(cpu.state)
+        before = cpu.state.copy()
         try:
             if write:
                 cpu.wrmsr(msr, value)
@@ -228,7 +228,7 @@ def test_hw_xrstors_random_images(images: list[bytes], uintr: bool) -> None:
     (XSAVES gives it back); a second XRSTORS without XSAVES faults when UINV != 0."""
     _, (cpu, _), _ = hw_machine(features=CpuFeatures(uintr=uintr))
     for image in images:
-        before = dataclasses.replace(cpu.state)
+        before = cpu.state.copy()
         try:
             cpu.xrstors(image)
         except ArchFault as f:
@@ -324,7 +324,7 @@ def test_hw_senduipi_random_tables(
     except GeneralProtection:
         assume(False)  # a non-canonical UITT address cannot even be programmed
     before_mem = snapshot_memory(mem)
-    before_sender = dataclasses.replace(sender.state)
+    before_sender = sender.state.copy()
     uirr_before = receiver.state.uirr
     try:
         sender.senduipi(index)
@@ -470,7 +470,7 @@ def test_hw_random_operation_sequences(ops, flexible: bool) -> None:
     images: list[bytes] = []
     for op, which, a, b in ops:
         cpu = cpus[which]
-        st0 = dataclasses.replace(cpu.state)
+        st0 = cpu.state.copy()
         uirr0 = st0.uirr
         try:
             if op == "clui":

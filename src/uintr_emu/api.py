@@ -97,7 +97,7 @@ class Machine:
             st = k.uintr._rdstate(t)
             r = t.uintr.receiver if t.uintr is not None else None
             out.append(ThreadInfo(t.tid, t.process.pid, t.cpu, t.state.value, t.insns,
-                                  replace(st), r is not None and r.active,
+                                  st.copy(), r is not None and r.active,
                                   r.upid if r is not None else 0))  # fmt: skip
         return out
 

@@ -93,11 +93,20 @@ class Cpu:
     current: Any = None  # the thread on this CPU
     queue: deque[Any] = field(default_factory=deque)  # other runnable threads placed here
 
-    ipi_arrived: bool = False  # an IPI is waiting in the APIC: service it at the next boundary
     base: int = 0  # virtual time at which this CPU's current turn started
     not_before: int = 0  # the latest time something was sent to this CPU (causality)
     other_vectors: list[int] = field(default_factory=list)  # non-UINV vectors for the OS
     last_post: int = 0  # the UPID the last SENDUIPI on this CPU posted to
+
+    @property
+    def ipi_arrived(self) -> bool:
+        """An IPI is waiting in the APIC: service it at the next boundary. Kept in the UINTR
+        unit's native structure: the fast path leaves instructions to Python while it is set."""
+        return bool(self.uintr.native.ipi_arrived)
+
+    @ipi_arrived.setter
+    def ipi_arrived(self, value: bool) -> None:
+        self.uintr.native.ipi_arrived = bool(value)
 
     def execute_trapped(self, e: eng.Engine) -> bool:
         """Execute the UINTR instruction at RIP (the engine raised #UD on it, unicorn-notes §2).
@@ -155,9 +164,29 @@ class Cpu:
         # A vector blocked behind one in service is accepted after the OS's EOI: keep looking.
         self.ipi_arrived = self.apic.irr != 0
 
+    def senduipi_posted(self, e: eng.Engine, upid: int, notify: int, nv: int, ndst: int) -> None:
+        """The rest of a SENDUIPI the native fast path executed up to the UPID update (RIP is
+        past it): the notification IPI, then a self-IPI's delivery, as `execute_trapped`."""
+        if notify:
+            self.uintr.send_notification(nv, ndst)
+        self.last_post = upid
+        if self.ipi_arrived:
+            self.deliver_pending(e)
+
     def deliver_pending(self, e: eng.Engine) -> bool:
         """At an instruction boundary in user mode: service the APIC, then deliver the highest
-        pending user interrupt if UIF and IF allow (SDM "User-Interrupt Delivery")."""
+        pending user interrupt if UIF and IF allow (SDM "User-Interrupt Delivery").
+
+        The native fast path does it when it can (no IPI to service, the stack page known);
+        otherwise, and for every fault, the model (`deliver_model`)."""
+        if not self.uintr.native.ipi_arrived:
+            done = e.fast_deliver(self.uintr.native)
+            if done >= 0:
+                return bool(done)
+        return self.deliver_model(e)
+
+    def deliver_model(self, e: eng.Engine) -> bool:
+        """`deliver_pending` by the Python model alone."""
         rflags = e.reg_read(eng.RFLAGS)
         if self.ipi_arrived:
             self.service(bool(rflags & RFLAGS_IF))

@@ -40,6 +40,8 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
+from . import native
+
 PAGE = 0x1000
 PROT_R, PROT_W, PROT_X = ucc.UC_PROT_READ, ucc.UC_PROT_WRITE, ucc.UC_PROT_EXEC
 
@@ -256,6 +258,13 @@ class Engine:
         self.on_interrupt: Callable[[int], None] = _unset
         self.on_mem_fault: Callable[[int, int, int], None] = _unset
         self.on_cpuid: Callable[[], None] | None = None
+        # Native fast path (engine/native.py): after a SENDUIPI it executed, `on_post(upid,
+        # notify, nv, ndst)` sends the IPI and does the OS's part; `on_deliver()` makes a
+        # delivery after STUI/UIRET that it left to the model. Both return what the #UD hook
+        # returns (False: the instruction faulted).
+        self.on_post: Callable[[int, int, int, int], bool] = _unset
+        self.on_deliver: Callable[[], bool] = _unset
+        self.fast: native.Ctx | None = None
 
         self._u64 = ctypes.c_uint64()
         self._u64_ref = ctypes.byref(self._u64)
@@ -368,9 +377,74 @@ class Engine:
         self._hook_add(
             "cpuid", ucc.UC_HOOK_INSN, _CPUID_CB(cpuid), ctypes.c_int(x86.UC_X86_INS_CPUID)
         )
-        self._hook_add("invalid", ucc.UC_HOOK_INSN_INVALID, _INVALID_CB(invalid))
+        invalid_cb = _INVALID_CB(invalid)
+        if native.HOOK_ADDRESS is None:
+            self._hook_add("invalid", ucc.UC_HOOK_INSN_INVALID, invalid_cb)
+        else:
+            self._install_fast_path(invalid_cb)
         self._hook_add("interrupt", ucc.UC_HOOK_INTR, _INTR_CB(interrupt))
         self._hook_add("memfault", MEM_FAULT_HOOKS, _MEMFAULT_CB(mem_fault))
+
+    def _install_fast_path(self, invalid_cb: Any) -> None:
+        """The native #UD hook, with the Python one as its slow path (engine/native.py)."""
+
+        def post(upid: int, notify: int, nv: int, ndst: int) -> bool:
+            try:
+                return bool(self.on_post(upid, notify, nv, ndst))
+            except BaseException as e:  # noqa: BLE001 - re-raised by run()
+                self._guard(e)
+                return True
+
+        def deliver() -> bool:
+            try:
+                return bool(self.on_deliver())
+            except BaseException as e:  # noqa: BLE001
+                self._guard(e)
+                return True
+
+        fast = native.new_ctx((RIP, RSP, RFLAGS), GPR_IDS)
+        post_cb, deliver_cb = native.POST_CB(post), native.DELIVER_CB(deliver)
+        fast.slow = ctypes.cast(invalid_cb, ctypes.c_void_p).value
+        fast.post = ctypes.cast(post_cb, ctypes.c_void_p).value
+        fast.deliver = ctypes.cast(deliver_cb, ctypes.c_void_p).value
+        self._callbacks += [invalid_cb, post_cb, deliver_cb]
+        h = uc_hook_h()
+        status = uclib.uc_hook_add(
+            self.handle, ctypes.byref(h), ucc.UC_HOOK_INSN_INVALID,
+            ctypes.c_void_p(native.HOOK_ADDRESS), ctypes.byref(fast),
+            ctypes.c_uint64(1), ctypes.c_uint64(0),
+        )  # fmt: skip
+        if status != ucc.UC_ERR_OK:
+            raise EngineError(f"uc_hook_add(invalid) failed: {UcError(status)}")
+        self._hooks["invalid"] = h.value
+        self.fast = fast
+        self._fast_ref = ctypes.byref(fast)
+        self._fast_deliver = native.LIB.uf_deliver_now  # type: ignore[union-attr]
+
+    def set_kernel_memory(self, buf: bytearray, base: int) -> None:
+        """Where the fast path finds UITTs and UPIDs (never resized once set)."""
+        if self.fast is not None:
+            native.set_kernel_memory(self.fast, buf, base)
+
+    def set_fast_unit(self, unit: Any) -> None:
+        """The UINTR unit (hw.uintr.NativeUnit) of the CPU about to run this engine; None
+        sends every #UD to the Python callback."""
+        if self.fast is not None:
+            self.fast.unit = None if unit is None else ctypes.addressof(unit)
+
+    def vouch(self, address: int, host: int, perms: int) -> None:
+        """The guest page at `address` is at `host` and allows `perms` (native.PERM_R/W): the
+        fast path may access it until the next map, unmap or protect."""
+        if self.fast is not None:
+            native.remember_page(self.fast, address >> 12, host, perms)
+
+    def fast_deliver(self, unit: Any) -> int:
+        """Native delivery for `unit` (a hw.uintr.NativeUnit) at the current boundary: 1
+        delivered, 0 nothing deliverable, native.SLOW (also without the fast path): use the
+        model."""
+        if self.fast is None:
+            return native.SLOW
+        return self._fast_deliver(self._fast_ref, self.handle, ctypes.byref(unit))  # type: ignore[no-any-return]
 
     # --- instruction counting -----------------------------------------------------------
 
@@ -602,6 +676,8 @@ class Engine:
                  self.on_cpuid, self.error, self.stop_requested)  # fmt: skip
         r = self._replay = _Replay(rip, canonical)
         self.mem_fault = None
+        fast_unit = self.fast.unit if self.fast is not None else None
+        self.set_fast_unit(None)  # a #UD must reach the halting callback
         halt = self._replay_halt
         self.on_syscall, self.on_invalid, self.on_interrupt = halt, halt, halt
         self.on_cpuid, self.on_mem_fault = halt, self._replay_mem_fault
@@ -636,6 +712,8 @@ class Engine:
                 uclib.uc_hook_del(self.handle, hook.value)
             self._replay = None
             self.restore(ctx)
+            if self.fast is not None:
+                self.fast.unit = fast_unit
             ctypes.memmove(ctypes.addressof(c), counter, len(counter))
             (self.breakpoint_skip, self.breakpoint_hit, self.mem_fault, self.fault_stop,
              self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
@@ -711,16 +789,22 @@ class Engine:
 
     def map_buffer(self, address: int, size: int, perms: int, buf: mmap.mmap, offset: int) -> None:
         ptr = ctypes.addressof(ctypes.c_char.from_buffer(buf)) + offset
+        if self.fast is not None:
+            native.forget_pages(self.fast)
         status = uclib.uc_mem_map_ptr(self.handle, address, size, perms, ptr)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"map {address:#x}+{size:#x}: {UcError(status)}", status)
 
     def unmap(self, address: int, size: int) -> None:
+        if self.fast is not None:
+            native.forget_pages(self.fast)
         status = uclib.uc_mem_unmap(self.handle, address, size)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"unmap {address:#x}+{size:#x}: {UcError(status)}")
 
     def protect(self, address: int, size: int, perms: int) -> None:
+        if self.fast is not None:
+            native.forget_pages(self.fast)
         status = uclib.uc_mem_protect(self.handle, address, size, perms)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"protect {address:#x}+{size:#x}: {UcError(status)}")

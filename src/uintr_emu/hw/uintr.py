@@ -11,9 +11,9 @@ delivery) use plain int arithmetic, slots and one ``struct`` call per memory acc
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from uintr_emu.hw.apic import ApicBus, LocalApic
 from uintr_emu.hw.cpu import (
@@ -96,23 +96,47 @@ XSAVE_IMAGE_SIZE = _XSAVE.size  # 48
 EventSink = Callable[..., None]
 
 
-@dataclass(slots=True)
-class UintrState:
+class UintrState(ctypes.Structure):
     """The architectural UINTR state of a logical processor (§2; SDM "User-Interrupt State").
 
     ``uitt_addr`` holds bits 63:4 of IA32_UINTR_TT and ``senduipi_enabled`` its bit 0.
-    Reset and INIT state: everything 0, UIF = 0.
+    Reset and INIT state: everything 0, UIF = 0. A C structure, because the native fast path
+    (native/fastpath.c, ``struct uintr_state``) works on the very same bytes: there is one copy
+    of the state. Construct with keywords; ``==`` compares the fields.
     """
 
-    uirr: int = 0
-    uif: bool = False
-    handler: int = 0
-    stack_adjust: int = 0
-    uinv: int = 0
-    uitt_size: int = 0
-    uitt_addr: int = 0
-    senduipi_enabled: bool = False
-    upid_addr: int = 0
+    _fields_ = [
+        ("uirr", ctypes.c_uint64),
+        ("handler", ctypes.c_uint64),
+        ("stack_adjust", ctypes.c_uint64),
+        ("uitt_addr", ctypes.c_uint64),
+        ("upid_addr", ctypes.c_uint64),
+        ("uitt_size", ctypes.c_uint32),
+        ("uinv", ctypes.c_uint8),
+        ("uif", ctypes.c_bool),
+        ("senduipi_enabled", ctypes.c_bool),
+    ]
+    _names = tuple(f[0] for f in _fields_)
+
+    def __init__(self, **fields: int | bool) -> None:
+        unknown = set(fields) - set(self._names)
+        if unknown:
+            raise TypeError(f"UintrState has no field {sorted(unknown)[0]!r}")
+        super().__init__(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UintrState):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._names)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return "UintrState(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self._names) + ")"
+
+    def copy(self) -> UintrState:
+        """A detached copy (the state of a running CPU keeps changing)."""
+        return UintrState.from_buffer_copy(self)
 
     @property
     def misc(self) -> int:
@@ -164,6 +188,21 @@ def _check_image_size(image: bytes) -> None:
         raise ValueError(f"UINTR XSAVE image must be {XSAVE_IMAGE_SIZE} bytes, not {len(image)}")
 
 
+class NativeUnit(ctypes.Structure):
+    """A processor's UINTR state plus what the native fast path must know of the rest of the
+    processor (``struct unit`` in native/fastpath.c). Python code uses `UintrUnit`."""
+
+    _fields_ = [
+        ("state", UintrState),
+        ("enabled", ctypes.c_uint8),  # CPUID.UINTR = 1 and CR4.UINTR = 1
+        ("user_mode", ctypes.c_uint8),  # CPL = 3
+        ("flexible_uiret", ctypes.c_uint8),  # CPUID.(7,1):EDX[17]
+        ("traced", ctypes.c_uint8),  # `events` is set: the fast path leaves everything to us
+        ("ipi_arrived", ctypes.c_uint8),  # an interrupt waits in the local APIC (machine.Cpu)
+        ("_pad", ctypes.c_uint8 * 3),
+    ]
+
+
 def _msr_value_violation(msr: int, value: int) -> str | None:
     """The WRMSR rule of §3 that ``value`` breaks for ``msr``, or None if it is acceptable."""
     if msr == IA32_UINTR_HANDLER or msr == IA32_UINTR_STACKADJUST:
@@ -204,9 +243,10 @@ class UintrUnit:
         "apic",
         "bus",
         "mem",
+        "native",
         "state",
-        "user_mode",
-        "events",
+        "_user_mode",
+        "_events",
         "_cr4",
         "_enabled",
         "_flexible_uiret",
@@ -217,13 +257,39 @@ class UintrUnit:
         self.apic = apic
         self.bus = bus
         self.mem = mem
-        self.state = UintrState()
-        self.user_mode = True
-        self.events: EventSink | None = None
+        # The state and the flags the native fast path reads live in one C structure; the
+        # Python attributes below mirror the flags (setters keep both in step).
+        self.native = NativeUnit()
+        self.state = self.native.state
+        self._user_mode = True
+        self._events: EventSink | None = None
         self._cr4 = 0
         self._enabled = False  # CPUID.UINTR = 1 and CR4.UINTR = 1
         # CPUID.(7,1):EDX[17]; only meaningful with UINTR (see cpu.cpuid_adjust).
         self._flexible_uiret = features.uintr and features.flexible_uiret
+        self.native.user_mode = 1
+        self.native.flexible_uiret = self._flexible_uiret
+
+    @property
+    def user_mode(self) -> bool:
+        """True while the processor runs at CPL3 (the OS clears it while "in the kernel")."""
+        return self._user_mode
+
+    @user_mode.setter
+    def user_mode(self, value: bool) -> None:
+        self._user_mode = value
+        self.native.user_mode = bool(value)
+
+    @property
+    def events(self) -> EventSink | None:
+        """The trace sink, or None. While set, the native fast path hands every instruction and
+        delivery to this model, so that each reports its event."""
+        return self._events
+
+    @events.setter
+    def events(self, sink: EventSink | None) -> None:
+        self._events = sink
+        self.native.traced = sink is not None
 
     # -- CR4 ---------------------------------------------------------------------------------
 
@@ -239,6 +305,7 @@ class UintrUnit:
             raise GeneralProtection("MOV to CR4: CR4.UINTR set while CPUID.(7,0):EDX.UINTR[5] = 0")
         self._cr4 = value
         self._enabled = bool(value & CR4_UINTR)
+        self.native.enabled = self._enabled
 
     @property
     def enabled(self) -> bool:
@@ -297,7 +364,7 @@ class UintrUnit:
         else:
             st.uitt_addr = value & ~0xF
             st.senduipi_enabled = bool(value & TT_SENDUIPI_ENABLE)
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("wrmsr", msr=msr, value=value)
 
@@ -317,7 +384,7 @@ class UintrUnit:
         st = self.state
         image = st.to_xsave()
         st.uinv = 0
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("xsaves")
         return image
@@ -358,7 +425,7 @@ class UintrUnit:
         st.uirr = rr  # rule 5: recognized iff UIRR != 0
         st.uitt_addr = tt & ~0xF
         st.senduipi_enabled = bool(tt & TT_SENDUIPI_ENABLE)
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("xrstors", uirr=rr, uif=st.uif)
 
@@ -383,7 +450,7 @@ class UintrUnit:
         if not self._enabled:
             raise self._disabled("CLUI")
         self.state.uif = False
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("clui")
 
@@ -393,7 +460,7 @@ class UintrUnit:
         if not self._enabled:
             raise self._disabled("STUI")
         self.state.uif = True
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("stui")
 
@@ -418,7 +485,7 @@ class UintrUnit:
         if (high != 0 and high != _CANON_HIGH) or (high_last != 0 and high_last != _CANON_HIGH):
             raise StackFault(f"UIRET: pop from non-canonical stack address (RSP = {rsp:#x})")
         mem = self.mem
-        supervisor = not self.user_mode
+        supervisor = not self._user_mode
         try:
             frame = mem.read(rsp, 24, supervisor=supervisor)
         except PageFault:
@@ -435,7 +502,7 @@ class UintrUnit:
         # UIF := 1, or with flexible UIRET (CPUID.(7,1):EDX[17]) UIF := tempRFLAGS[1].
         uif = bool(temp_rflags & RFLAGS_FIXED1) if self._flexible_uiret else True
         self.state.uif = uif
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("uiret", rip=temp_rip, rsp=temp_rsp, uif=uif)
         # RSP := tempRSP (a direct load, not RSP + 24).
@@ -504,11 +571,8 @@ class UintrUnit:
         nv = (upid >> 16) & 0xFF
         ndst = upid >> 32
         if notify:
-            # Ordinary fixed-mode, physical-destination IPI with vector NV to NDST
-            # (x2APIC: NDST[31:0]; xAPIC: NDST[15:8]).
-            apic = self.apic
-            target = self.bus.send_ipi(nv, ndst if apic.x2apic else (ndst >> 8) & 0xFF, source=apic)
-        ev = self.events
+            target = self.send_notification(nv, ndst)
+        ev = self._events
         if ev is not None:
             ev(
                 "senduipi",
@@ -522,6 +586,12 @@ class UintrUnit:
                 ndst=ndst,
                 target=None if target is None else target.apic_id,
             )
+
+    def send_notification(self, nv: int, ndst: int) -> LocalApic | None:
+        """SENDUIPI's notification: an ordinary fixed-mode, physical-destination IPI with vector
+        NV to NDST (x2APIC: NDST[31:0]; xAPIC: NDST[15:8]). Returns the target APIC."""
+        apic = self.apic
+        return self.bus.send_ipi(nv, ndst if apic.x2apic else (ndst >> 8) & 0xFF, source=apic)
 
     # -- notification identification and processing (§7) -----------------------------------
 
@@ -564,7 +634,7 @@ class UintrUnit:
         mem.write(addr, _QQ.pack(upid & ~UPID_ON, 0), supervisor=True)
         if pir:
             st.uirr |= pir  # a user interrupt is now recognized
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("notification", upid=addr, pir=pir, uirr=st.uirr)
 
@@ -580,7 +650,7 @@ class UintrUnit:
         handling masks user interrupts with IF = 0; the SDM list does not name it, §17 #2).
         MOV SS blocking is not modelled."""
         st = self.state
-        return bool(self._enabled and st.uirr and st.uif and self.user_mode and rflags & RFLAGS_IF)
+        return bool(self._enabled and st.uirr and st.uif and self._user_mode and rflags & RFLAGS_IF)
 
     def deliver(self, rip: int, rsp: int, rflags: int) -> tuple[int, int, int] | None:
         """Deliver the highest pending user interrupt if :meth:`deliverable`; else return None.
@@ -591,7 +661,7 @@ class UintrUnit:
         """
         st = self.state
         uirr = st.uirr
-        if not (uirr and st.uif and self._enabled and self.user_mode and rflags & RFLAGS_IF):
+        if not (uirr and st.uif and self._enabled and self._user_mode and rflags & RFLAGS_IF):
             return None
         # IF UIHANDLER is not canonical THEN #GP(0) -- checked first, as in Bochs.
         handler = st.handler
@@ -625,7 +695,7 @@ class UintrUnit:
         # UIRR[vector] := 0; UIF := 0; RFLAGS.TF := 0; RFLAGS.RF := 0; RIP := UIHANDLER.
         st.uirr = uirr & ~(1 << vector)
         st.uif = False
-        ev = self.events
+        ev = self._events
         if ev is not None:
             ev("deliver", vector=vector, rip=rip, handler=handler, rsp=frame_addr,
                upid=st.upid_addr)  # fmt: skip

@@ -25,7 +25,7 @@ from unicorn import unicorn_const as ucc
 from ..engine import unicorn as eng
 from ..engine.unicorn import Engine
 from ..hw.cpu import CR4_UINTR, cpuid_adjust
-from ..machine import Machine
+from ..machine import KERNEL_BASE, Machine
 from ..options import (
     DETERMINISTIC_EPOCH_NS,
     SIGNAL_DELIVERY_NS,
@@ -187,6 +187,9 @@ class Kernel:
         e.on_interrupt = self._on_interrupt
         e.on_mem_fault = self._on_mem_fault
         e.on_cpuid = self._on_cpuid
+        e.on_post = self.uintr.native_post
+        e.on_deliver = self.uintr.native_deliver
+        e.set_kernel_memory(self.machine.kmem.data, KERNEL_BASE)
         if self.opt.features.uintr:
             # Linux sets CR4.UINTR when the CPU has the feature (arch doc §1); the engine ignores
             # the bit, the hardware model keeps its own copy per CPU.
@@ -472,6 +475,7 @@ class Kernel:
 
     def run_thread(self, cpu: Any, t: Thread, limit: int | None) -> int:
         e = self.load_thread(t)
+        e.set_fast_unit(cpu.uintr.native)
         self.current = t
         self.current_cpu = cpu.index
         if t.result is not None:

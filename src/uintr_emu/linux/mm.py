@@ -335,10 +335,12 @@ class AddressSpace:
 
     def hw_read(self, addr: int, size: int, *, user: bool = True) -> bytes:
         try:
-            return self.read(addr, size)
+            data = self.read(addr, size)
         except GuestFault as f:
             v = self.find(f.address)
             raise PageFault(f.address, write=False, protection=v is not None, user=user) from None
+        self._vouch(addr, size)
+        return data
 
     def hw_write(self, addr: int, data: bytes, *, user: bool = True) -> None:
         try:
@@ -346,6 +348,21 @@ class AddressSpace:
         except GuestFault as f:
             v = self.find(f.address)
             raise PageFault(f.address, write=True, protection=v is not None, user=user) from None
+        self._vouch(addr, len(data))
+
+    def _vouch(self, addr: int, size: int) -> None:
+        """Tell the engine's native fast path where the pages of a hardware access that just
+        succeeded are, and what they allow, so that it makes the next such access itself
+        (user stacks of UIRET and delivery). The engine forgets them at any mapping change."""
+        if self.engine.fast is None:
+            return
+        for page in range(addr & ~(PAGE - 1), addr + size, PAGE):
+            v = self.find(page)
+            if v is None or v.beyond_eof:
+                continue
+            perms = engine_perms(v.prot)
+            host = ctypes.addressof(ctypes.c_char.from_buffer(v.buf)) + v.offset + page - v.start
+            self.engine.vouch(page, host, perms & (PROT_READ | PROT_WRITE))
 
     # --- fork ---------------------------------------------------------------------------
 

@@ -353,18 +353,55 @@ class UintrKernel:
             cpu.last_post = 0
             done = cpu.execute_trapped(e)
             if cpu.last_post:
-                r = self.by_upid.get(cpu.last_post)
-                if r is not None:
-                    r.posted_at = self.k.clock_ns()
-                    # Also when no IPI went out (SN or ON set): whatever CPU next picks the
-                    # post up must not be earlier than the post.
-                    self.k.kick(self.k.machine.cpus[r.thread.cpu])
+                self._posted(cpu.last_post)
             return done
         except ArchFault as f:
             t.fault = fault_signal(f, e.reg_read(eng.RIP))
             return False
         finally:
             if cpu.other_vectors:  # e.g. a SENDUIPI's 0xEB to this very CPU (§11.6)
+                self._os_vectors(cpu)
+
+    def _posted(self, upid: int) -> None:
+        r = self.by_upid.get(upid)
+        if r is not None:
+            r.posted_at = self.k.clock_ns()
+            # Also when no IPI went out (SN or ON set): whatever CPU next picks the post up
+            # must not be earlier than the post.
+            self.k.kick(self.k.machine.cpus[r.thread.cpu])
+
+    def native_post(self, upid: int, notify: int, nv: int, ndst: int) -> bool:
+        """The native fast path executed a SENDUIPI up to its UPID update: the rest, as
+        `trap` does it after the model's SENDUIPI (engine/native.py)."""
+        t = self.k.current
+        assert t is not None
+        cpu = self.cpu_of(t)
+        e = t.process.engine
+        try:
+            cpu.senduipi_posted(e, upid, notify, nv, ndst)
+            self._posted(upid)
+            return True
+        except ArchFault as f:
+            t.fault = fault_signal(f, e.reg_read(eng.RIP))
+            return False
+        finally:
+            if cpu.other_vectors:
+                self._os_vectors(cpu)
+
+    def native_deliver(self) -> bool:
+        """After a native STUI or UIRET: the delivery the fast path left to the model."""
+        t = self.k.current
+        assert t is not None
+        cpu = self.cpu_of(t)
+        e = t.process.engine
+        try:
+            cpu.deliver_model(e)
+            return True
+        except ArchFault as f:
+            t.fault = fault_signal(f, e.reg_read(eng.RIP))
+            return False
+        finally:
+            if cpu.other_vectors:
                 self._os_vectors(cpu)
 
     def thread_exit(self, t: Thread) -> None:

@@ -1,0 +1,144 @@
+"""The native fast path (native/fastpath.c): loading it and one context per address space.
+
+What it does and why: docs/performance.md, "The native fast path". In short, the engine's #UD
+hook is a C function that executes the common cases of the five UINTR instructions and of
+delivery on the shared UINTR state (`hw.uintr.NativeUnit`) and hands everything else, before
+changing anything, to the Python model. The library is built by `pip install` (setup.py);
+without it, or with UINTR_EMU_NATIVE=0 in the environment, the model executes everything.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+from unicorn.unicorn_py3.unicorn import uclib
+
+NPAGES = 16  # struct ctx.pages
+NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF
+PERM_R, PERM_W = 1, 2
+SLOW = -1  # a native function left the work to the model
+STATS = ("clui", "stui", "testui", "uiret", "senduipi", "deliver", "slow")
+
+SLOW_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
+POST_CB = ctypes.CFUNCTYPE(
+    ctypes.c_bool, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64
+)
+DELIVER_CB = ctypes.CFUNCTYPE(ctypes.c_bool)
+
+
+class Page(ctypes.Structure):
+    _fields_ = [
+        ("vpage", ctypes.c_uint64),
+        ("host", ctypes.c_uint64),
+        ("perms", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+    ]
+
+
+class Ctx(ctypes.Structure):
+    """`struct ctx` of fastpath.c."""
+
+    _fields_ = [
+        ("unit", ctypes.c_void_p),
+        ("kmem", ctypes.c_void_p),
+        ("kmem_base", ctypes.c_uint64),
+        ("kmem_size", ctypes.c_uint64),
+        ("reg_read", ctypes.c_void_p),
+        ("reg_write", ctypes.c_void_p),
+        ("mem_read", ctypes.c_void_p),
+        ("slow", ctypes.c_void_p),
+        ("slow_data", ctypes.c_void_p),
+        ("post", ctypes.c_void_p),
+        ("deliver", ctypes.c_void_p),
+        ("regs", ctypes.c_int * 3),
+        ("gprs", ctypes.c_int * 16),
+        ("pages", Page * NPAGES),
+        ("next_page", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+        ("stats", ctypes.c_uint64 * len(STATS)),
+    ]
+
+
+def _library_path() -> Path | None:
+    here = Path(__file__).resolve().parent.parent
+    for suffix in EXTENSION_SUFFIXES:
+        p = here / f"_fastpath{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _load() -> ctypes.CDLL | None:
+    if os.environ.get("UINTR_EMU_NATIVE", "1") == "0":
+        return None
+    path = _library_path()
+    if path is None:
+        return None
+    lib = ctypes.CDLL(str(path))
+    u64, vp, i32 = ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int
+    out = ctypes.POINTER(ctypes.c_uint64)
+    lib.uf_decode.argtypes = [ctypes.c_char_p, i32, ctypes.POINTER(i32), ctypes.POINTER(i32)]
+    lib.uf_decode.restype = i32
+    lib.uf_uiret.argtypes = [vp, u64, u64, out]
+    lib.uf_uiret.restype = i32
+    lib.uf_senduipi.argtypes = [vp, u64, out]
+    lib.uf_senduipi.restype = i32
+    lib.uf_deliver.argtypes = [vp, u64, u64, u64, out]
+    lib.uf_deliver.restype = i32
+    lib.uf_deliver_now.argtypes = [vp, vp, vp]
+    lib.uf_deliver_now.restype = i32
+    return lib
+
+
+LIB: ctypes.CDLL | None = _load()
+HOOK_ADDRESS: int | None = (
+    ctypes.cast(LIB.uf_ud_hook, ctypes.c_void_p).value if LIB is not None else None
+)
+
+
+def available() -> bool:
+    return LIB is not None
+
+
+def new_ctx(reg_ids: tuple[int, int, int], gpr_ids: tuple[int, ...]) -> Ctx:
+    """A context with the engine's functions and register ids; no unit, no pages."""
+    c = Ctx()
+    c.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
+    c.reg_write = ctypes.cast(uclib.uc_reg_write, ctypes.c_void_p).value
+    c.mem_read = ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p).value
+    c.regs[:] = reg_ids
+    c.gprs[:] = gpr_ids
+    forget_pages(c)
+    return c
+
+
+def set_kernel_memory(c: Ctx, buf: bytearray, base: int) -> None:
+    """Kernel memory (UPIDs and UITTs): `buf` must never be resized (its export pins it)."""
+    c.kmem = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    c.kmem_base = base
+    c.kmem_size = len(buf)
+
+
+def forget_pages(c: Ctx) -> None:
+    """The address space changed (map, unmap, protect): no page is vouched for any more."""
+    for p in c.pages:
+        p.vpage = NO_PAGE
+    c.next_page = 0
+
+
+def remember_page(c: Ctx, vpage: int, host: int, perms: int) -> None:
+    """Vouch for guest page `vpage` at host address `host` with `perms` (PERM_R | PERM_W)."""
+    for p in c.pages:
+        if p.vpage == vpage:
+            p.host, p.perms = host, perms
+            return
+    p = c.pages[c.next_page]
+    p.vpage, p.host, p.perms = vpage, host, perms
+    c.next_page = (c.next_page + 1) % NPAGES
+
+
+def stats(c: Ctx) -> dict[str, int]:
+    return dict(zip(STATS, c.stats, strict=True))
