@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engine import native
 from .engine import unicorn as eng
 from .hw.apic import ApicBus, LocalApic
 from .hw.cpu import CpuFeatures
@@ -63,20 +64,20 @@ class CpuMemory:
         self.user: Any = None  # linux.mm.AddressSpace of the running process
 
     def read(self, addr: int, size: int, *, supervisor: bool) -> bytes:
-        if self.kmem.contains(addr, size):
+        off = addr - KERNEL_BASE
+        if 0 <= off and off + size <= len(self.kmem.data):  # kmem.contains, inlined
             if not supervisor:  # a user access to a supervisor page
                 raise PageFault(addr, write=False, protection=True, user=True)
-            off = addr - KERNEL_BASE
             return bytes(self.kmem.data[off : off + size])
         if self.user is None:
             raise PageFault(addr, write=False, protection=False, user=not supervisor)
         return self.user.hw_read(addr, size, user=not supervisor)
 
     def write(self, addr: int, data: bytes, *, supervisor: bool) -> None:
-        if self.kmem.contains(addr, len(data)):
+        off = addr - KERNEL_BASE
+        if 0 <= off and off + len(data) <= len(self.kmem.data):  # kmem.contains, inlined
             if not supervisor:
                 raise PageFault(addr, write=True, protection=True, user=True)
-            off = addr - KERNEL_BASE
             self.kmem.data[off : off + len(data)] = data
             return
         if self.user is None:
@@ -98,15 +99,18 @@ class Cpu:
     other_vectors: list[int] = field(default_factory=list)  # non-UINV vectors for the OS
     last_post: int = 0  # the UPID the last SENDUIPI on this CPU posted to
 
+    def __post_init__(self) -> None:
+        self._native = self.uintr.native
+
     @property
     def ipi_arrived(self) -> bool:
         """An IPI is waiting in the APIC: service it at the next boundary. Kept in the UINTR
         unit's native structure: the fast path leaves instructions to Python while it is set."""
-        return bool(self.uintr.native.ipi_arrived)
+        return self._native.ipi_arrived  # type: ignore[no-any-return]
 
     @ipi_arrived.setter
     def ipi_arrived(self, value: bool) -> None:
-        self.uintr.native.ipi_arrived = bool(value)
+        self._native.ipi_arrived = value
 
     def execute_trapped(self, e: eng.Engine) -> bool:
         """Execute the UINTR instruction at RIP (the engine raised #UD on it, unicorn-notes §2).
@@ -179,8 +183,8 @@ class Cpu:
 
         The native fast path does it when it can (no IPI to service, the stack page known);
         otherwise, and for every fault, the model (`deliver_model`)."""
-        if not self.uintr.native.ipi_arrived:
-            done = e.fast_deliver(self.uintr.native)
+        if not self._native.ipi_arrived:
+            done = e.fast_deliver(self.uintr)
             if done >= 0:
                 return bool(done)
         return self.deliver_model(e)
@@ -224,6 +228,7 @@ class Machine:
             self.bus.attach(apic)
             mem = CpuMemory(self.kmem)
             unit = UintrUnit(features, apic, self.bus, mem)
+            unit.fast_notification = native.notifier(unit, self.kmem.data, KERNEL_BASE)
             self.cpus.append(Cpu(i, apic, unit, mem))
         self.by_apic = {c.apic.apic_id: c for c in self.cpus}
         self.bus.on_ipi = self._on_ipi

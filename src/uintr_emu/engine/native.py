@@ -10,9 +10,12 @@ without it, or with UINTR_EMU_NATIVE=0 in the environment, the model executes ev
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
+from collections.abc import Callable
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from typing import Any
 
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -24,8 +27,9 @@ STATS = ("clui", "stui", "testui", "uiret", "senduipi", "deliver", "slow")
 
 SLOW_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
 POST_CB = ctypes.CFUNCTYPE(
-    ctypes.c_bool, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64
+    ctypes.c_int, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64
 )
+POST_OK, POST_STOP = 1, 2  # bits of POST_CB's result: the #UD hook's result, stop the engine
 DELIVER_CB = ctypes.CFUNCTYPE(ctypes.c_bool)
 
 
@@ -49,6 +53,10 @@ class Ctx(ctypes.Structure):
         ("reg_read", ctypes.c_void_p),
         ("reg_write", ctypes.c_void_p),
         ("mem_read", ctypes.c_void_p),
+        ("emu_start", ctypes.c_void_p),
+        ("emu_stop", ctypes.c_void_p),
+        ("context_save", ctypes.c_void_p),
+        ("context_restore", ctypes.c_void_p),
         ("slow", ctypes.c_void_p),
         ("slow_data", ctypes.c_void_p),
         ("post", ctypes.c_void_p),
@@ -90,6 +98,12 @@ def _load() -> ctypes.CDLL | None:
     lib.uf_deliver.restype = i32
     lib.uf_deliver_now.argtypes = [vp, vp, vp]
     lib.uf_deliver_now.restype = i32
+    lib.uf_run.argtypes = [vp, vp]
+    lib.uf_run.restype = i32
+    lib.uf_notify.argtypes = [vp, vp, u64, u64]
+    lib.uf_notify.restype = i32
+    lib.uf_switch.argtypes = [vp, vp, vp, vp]
+    lib.uf_switch.restype = i32
     return lib
 
 
@@ -103,12 +117,28 @@ def available() -> bool:
     return LIB is not None
 
 
+def notifier(unit: Any, buf: bytearray, base: int) -> Callable[[], int] | None:
+    """Native notification processing for `unit` (a hw.uintr.UintrUnit) with kernel memory
+    `buf` at guest address `base`: a call returns 0 when done, SLOW when the model must do it.
+    None without the fast path."""
+    if LIB is None:
+        return None
+    raw = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(LIB.uf_notify, ctypes.c_void_p).value)
+    kmem = ctypes.c_void_p(ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf)))
+    return functools.partial(raw, unit.pointer, kmem, ctypes.c_uint64(base),
+                             ctypes.c_uint64(len(buf)))  # fmt: skip
+
+
 def new_ctx(reg_ids: tuple[int, int, int], gpr_ids: tuple[int, ...]) -> Ctx:
     """A context with the engine's functions and register ids; no unit, no pages."""
     c = Ctx()
     c.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
     c.reg_write = ctypes.cast(uclib.uc_reg_write, ctypes.c_void_p).value
     c.mem_read = ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p).value
+    c.emu_start = ctypes.cast(uclib.uc_emu_start, ctypes.c_void_p).value
+    c.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+    c.context_save = ctypes.cast(uclib.uc_context_save, ctypes.c_void_p).value
+    c.context_restore = ctypes.cast(uclib.uc_context_restore, ctypes.c_void_p).value
     c.regs[:] = reg_ids
     c.gprs[:] = gpr_ids
     forget_pages(c)

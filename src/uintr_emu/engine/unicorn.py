@@ -265,6 +265,20 @@ class Engine:
         self.on_post: Callable[[int, int, int, int], bool] = _unset
         self.on_deliver: Callable[[], bool] = _unset
         self.fast: native.Ctx | None = None
+        self._defer_stop = False  # inside the native post callback: `stop()` is the hook's
+        self._stop_deferred = False
+        # Raw entry points with prepared arguments for the calls made every turn (a ctypes call
+        # with argtypes costs ~0.15 us more).
+        self._h = ctypes.c_void_p(self.handle.value)
+        self._ctx_save = ctypes.CFUNCTYPE(ctypes.c_int)(
+            ctypes.cast(uclib.uc_context_save, ctypes.c_void_p).value
+        )
+        self._ctx_restore = ctypes.CFUNCTYPE(ctypes.c_int)(
+            ctypes.cast(uclib.uc_context_restore, ctypes.c_void_p).value
+        )
+        self._fast_run: Any = None
+        self._fast_unit: Any = None  # what set_fast_unit last set
+        self._fast_switch: Any = None
 
         self._u64 = ctypes.c_uint64()
         self._u64_ref = ctypes.byref(self._u64)
@@ -388,12 +402,18 @@ class Engine:
     def _install_fast_path(self, invalid_cb: Any) -> None:
         """The native #UD hook, with the Python one as its slow path (engine/native.py)."""
 
-        def post(upid: int, notify: int, nv: int, ndst: int) -> bool:
+        def post(upid: int, notify: int, nv: int, ndst: int) -> int:
+            # A `stop()` during on_post is left to the hook (POST_STOP): a ctypes call less.
+            self._stop_deferred = False
+            self._defer_stop = True
             try:
-                return bool(self.on_post(upid, notify, nv, ndst))
+                ok = self.on_post(upid, notify, nv, ndst)
             except BaseException as e:  # noqa: BLE001 - re-raised by run()
                 self._guard(e)
-                return True
+                ok = True
+            finally:
+                self._defer_stop = False
+            return (native.POST_OK if ok else 0) | (native.POST_STOP if self._stop_deferred else 0)
 
         def deliver() -> bool:
             try:
@@ -418,8 +438,13 @@ class Engine:
             raise EngineError(f"uc_hook_add(invalid) failed: {UcError(status)}")
         self._hooks["invalid"] = h.value
         self.fast = fast
-        self._fast_ref = ctypes.byref(fast)
-        self._fast_deliver = native.LIB.uf_deliver_now  # type: ignore[union-attr]
+        self._fast_ptr = ctypes.c_void_p(ctypes.addressof(fast))
+        lib = native.LIB
+        assert lib is not None
+        raw = ctypes.CFUNCTYPE(ctypes.c_int)
+        self._fast_deliver = raw(ctypes.cast(lib.uf_deliver_now, ctypes.c_void_p).value)
+        self._fast_run = raw(ctypes.cast(lib.uf_run, ctypes.c_void_p).value)
+        self._fast_switch = raw(ctypes.cast(lib.uf_switch, ctypes.c_void_p).value)
 
     def set_kernel_memory(self, buf: bytearray, base: int) -> None:
         """Where the fast path finds UITTs and UPIDs (never resized once set)."""
@@ -427,10 +452,11 @@ class Engine:
             native.set_kernel_memory(self.fast, buf, base)
 
     def set_fast_unit(self, unit: Any) -> None:
-        """The UINTR unit (hw.uintr.NativeUnit) of the CPU about to run this engine; None
+        """The UINTR unit (hw.uintr.UintrUnit) of the CPU about to run this engine; None
         sends every #UD to the Python callback."""
-        if self.fast is not None:
-            self.fast.unit = None if unit is None else ctypes.addressof(unit)
+        if self.fast is not None and unit is not self._fast_unit:
+            self._fast_unit = unit
+            self.fast.unit = None if unit is None else unit.pointer.value
 
     def vouch(self, address: int, host: int, perms: int) -> None:
         """The guest page at `address` is at `host` and allows `perms` (native.PERM_R/W): the
@@ -439,12 +465,12 @@ class Engine:
             native.remember_page(self.fast, address >> 12, host, perms)
 
     def fast_deliver(self, unit: Any) -> int:
-        """Native delivery for `unit` (a hw.uintr.NativeUnit) at the current boundary: 1
+        """Native delivery for `unit` (a hw.uintr.UintrUnit) at the current boundary: 1
         delivered, 0 nothing deliverable, native.SLOW (also without the fast path): use the
         model."""
         if self.fast is None:
             return native.SLOW
-        return self._fast_deliver(self._fast_ref, self.handle, ctypes.byref(unit))  # type: ignore[no-any-return]
+        return self._fast_deliver(self._fast_ptr, self._h, unit.pointer)  # type: ignore[no-any-return]
 
     # --- instruction counting -----------------------------------------------------------
 
@@ -566,8 +592,9 @@ class Engine:
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, rip: int, limit: int | None, start: int = 0, *, steps: int = 0) -> int:
-        """Run from `rip` until a hook stops the engine or `limit` instructions have run.
+    def run(self, rip: int | None, limit: int | None, start: int = 0, *, steps: int = 0) -> int:
+        """Run from `rip` (None: from RIP) until a hook stops the engine or `limit`
+        instructions have run.
 
         Returns the number of instructions executed when counting, else 0 (`start` is a
         charge that counts as already executed). Counting per block, a run ends at the last
@@ -586,13 +613,18 @@ class Engine:
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
             self.uc.ctl_flush_tb()
-        blocks = self.counting and not self.precise
+        blocks = self._counter_hook is not None and not self.precise
         progress = c.count
         missed = NO_BLOCK
+        if rip is None and (steps or self._fast_run is None):
+            rip = self.reg_read(RIP)
         while True:
             c.stop_why = 0
             c.last_size = 0
-            status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
+            if rip is None:  # reads RIP and starts the engine, in one call
+                status = self._fast_run(self._fast_ptr, self._h)
+            else:
+                status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
             if not blocks:
                 break
             why = c.stop_why
@@ -631,6 +663,14 @@ class Engine:
 
     def stop(self) -> None:
         """Stop the engine; only ever called from inside a hook (synchronous, G14)."""
+        self.stop_requested = True
+        if self._defer_stop:
+            self._stop_deferred = True  # the native hook stops the engine on its way out
+            return
+        uclib.uc_emu_stop(self.handle)
+
+    def stop_async(self) -> None:
+        """Stop the engine from another host thread (the watchdog; unicorn-notes G14)."""
         self.stop_requested = True
         uclib.uc_emu_stop(self.handle)
 
@@ -676,7 +716,7 @@ class Engine:
                  self.on_cpuid, self.error, self.stop_requested)  # fmt: skip
         r = self._replay = _Replay(rip, canonical)
         self.mem_fault = None
-        fast_unit = self.fast.unit if self.fast is not None else None
+        fast_unit = self._fast_unit
         self.set_fast_unit(None)  # a #UD must reach the halting callback
         halt = self._replay_halt
         self.on_syscall, self.on_invalid, self.on_interrupt = halt, halt, halt
@@ -712,8 +752,7 @@ class Engine:
                 uclib.uc_hook_del(self.handle, hook.value)
             self._replay = None
             self.restore(ctx)
-            if self.fast is not None:
-                self.fast.unit = fast_unit
+            self.set_fast_unit(fast_unit)
             ctypes.memmove(ctypes.addressof(c), counter, len(counter))
             (self.breakpoint_skip, self.breakpoint_hit, self.mem_fault, self.fault_stop,
              self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
@@ -780,10 +819,20 @@ class Engine:
         return self.uc.context_save()
 
     def save(self, ctx: Any) -> None:
-        uclib.uc_context_save(self.handle, ctx.context)
+        self._ctx_save(self._h, ctx._context)
 
     def restore(self, ctx: Any) -> None:
-        uclib.uc_context_restore(self.handle, ctx.context)
+        self._ctx_restore(self._h, ctx._context)
+
+    def switch(self, out: Any, into: Any) -> None:
+        """`save(out)` (unless None), then `restore(into)`: a thread switch, in one call."""
+        if self._fast_switch is None:
+            if out is not None:
+                self.save(out)
+            self.restore(into)
+            return
+        self._fast_switch(self._fast_ptr, self._h, None if out is None else out._context,
+                          into._context)  # fmt: skip
 
     # --- memory -------------------------------------------------------------------------
 

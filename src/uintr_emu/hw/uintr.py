@@ -194,11 +194,11 @@ class NativeUnit(ctypes.Structure):
 
     _fields_ = [
         ("state", UintrState),
-        ("enabled", ctypes.c_uint8),  # CPUID.UINTR = 1 and CR4.UINTR = 1
-        ("user_mode", ctypes.c_uint8),  # CPL = 3
-        ("flexible_uiret", ctypes.c_uint8),  # CPUID.(7,1):EDX[17]
-        ("traced", ctypes.c_uint8),  # `events` is set: the fast path leaves everything to us
-        ("ipi_arrived", ctypes.c_uint8),  # an interrupt waits in the local APIC (machine.Cpu)
+        ("enabled", ctypes.c_bool),  # CPUID.UINTR = 1 and CR4.UINTR = 1
+        ("user_mode", ctypes.c_bool),  # CPL = 3
+        ("flexible_uiret", ctypes.c_bool),  # CPUID.(7,1):EDX[17]
+        ("traced", ctypes.c_bool),  # `events` is set: the fast path leaves everything to us
+        ("ipi_arrived", ctypes.c_bool),  # an interrupt waits in the local APIC (machine.Cpu)
         ("_pad", ctypes.c_uint8 * 3),
     ]
 
@@ -244,6 +244,8 @@ class UintrUnit:
         "bus",
         "mem",
         "native",
+        "pointer",
+        "fast_notification",
         "state",
         "_user_mode",
         "_events",
@@ -260,6 +262,10 @@ class UintrUnit:
         # The state and the flags the native fast path reads live in one C structure; the
         # Python attributes below mirror the flags (setters keep both in step).
         self.native = NativeUnit()
+        self.pointer = ctypes.c_void_p(ctypes.addressof(self.native))
+        # Set by the machine when the native fast path is there: notification processing on a
+        # UPID in kernel memory, in C; returns 0 if done, else the model does it.
+        self.fast_notification: Callable[[], int] | None = None
         self.state = self.native.state
         self._user_mode = True
         self._events: EventSink | None = None
@@ -627,6 +633,9 @@ class UintrUnit:
         A #PF on the UPID (the OS left UPIDADDR unmapped) propagates to the caller; the
         notification vector has already been EOI'd by then.
         """
+        fast = self.fast_notification
+        if fast is not None and fast() == 0:  # (never while tracing: the native code defers)
+            return
         st = self.state
         addr = st.upid_addr
         mem = self.mem

@@ -41,6 +41,8 @@ from .loader import LoadedProgram, build_stack, load_elf
 from .mm import AddressSpace, GuestFault
 from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host_umask
 
+RUNNABLE = ThreadState.RUNNABLE
+
 # Counted single-thread running is switched off (a translation-cache flush) only after this many
 # instructions, so programs that keep blocking and waking do not flush on every switch.
 UNSLICE_AFTER_INSNS = 20_000_000
@@ -126,8 +128,10 @@ class Kernel:
         earlier than the round and than anything sent to the CPU (see `kick`)."""
         t = self.in_engine
         cpu = self.machine.cpus[self.current_cpu]
-        if t is not None and t.process.engine.counting:
-            return cpu.base + t.process.engine.counter.count
+        if t is not None:
+            e = t.process.engine
+            if e.counting:
+                return cpu.base + e.counter.count  # type: ignore[no-any-return]
         return max(cpu.base, self.now)  # after a turn: its end; between rounds: the round
 
     def kick(self, cpu: Any) -> None:
@@ -390,21 +394,21 @@ class Kernel:
         # the interrupted instruction cannot be observed.
         self._timed_out.set()
         for p in list(self.processes.values()):
-            p.engine.stop()
+            p.engine.stop_async()
 
     def _round(self) -> None:
         if self._timed_out.is_set():
             raise GuestExit(124, f"timeout: stopped after {self.opt.timeout:g} s (--timeout)")
         self._wake_timers()
         cpus = [c for c in self.machine.cpus if c.current is not None]
-        deadlines = self.armed_deadlines()
         if not cpus:
+            deadlines = self.armed_deadlines()
             if deadlines:
                 self.now = max(self.now, min(deadlines))
                 return
             raise GuestExit(124, self._deadlock_message())
-        runnable = self.runnable_count()
-        sliced = runnable > 1 or bool(deadlines) or self.opt.max_insns is not None
+        sliced = (len(cpus) > 1 or self.opt.max_insns is not None or self.runnable_count() > 1
+                  or bool(self.armed_deadlines()))  # fmt: skip
         limit = self.opt.slice if sliced else None
         if limit is not None and self.sched_rng is not None:
             # --seed: slices between half and one and a half times --slice, per round
@@ -412,14 +416,15 @@ class Kernel:
         if self.opt.max_insns is not None:
             limit = max(1, min(limit or self.opt.slice, self.opt.max_insns - self.total_insns))
         end = self.now
+        seeded, insn_limit = self.sched_rng is not None, self.opt.max_insns is not None
         for cpu in cpus:
             t = cpu.current
-            if t is None or not t.runnable:
+            if t is None or t.state is not RUNNABLE:  # (not t.runnable: a property, per turn)
                 continue
             cpu.base = max(self.now, cpu.not_before)
             e = t.process.engine
             if limit is not None:
-                e.set_counting(True, precise=self.sched_rng is not None or self._near_insn_limit())
+                e.set_counting(True, precise=seeded or (insn_limit and self._near_insn_limit()))
             elif e.counting:
                 # One runnable thread: keep counting a while before paying for the flush.
                 if self.counted_single < UNSLICE_AFTER_INSNS:
@@ -467,15 +472,15 @@ class Kernel:
         p = t.process
         e = p.engine
         if p.loaded is not t:
-            if p.loaded is not None and p.loaded.state is not ThreadState.DEAD:
-                e.save(p.loaded.ctx)
-            e.restore(t.ctx)
+            out = p.loaded
+            e.switch(out.ctx if out is not None and out.state is not ThreadState.DEAD else None,
+                     t.ctx)  # fmt: skip
             p.loaded = t
         return e
 
     def run_thread(self, cpu: Any, t: Thread, limit: int | None) -> int:
         e = self.load_thread(t)
-        e.set_fast_unit(cpu.uintr.native)
+        e.set_fast_unit(cpu.uintr)
         self.current = t
         self.current_cpu = cpu.index
         if t.result is not None:
@@ -486,7 +491,7 @@ class Kernel:
             e.reg_write(eng.RIP, e.reg_read(eng.RIP) - 2)
         t.restart = False
         self.return_to_user(t)
-        if not t.runnable or cpu.current is not t:
+        if t.state is not RUNNABLE or cpu.current is not t:
             return 0
         self.in_engine = t
         # A lone thread's run (unsliced, or an extended counted slice) ends when another
@@ -497,7 +502,7 @@ class Kernel:
             cpu.base += charge
         try:
             if self.debugger is None:
-                n = e.run(e.reg_read(eng.RIP), limit, charge if limit is not None else 0)
+                n = e.run(None, limit, charge if limit is not None else 0)
             else:  # the stub runs the turn: breakpoints, single steps, stops for gdb
                 n = self.debugger.run(t, limit, charge if limit is not None else 0)
         except UcError as err:

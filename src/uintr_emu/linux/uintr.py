@@ -65,9 +65,14 @@ class Uitt:
     addr: int  # kernel address, 4 KiB
     entries: list[Any] = field(default_factory=lambda: [None] * UITT_ENTRIES)
     refs: int = 0
+    used: int = 0  # entries that are not None (checked at every return to user)
 
     def free_index(self) -> int | None:
         return next((i for i, e in enumerate(self.entries) if e is None), None)
+
+    def set(self, index: int, entry: Any) -> None:
+        self.used += (entry is not None) - (self.entries[index] is not None)
+        self.entries[index] = entry
 
 
 @dataclass(eq=False)
@@ -253,7 +258,8 @@ class UintrKernel:
                                                 source=cpu.apic)  # fmt: skip
         if cpu.ipi_arrived:
             cpu.service()
-            self._os_vectors(cpu)
+            if cpu.other_vectors:
+                self._os_vectors(cpu)
         if unit.state.uirr:
             e = t.process.engine
             try:
@@ -267,7 +273,7 @@ class UintrKernel:
         """Make TT/UITTSZ follow the UITT the thread may use (per process under uintr-next)."""
         uitt = t.process.uitt if self.abi == "next" else t.uintr.uitt
         st = unit.state
-        want = uitt is not None and any(e is not None for e in uitt.entries)
+        want = uitt is not None and uitt.used > 0
         if want:
             if st.uitt_addr != uitt.addr or not st.senduipi_enabled:
                 unit.wrmsr(U.IA32_UINTR_TT, uitt.addr | 1)
@@ -347,28 +353,15 @@ class UintrKernel:
 
     def trap(self, t: Thread) -> bool:
         """The engine's #UD: execute a UINTR instruction, or report a genuine #UD."""
-        cpu = self.cpu_of(t)
-        e = t.process.engine
-        try:
+
+        def execute(cpu: Cpu, e: Any) -> bool:
             cpu.last_post = 0
             done = cpu.execute_trapped(e)
             if cpu.last_post:
                 self._posted(cpu.last_post)
             return done
-        except ArchFault as f:
-            t.fault = fault_signal(f, e.reg_read(eng.RIP))
-            return False
-        finally:
-            if cpu.other_vectors:  # e.g. a SENDUIPI's 0xEB to this very CPU (§11.6)
-                self._os_vectors(cpu)
 
-    def _posted(self, upid: int) -> None:
-        r = self.by_upid.get(upid)
-        if r is not None:
-            r.posted_at = self.k.clock_ns()
-            # Also when no IPI went out (SN or ON set): whatever CPU next picks the post up
-            # must not be earlier than the post.
-            self.k.kick(self.k.machine.cpus[r.thread.cpu])
+        return self._in_hook(t, execute)
 
     def native_post(self, upid: int, notify: int, nv: int, ndst: int) -> bool:
         """The native fast path executed a SENDUIPI up to its UPID update: the rest, as
@@ -376,33 +369,49 @@ class UintrKernel:
         t = self.k.current
         assert t is not None
         cpu = self.cpu_of(t)
-        e = t.process.engine
         try:
-            cpu.senduipi_posted(e, upid, notify, nv, ndst)
+            cpu.senduipi_posted(t.process.engine, upid, notify, nv, ndst)
             self._posted(upid)
             return True
         except ArchFault as f:
-            t.fault = fault_signal(f, e.reg_read(eng.RIP))
-            return False
+            return self._fault(t, f)
         finally:
             if cpu.other_vectors:
                 self._os_vectors(cpu)
 
     def native_deliver(self) -> bool:
         """After a native STUI or UIRET: the delivery the fast path left to the model."""
-        t = self.k.current
+        return self._in_hook(self.k.current, lambda cpu, e: cpu.deliver_model(e) or True)
+
+    def _in_hook(self, t: Thread | None, work: Any) -> bool:
+        """`work(cpu, engine)` for `t` inside the #UD hook; its result is the hook's. The
+        instruction's own fault (ArchFault) becomes `t.fault` and the hook returns False; then
+        the kernel's handlers run for interrupts that were not notifications (e.g. a SENDUIPI's
+        0xEB to this very CPU, §11.6). (`native_post`, the hot one, is this written out.)"""
         assert t is not None
         cpu = self.cpu_of(t)
-        e = t.process.engine
         try:
-            cpu.deliver_model(e)
-            return True
+            return bool(work(cpu, t.process.engine))
         except ArchFault as f:
-            t.fault = fault_signal(f, e.reg_read(eng.RIP))
-            return False
+            return self._fault(t, f)
         finally:
             if cpu.other_vectors:
                 self._os_vectors(cpu)
+
+    @staticmethod
+    def _fault(t: Thread, f: ArchFault) -> bool:
+        t.fault = fault_signal(f, t.process.engine.reg_read(eng.RIP))
+        return False
+
+    def _posted(self, upid: int) -> None:
+        r = self.by_upid.get(upid)
+        if r is not None:
+            r.posted_at = now = self.k.clock_ns()
+            # Also when no IPI went out (SN or ON set): whatever CPU next picks the post up
+            # must not be earlier than the post (Kernel.kick, with the clock just read).
+            cpu = self.k.machine.cpus[r.thread.cpu]
+            if cpu.not_before < now:
+                cpu.not_before = now
 
     def thread_exit(self, t: Thread) -> None:
         """Exit (§11.7): receiver torn down (SN := 1, inactive; later posts stay in PIR)."""
@@ -431,7 +440,7 @@ class UintrKernel:
         and mask bit cleared; bits already in UIRR stay."""
         senders = {id(s): s for _u, _i, s in f.senders if s is not None}
         for uitt, index, _sender in f.senders:
-            uitt.entries[index] = None
+            uitt.set(index, None)
             self._write_uitt_entry(uitt, index, 0, 0)
         f.senders.clear()
         for sender in senders.values():  # an emptied table disables SENDUIPI at once (#UD)
@@ -568,7 +577,7 @@ class UintrKernel:
         index = uitt.free_index()
         if index is None:
             return -E.ENOSPC
-        uitt.entries[index] = (r, vector, f, t)
+        uitt.set(index, (r, vector, f, t))
         self._write_uitt_entry(uitt, index, vector, r.upid)
         if f is not None:
             f.senders.append((uitt, index, t))
@@ -607,7 +616,7 @@ class UintrKernel:
 
     def _remove_entry(self, t: Thread, uitt: Uitt, index: int) -> None:
         entry = uitt.entries[index]
-        uitt.entries[index] = None
+        uitt.set(index, None)
         self._write_uitt_entry(uitt, index, 0, 0)
         f = entry[2]
         if f is not None:
@@ -714,6 +723,7 @@ class UintrKernel:
         if self.abi == "next" and parent.uitt is not None:
             copy = Uitt(self.kmem.alloc(UITT_SIZE, 4096))
             copy.entries = list(parent.uitt.entries)
+            copy.used = parent.uitt.used
             off_src = parent.uitt.addr - KERNEL_BASE
             off_dst = copy.addr - KERNEL_BASE
             self.kmem.data[off_dst : off_dst + UITT_SIZE] = self.kmem.data[

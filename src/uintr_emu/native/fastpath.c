@@ -56,8 +56,13 @@ enum { S_CLUI, S_STUI, S_TESTUI, S_UIRET, S_SENDUIPI, S_DELIVER, S_SLOW, NSTATS 
 typedef int (*reg_fn)(void *uc, int regid, void *value);
 typedef int (*mem_read_fn)(void *uc, u64 address, void *bytes, u64 size);
 typedef bool (*slow_fn)(void *uc, void *user_data);
-typedef bool (*post_fn)(u64 upid, u32 notify, u32 nv, u64 ndst);
+typedef int (*post_fn)(u64 upid, u32 notify, u32 nv, u64 ndst);
 typedef bool (*deliver_fn)(void);
+typedef int (*emu_start_fn)(void *uc, u64 begin, u64 until, u64 timeout, size_t count);
+typedef int (*emu_stop_fn)(void *uc);
+typedef int (*context_fn)(void *uc, void *context);
+
+enum { POST_OK = 1, POST_STOP = 2 }; /* the post callback's result bits */
 
 struct ctx {
     struct unit *unit; /* the CPU running this address space's thread; NULL: all to Python */
@@ -65,9 +70,12 @@ struct ctx {
     u64 kmem_base, kmem_size;
     reg_fn reg_read, reg_write;
     mem_read_fn mem_read;
+    emu_start_fn emu_start;
+    emu_stop_fn emu_stop;
+    context_fn context_save, context_restore;
     slow_fn slow;         /* the Python #UD handler: executes the instruction with the model */
     void *slow_data;
-    post_fn post;         /* after a native SENDUIPI: the IPI and the OS's bookkeeping */
+    post_fn post;         /* after a native SENDUIPI: the IPI and the OS's part; POST_* bits */
     deliver_fn deliver;   /* delivery the fast path cannot make (a fault, an unknown page) */
     int regs[NREGS];      /* engine ids of RIP, RSP, RFLAGS */
     int gprs[16];         /* engine ids of the GPRs in x86 encoding order */
@@ -328,6 +336,24 @@ int uf_deliver(struct ctx *c, u64 rip, u64 rsp, u64 rflags, u64 *out)
     return 1;
 }
 
+/*
+ * User-interrupt notification processing (§7, UintrUnit.process_notification) on the UPID at
+ * UPIDADDR in kernel memory [kmem, kmem + size) at guest address `base`: ON := 0, UIRR |= PIR,
+ * PIR := 0. SLOW for a UPID elsewhere or while the model reports events.
+ */
+int uf_notify(struct unit *u, u8 *kmem, u64 base, u64 size)
+{
+    struct ctx c = {.kmem = kmem, .kmem_base = base, .kmem_size = size};
+    u8 *p = kernel_bytes(&c, u->st.upid_addr, 16);
+    if (p == NULL || u->traced)
+        return SLOW;
+    u64 upid = rd64(p), pir = rd64(p + 8);
+    wr64(p, upid & ~UPID_ON);
+    wr64(p + 8, 0);
+    u->st.uirr |= pir;
+    return 0;
+}
+
 /* -- engine glue ------------------------------------------------------------------------ */
 
 static inline u64 reg(struct ctx *c, void *uc, int id)
@@ -430,9 +456,27 @@ bool uf_ud_hook(void *uc, void *data)
             goto slow;
         set_reg(c, uc, c->regs[REG_RIP], next);
         c->stats[S_SENDUIPI]++;
-        return c->post(out[0], (u32)out[1], (u32)out[2], out[3]);
+        r = c->post(out[0], (u32)out[1], (u32)out[2], out[3]);
+        if (r & POST_STOP) /* the OS wants the sender off the CPU (from here: cheaper) */
+            c->emu_stop(uc);
+        return (r & POST_OK) != 0;
     }
 slow:
     c->stats[S_SLOW]++;
     return c->slow(uc, c->slow_data);
+}
+
+/* uc_emu_start from the current RIP without a limit (Engine.run): one call instead of two. */
+int uf_run(struct ctx *c, void *uc)
+{
+    return c->emu_start(uc, reg(c, uc, c->regs[REG_RIP]), ~0ull, 0, 0);
+}
+
+/* A thread switch on the engine (Kernel.load_thread): save the outgoing registers (if `save`),
+ * load the incoming ones. One call instead of two. */
+int uf_switch(struct ctx *c, void *uc, void *save, void *restore)
+{
+    if (save != NULL)
+        c->context_save(uc, save);
+    return c->context_restore(uc, restore);
 }
