@@ -64,20 +64,20 @@ class CpuMemory:
         self.user: Any = None  # linux.mm.AddressSpace of the running process
 
     def read(self, addr: int, size: int, *, supervisor: bool) -> bytes:
-        off = addr - KERNEL_BASE
-        if 0 <= off and off + size <= len(self.kmem.data):  # kmem.contains, inlined
+        if self.kmem.contains(addr, size):
             if not supervisor:  # a user access to a supervisor page
                 raise PageFault(addr, write=False, protection=True, user=True)
+            off = addr - KERNEL_BASE
             return bytes(self.kmem.data[off : off + size])
         if self.user is None:
             raise PageFault(addr, write=False, protection=False, user=not supervisor)
         return self.user.hw_read(addr, size, user=not supervisor)
 
     def write(self, addr: int, data: bytes, *, supervisor: bool) -> None:
-        off = addr - KERNEL_BASE
-        if 0 <= off and off + len(data) <= len(self.kmem.data):  # kmem.contains, inlined
+        if self.kmem.contains(addr, len(data)):
             if not supervisor:
                 raise PageFault(addr, write=True, protection=True, user=True)
+            off = addr - KERNEL_BASE
             self.kmem.data[off : off + len(data)] = data
             return
         if self.user is None:

@@ -25,7 +25,6 @@ PERM_R, PERM_W = 1, 2
 SLOW = -1  # a native function left the work to the model
 STATS = ("clui", "stui", "testui", "uiret", "senduipi", "deliver", "slow")
 
-SLOW_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
 POST_CB = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64
 )
@@ -96,14 +95,6 @@ def _load() -> ctypes.CDLL | None:
     lib.uf_senduipi.restype = i32
     lib.uf_deliver.argtypes = [vp, u64, u64, u64, out]
     lib.uf_deliver.restype = i32
-    lib.uf_deliver_now.argtypes = [vp, vp, vp]
-    lib.uf_deliver_now.restype = i32
-    lib.uf_run.argtypes = [vp, vp]
-    lib.uf_run.restype = i32
-    lib.uf_notify.argtypes = [vp, vp, u64, u64]
-    lib.uf_notify.restype = i32
-    lib.uf_switch.argtypes = [vp, vp, vp, vp]
-    lib.uf_switch.restype = i32
     return lib
 
 
@@ -117,15 +108,27 @@ def available() -> bool:
     return LIB is not None
 
 
+def raw_entry(function: Any) -> Any:
+    """`function` (of libunicorn or this library) callable without ctypes converting its
+    arguments: the caller passes prepared c_void_p/c_uint64 objects; it returns a C int. For the
+    calls made every scheduling turn (~0.15 us less each)."""
+    return ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(function, ctypes.c_void_p).value)
+
+
+def buffer_address(buf: Any) -> int:
+    """Host address of a writable buffer (mmap, bytearray). It stays valid while the buffer
+    lives and is not resized (a bytearray with a live export cannot be)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
 def notifier(unit: Any, buf: bytearray, base: int) -> Callable[[], int] | None:
     """Native notification processing for `unit` (a hw.uintr.UintrUnit) with kernel memory
     `buf` at guest address `base`: a call returns 0 when done, SLOW when the model must do it.
     None without the fast path."""
     if LIB is None:
         return None
-    raw = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(LIB.uf_notify, ctypes.c_void_p).value)
-    kmem = ctypes.c_void_p(ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf)))
-    return functools.partial(raw, unit.pointer, kmem, ctypes.c_uint64(base),
+    kmem = ctypes.c_void_p(buffer_address(buf))
+    return functools.partial(raw_entry(LIB.uf_notify), unit.pointer, kmem, ctypes.c_uint64(base),
                              ctypes.c_uint64(len(buf)))  # fmt: skip
 
 
@@ -147,7 +150,7 @@ def new_ctx(reg_ids: tuple[int, int, int], gpr_ids: tuple[int, ...]) -> Ctx:
 
 def set_kernel_memory(c: Ctx, buf: bytearray, base: int) -> None:
     """Kernel memory (UPIDs and UITTs): `buf` must never be resized (its export pins it)."""
-    c.kmem = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    c.kmem = buffer_address(buf)
     c.kmem_base = base
     c.kmem_size = len(buf)
 

@@ -154,7 +154,7 @@ class _NativeCode:
         self.page.write(_COUNTER_CODE)
         self.page.seek(64)
         self.page.write(_BLOCK_COUNTER_CODE)
-        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.page))
+        self.address = native.buffer_address(self.page)
         self.block_address = self.address + 64
         self.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
 
@@ -270,12 +270,8 @@ class Engine:
         # Raw entry points with prepared arguments for the calls made every turn (a ctypes call
         # with argtypes costs ~0.15 us more).
         self._h = ctypes.c_void_p(self.handle.value)
-        self._ctx_save = ctypes.CFUNCTYPE(ctypes.c_int)(
-            ctypes.cast(uclib.uc_context_save, ctypes.c_void_p).value
-        )
-        self._ctx_restore = ctypes.CFUNCTYPE(ctypes.c_int)(
-            ctypes.cast(uclib.uc_context_restore, ctypes.c_void_p).value
-        )
+        self._ctx_save = native.raw_entry(uclib.uc_context_save)
+        self._ctx_restore = native.raw_entry(uclib.uc_context_restore)
         self._fast_run: Any = None
         self._fast_unit: Any = None  # what set_fast_unit last set
         self._fast_switch: Any = None
@@ -441,10 +437,9 @@ class Engine:
         self._fast_ptr = ctypes.c_void_p(ctypes.addressof(fast))
         lib = native.LIB
         assert lib is not None
-        raw = ctypes.CFUNCTYPE(ctypes.c_int)
-        self._fast_deliver = raw(ctypes.cast(lib.uf_deliver_now, ctypes.c_void_p).value)
-        self._fast_run = raw(ctypes.cast(lib.uf_run, ctypes.c_void_p).value)
-        self._fast_switch = raw(ctypes.cast(lib.uf_switch, ctypes.c_void_p).value)
+        self._fast_deliver = native.raw_entry(lib.uf_deliver_now)
+        self._fast_run = native.raw_entry(lib.uf_run)
+        self._fast_switch = native.raw_entry(lib.uf_switch)
 
     def set_kernel_memory(self, buf: bytearray, base: int) -> None:
         """Where the fast path finds UITTs and UPIDs (never resized once set)."""
@@ -837,26 +832,28 @@ class Engine:
     # --- memory -------------------------------------------------------------------------
 
     def map_buffer(self, address: int, size: int, perms: int, buf: mmap.mmap, offset: int) -> None:
-        ptr = ctypes.addressof(ctypes.c_char.from_buffer(buf)) + offset
-        if self.fast is not None:
-            native.forget_pages(self.fast)
+        ptr = native.buffer_address(buf) + offset
+        self._forget_pages()
         status = uclib.uc_mem_map_ptr(self.handle, address, size, perms, ptr)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"map {address:#x}+{size:#x}: {UcError(status)}", status)
 
     def unmap(self, address: int, size: int) -> None:
-        if self.fast is not None:
-            native.forget_pages(self.fast)
+        self._forget_pages()
         status = uclib.uc_mem_unmap(self.handle, address, size)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"unmap {address:#x}+{size:#x}: {UcError(status)}")
 
     def protect(self, address: int, size: int, perms: int) -> None:
-        if self.fast is not None:
-            native.forget_pages(self.fast)
+        self._forget_pages()
         status = uclib.uc_mem_protect(self.handle, address, size, perms)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"protect {address:#x}+{size:#x}: {UcError(status)}")
+
+    def _forget_pages(self) -> None:
+        # Any mapping change: the pages vouched for the fast path may be gone or re-protected.
+        if self.fast is not None:
+            native.forget_pages(self.fast)
 
     def invalidate_code(self, address: int, size: int) -> None:
         """Drop translations of a range whose bytes changed behind the engine (G13), and the

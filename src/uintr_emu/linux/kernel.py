@@ -134,10 +134,11 @@ class Kernel:
                 return cpu.base + e.counter.count  # type: ignore[no-any-return]
         return max(cpu.base, self.now)  # after a turn: its end; between rounds: the round
 
-    def kick(self, cpu: Any) -> None:
-        """Something (an IPI, a wake-up, a signal) was sent to `cpu` now: its next turn must not
-        start earlier in virtual time (causality across the lockstep rounds)."""
-        cpu.not_before = max(cpu.not_before, self.clock_ns())
+    def kick(self, cpu: Any, now: int | None = None) -> None:
+        """Something (an IPI, a wake-up, a signal) was sent to `cpu` now (`clock_ns()`, if the
+        caller has not just read it): its next turn must not start earlier in virtual time
+        (causality across the lockstep rounds)."""
+        cpu.not_before = max(cpu.not_before, self.clock_ns() if now is None else now)
 
     def monotonic_ns(self) -> int:
         if self.opt.realtime:

@@ -15,6 +15,7 @@ import mmap
 import struct
 from dataclasses import dataclass, field
 
+from ..engine.native import buffer_address
 from ..engine.unicorn import ACCESS_FETCH_KINDS, ACCESS_WRITE_KINDS, PAGE, Engine, EngineError
 from ..hw.faults import PageFault
 
@@ -58,7 +59,7 @@ def file_buffer(fd: int, covered: int, offset: int) -> mmap.mmap:
         raise OutOfMemory(f"cannot map {covered:#x} bytes of fd {fd}") from None
     if covered % PAGE == 0:
         return m
-    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    base = buffer_address(m)
     arr = (ctypes.c_char * page_up(covered)).from_address(base)
     arr._host_mapping = m  # type: ignore[attr-defined]  # unmapped with the array
     return arr  # type: ignore[return-value]
@@ -361,7 +362,7 @@ class AddressSpace:
             if v is None or v.beyond_eof:
                 continue
             perms = engine_perms(v.prot)
-            host = ctypes.addressof(ctypes.c_char.from_buffer(v.buf)) + v.offset + page - v.start
+            host = buffer_address(v.buf) + v.offset + page - v.start
             self.engine.vouch(page, host, perms & (PROT_READ | PROT_WRITE))
 
     # --- fork ---------------------------------------------------------------------------

@@ -408,10 +408,8 @@ class UintrKernel:
         if r is not None:
             r.posted_at = now = self.k.clock_ns()
             # Also when no IPI went out (SN or ON set): whatever CPU next picks the post up
-            # must not be earlier than the post (Kernel.kick, with the clock just read).
-            cpu = self.k.machine.cpus[r.thread.cpu]
-            if cpu.not_before < now:
-                cpu.not_before = now
+            # must not be earlier than the post.
+            self.k.kick(self.k.machine.cpus[r.thread.cpu], now)
 
     def thread_exit(self, t: Thread) -> None:
         """Exit (§11.7): receiver torn down (SN := 1, inactive; later posts stay in PIR)."""
