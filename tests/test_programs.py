@@ -105,27 +105,31 @@ def test_program_matches_native(name, cpus, native_result, build_program, run_em
     assert_same_as_native(native, emu, f"{name} --cpus {cpus}")
 
 
+def same_as_native_in_a_directory(name, cpus, native_result, tmp_path_factory, tmp_path,
+                                  build_program, run_emu):  # fmt: skip
+    """Run `name` natively and emulated, each with its own empty directory as argv[1]: the
+    same output, and nothing left behind in the emulator's directory."""
+    native = native_result(name, [str(tmp_path_factory.mktemp(f"native-{name}"))], key="tmp")
+    assert_native_ok(native, name)
+    emu = run_emu(build_program(name), [str(tmp_path)], cpus=cpus)
+    no_traceback(emu)
+    assert_same_as_native(native, emu, f"{name} --cpus {cpus}")
+    assert list(tmp_path.iterdir()) == [], f"{name}.c left something behind under the emulator"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cpus", CPUS)
 def test_files(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
-    native = native_result("files", [str(tmp_path_factory.mktemp("native-files"))], key="tmp")
-    assert_native_ok(native, "files")
-    emu = run_emu(build_program("files"), [str(tmp_path)], cpus=cpus)
-    no_traceback(emu)
-    assert_same_as_native(native, emu, f"files --cpus {cpus}")
-    assert list(tmp_path.iterdir()) == [], "files.c left something behind under the emulator"
+    same_as_native_in_a_directory("files", cpus, native_result, tmp_path_factory, tmp_path,
+                                  build_program, run_emu)  # fmt: skip
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_umask(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
     """umask returns the previous mask and created files get mode & ~umask, also where the
     guest's mask grants what the emulator's own umask would take away (umask 0: 0666)."""
-    native = native_result("umask", [str(tmp_path_factory.mktemp("native-umask"))], key="tmp")
-    assert_native_ok(native, "umask")
-    emu = run_emu(build_program("umask"), [str(tmp_path)], cpus=cpus)
-    no_traceback(emu)
-    assert_same_as_native(native, emu, f"umask --cpus {cpus}")
-    assert list(tmp_path.iterdir()) == [], "umask.c left something behind under the emulator"
+    same_as_native_in_a_directory("umask", cpus, native_result, tmp_path_factory, tmp_path,
+                                  build_program, run_emu)  # fmt: skip
 
 
 def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
