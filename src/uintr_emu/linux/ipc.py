@@ -7,6 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import errno as E
+from .control import BLOCK
 from .process import File, Wait
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ class EventFd(File):
         self.semaphore = semaphore
 
     def read(self, k: Kernel, t: Thread, count: int) -> bytes | int | object:
-        from .kernel import BLOCK
-
         if count < 8:
             return -E.EINVAL
         if self.counter == 0:
@@ -41,8 +40,6 @@ class EventFd(File):
         return struct.pack("<Q", value)
 
     def write(self, k: Kernel, t: Thread, data: bytes) -> int | object:
-        from .kernel import BLOCK
-
         if len(data) < 8:
             return -E.EINVAL
         value = struct.unpack_from("<Q", data)[0]
@@ -83,8 +80,6 @@ class UnixSocket(File):
         self.rx.clear()
 
     def recv(self, k: Kernel, t: Thread, count: int) -> tuple[bytes, list[File]] | int | object:
-        from .kernel import BLOCK
-
         if not self.rx:
             if self.peer is None or self.peer.closed:
                 return b"", []
@@ -108,7 +103,6 @@ class UnixSocket(File):
         return out, files
 
     def send(self, k: Kernel, t: Thread, data: bytes, files: list[File]) -> int | object:
-        from .kernel import BLOCK
         from .signals import SIGPIPE, SigInfo
 
         peer = self.peer

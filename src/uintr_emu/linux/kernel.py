@@ -15,8 +15,6 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from unicorn import UcError
@@ -37,41 +35,17 @@ from ..options import (
 from . import errno as E
 from . import memfault
 from . import signals as S
+from .control import BLOCK, RESTART, GuestExit
 from .loader import LoadedProgram, build_stack, load_elf
 from .mm import AddressSpace, GuestFault
 from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host_umask
+from .syscalls import Syscall, registry
 
 RUNNABLE = ThreadState.RUNNABLE
 
 # Counted single-thread running is switched off (a translation-cache flush) only after this many
 # instructions, so programs that keep blocking and waking do not flush on every switch.
 UNSLICE_AFTER_INSNS = 20_000_000
-BLOCK = object()  # a syscall handler's result: the thread blocked (its Wait is set)
-RESTART = object()  # the thread's context was replaced (sigreturn, exec): leave RAX alone
-
-
-class GuestExit(Exception):
-    """The machine stops: the initial process ended, or a limit was reached."""
-
-    def __init__(self, status: int, message: str | None = None):
-        super().__init__(message or f"exit {status}")
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class Syscall:
-    nr: int
-    name: str
-    fn: Callable[..., Any]
-    argnames: tuple[str, ...]
-    fmt: dict[str, str]  # argument name -> "str" (print as string), "hex", "fd"...
-
-
-def _collect_syscalls() -> dict[int, Syscall]:
-    from .syscalls import registry
-
-    return registry()
 
 
 class Kernel:
@@ -81,7 +55,7 @@ class Kernel:
         if options.features.uintr:
             for cpu in self.machine.cpus:  # Linux enables UINTR on every CPU at boot (§1)
                 cpu.uintr.cr4 |= CR4_UINTR
-        self.syscalls = _collect_syscalls()
+        self.syscalls = registry()
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
         self.next_id = 1000  # pids/tids; deterministic

@@ -7,6 +7,7 @@ and IPIs on the APIC bus. Section numbers (§) refer to ../shared/docs/uintr-arc
 
 from __future__ import annotations
 
+import inspect
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,9 @@ from ..hw.faults import ArchFault, InvalidOpcode, PageFault
 from ..machine import KERNEL_BASE
 from . import errno as E
 from . import signals as S
+from .control import BLOCK
 from .process import File, ThreadState, Wait
+from .syscalls import Syscall
 
 if TYPE_CHECKING:
     from ..machine import Cpu
@@ -123,12 +126,8 @@ class UintrKernel:
         self.by_upid: dict[int, Receiver] = {}
         kernel.machine.on_ipi = self._on_ipi
         table = RFC if self.abi == "rfc" else NEXT
-        from .kernel import Syscall
-
         for nr, name in table.items():
             fn = getattr(self, f"sys_{self.abi}_{name}", None) or getattr(self, f"sys_{name}")
-            import inspect
-
             params = tuple(list(inspect.signature(fn).parameters)[1:])
             kernel.syscalls[nr] = Syscall(nr, f"uintr_{name}", _bind(fn), params, {})
 
@@ -647,8 +646,6 @@ class UintrKernel:
         return 0
 
     def _wait(self, t: Thread, deadline: int | None) -> Any:
-        from .kernel import BLOCK
-
         tu = self._thread_state(t)
         r = tu.receiver
         if r is None or not r.active:

@@ -7,7 +7,18 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass
+class Syscall:
+    nr: int
+    name: str
+    fn: Callable[..., Any]
+    argnames: tuple[str, ...]
+    fmt: dict[str, str]  # argument name -> "str" (print as string), "hex", "int"
+
 
 FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "process", "misc")
 
@@ -24,8 +35,6 @@ def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 def registry() -> dict[int, Any]:
-    from ..kernel import Syscall
-
     table: dict[int, Syscall] = {}
     for fam in FAMILIES:
         mod = importlib.import_module(f"{__name__}.{fam}")

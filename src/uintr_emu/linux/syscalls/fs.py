@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
+from ..control import BLOCK
 from ..mm import TASK_SIZE, AddressSpace, GuestFault
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from ..vfs import PathError, guest_join, resolve
@@ -144,8 +145,6 @@ def sys_close(k: Kernel, t: Thread, fd: int) -> int:
 
 
 def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
-    from ..kernel import BLOCK
-
     if isinstance(f, PipeEnd):
         if f.write_end:
             return -E.EBADF
@@ -173,8 +172,6 @@ def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
 
 
 def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
-    from ..kernel import BLOCK
-
     if isinstance(f, PipeEnd):
         if not f.write_end:
             return -E.EBADF
@@ -854,8 +851,6 @@ def _poll_ready(f: File | None, events: int) -> int:
 
 
 def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | None) -> object:
-    from ..kernel import BLOCK
-
     if nfds > 4096:
         return -E.EINVAL
     mem = t.process.mem

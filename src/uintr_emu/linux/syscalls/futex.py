@@ -8,6 +8,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from .. import errno as E
+from ..control import BLOCK
 from ..process import Wait
 from . import syscall
 from .time import read_timespec, timer_deadline
@@ -25,8 +26,6 @@ FUTEX_BITSET_MATCH_ANY = 0xFFFF_FFFF
 @syscall(202, op="hex", val="int")
 def sys_futex(k: Kernel, t: Thread, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
               val3: int) -> object:  # fmt: skip
-    from ..kernel import BLOCK
-
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     p = t.process
     if uaddr & 3:

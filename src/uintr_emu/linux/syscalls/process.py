@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...engine.unicorn import PAGE
 from .. import errno as E
+from ..control import BLOCK
 from ..ipc import EventFd, UnixSocket, release
 from ..mm import GuestFault
 from ..process import Wait
@@ -180,8 +181,6 @@ def _reap(k: Kernel, parent: Process, child: Process) -> None:
 @syscall(61, pid="int", options="hex")
 def sys_wait4(k: Kernel, t: Thread, pid: int, status: int, options: int,
               rusage: int) -> int | object:  # fmt: skip
-    from ..kernel import BLOCK
-
     pid = s32(pid)
     p = t.process
     kids, done = _reapable(k, p, pid)
@@ -204,8 +203,6 @@ def sys_wait4(k: Kernel, t: Thread, pid: int, status: int, options: int,
 @syscall(247, idtype="int", id="int", options="hex")
 def sys_waitid(k: Kernel, t: Thread, idtype: int, id: int, infop: int,
                options: int) -> int | object:  # fmt: skip
-    from ..kernel import BLOCK
-
     p = t.process
     pid = -1 if idtype == P_ALL else s32(id)
     if idtype not in (P_ALL, P_PID) or not options & WEXITED:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
+from ..control import BLOCK
 from . import syscall
 
 if TYPE_CHECKING:
@@ -69,7 +70,6 @@ def sys_rt_sigpending(k: Kernel, t: Thread, set: int, size: int) -> int:
 
 @syscall(130, size="int")
 def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
-    from ..kernel import BLOCK
     from ..process import Wait
 
     if size != 8:

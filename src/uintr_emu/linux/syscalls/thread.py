@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ...engine import unicorn as eng
 from .. import errno as E
+from ..control import RESTART
 from ..mm import GuestFault
 from . import syscall
 
@@ -117,16 +118,12 @@ def sys_rseq(k: Kernel, t: Thread, rseq: int, size: int, flags: int, sig: int) -
 
 @syscall(60, code="int")
 def sys_exit(k: Kernel, t: Thread, code: int) -> object:
-    from ..kernel import RESTART
-
     k.exit_thread(t, code & 0xFF)
     return RESTART
 
 
 @syscall(231, code="int")
 def sys_exit_group(k: Kernel, t: Thread, code: int) -> object:
-    from ..kernel import RESTART
-
     k.exit_process(t.process, code & 0xFF)
     return RESTART
 

@@ -7,6 +7,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
+from ..control import BLOCK
 from ..process import Wait
 from . import syscall
 
@@ -101,8 +102,6 @@ def sys_time(k: Kernel, t: Thread, tloc: int) -> int:
 
 
 def sleep_until(k: Kernel, t: Thread, deadline: int) -> object:
-    from ..kernel import BLOCK
-
     if deadline <= k.clock_ns():
         return 0
     k.block(t, Wait("sleep", deadline, on_timeout=0))
