@@ -1,10 +1,9 @@
 """Host cost of the trapped UINTR instructions through the real engine path.
 
 Every figure goes through what a guest instruction goes through in uintr-emu: Unicorn raises #UD,
-the engine's INSN_INVALID hook calls ``machine.Cpu.execute_trapped`` (``on_invalid`` is bound
-straight to it, as the kernel's hook does minus its bookkeeping), the hardware model executes
-the instruction and the engine resumes. The bare CPU of ``tests/engine_harness.py`` provides the
-machine (no Linux layer).
+the machine's hook executes the instruction -- on the native fast path, or with ``--model`` on
+the Python model alone (``machine.Cpu.execute_trapped``) -- and the engine resumes. The bare
+machine of ``tests/engine_harness.py`` provides the CPUs (no Linux layer).
 
 Each measurement runs a counted guest loop ``L: <insn>; dec rcx; jnz L`` of N iterations in one
 ``engine.run`` and subtracts the same loop with a 4-byte NOP (``0F 1F 40 00``) in place of the
@@ -17,9 +16,9 @@ instruction; the result is host µs per instruction. Rows:
 - senduipi self round: UIF = 1, UITT entry 0 -> the CPU's own UPID: SENDUIPI + self-IPI +
   notification processing + delivery + handler (``add rsp, 8; uiret``) + UIRET.
   "minus uiret" subtracts the uiret row: SENDUIPI + notification + delivery (+ 1 TCG add).
-- senduipi to cpu1 + service: CPU 0 sends to CPU 1's UPID; the machine's IPI hook runs
-  ``cpu1.service()`` at once, as the kernel does for an idle target: SENDUIPI + IPI +
-  notification processing on CPU 1 (no delivery).
+- senduipi to cpu1 + accept: per iteration CPU 0 runs ``senduipi rax; int3`` to CPU 1's UPID,
+  then CPU 1 accepts the interrupt (``cpu1.accept_interrupts()``, what its next boundary does):
+  SENDUIPI + IPI + notification processing on CPU 1 (no delivery). The baseline runs a NOP.
 - cross-cpu round: per iteration the engine runs CPU 0's ``senduipi rax; int3``, switches to
   CPU 1's context, ``cpu1.deliver_pending`` (service + delivery), runs CPU 1's handler and UIRET
   back to ``int3``, and switches back. The baseline does the same two engine runs and context
@@ -28,13 +27,12 @@ instruction; the result is host µs per instruction. Rows:
 Targets (the issue): <= 5 µs per CLUI/STUI/TESTUI, <= 15 µs for SENDUIPI + notification +
 delivery. Each figure is the best of ``--repeat`` runs.
 
-    python benchmarks/uintr_trap.py [--iterations N] [--repeat N] [--check]
+    python benchmarks/uintr_trap.py [--iterations N] [--repeat N] [--model] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import time
 from collections.abc import Callable
@@ -56,24 +54,17 @@ from engine_harness import (  # noqa: E402 - after the sys.path insert
     setup_uintr,
     uitte,
 )
-from uintr_emu.machine import Cpu  # noqa: E402
 
 TARGET_SIMPLE = 5.0
 TARGET_SEND = 15.0
 
 
 def fast_bare(ncpus: int = 1) -> Bare:
-    """A bare machine whose #UD hook is exactly ``cpu.execute_trapped`` (no tracing)."""
+    """A bare machine (`Bare.default_fast_path` says which path executes UINTR) with a minimal
+    handler: drop the vector, return."""
     bare = Bare(ncpus=ncpus)
-    use_cpu(bare, bare.cpu)
-    # A minimal handler: drop the vector, return.
     bare.poke(HANDLER, Asm(HANDLER).add_rsp_8().uiret().bytes())
     return bare
-
-
-def use_cpu(bare: Bare, cpu: Cpu) -> None:
-    bare.cpu = cpu
-    bare.engine.on_invalid = functools.partial(cpu.execute_trapped, bare.engine)
 
 
 def loop(body: bytes, n: int, setup: Callable[[Asm], None] | None = None) -> Asm:
@@ -151,10 +142,24 @@ def bench_cross_service(n: int, repeat: int) -> tuple[float, ...]:
     cpu0, cpu1 = bare.machine.cpus
     rx = setup_uintr(bare, cpu1, vectors={})
     setup_uintr(bare, cpu0, entries={0: uitte(7, rx.upid)})
-    bare.machine.on_ipi = lambda _src, target, _vector: target.service()
-    result = net(bare, Asm().senduipi(RAX).bytes(), NOP4, n, repeat, lambda a: a.mov_imm(RAX, 0))
-    assert cpu1.uintr.state.uirr == 1 << 7
-    return result
+    send_at, nop_at = CODE, CODE + 0x40
+    bare.poke(send_at, Asm(send_at).senduipi(RAX).int3().bytes())
+    bare.poke(nop_at, Asm(nop_at).nop4().int3().bytes())
+    bare.set_reg(RAX, 0)
+
+    def one_run(start: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            bare.run(start)
+            cpu1.accept_interrupts()
+            cpu1.uintr.state.uirr = 0  # (so that the next notification finds work again)
+        return time.perf_counter() - t
+
+    one_run(send_at)  # translate
+    t_op = min(one_run(send_at) for _ in range(repeat))
+    one_run(nop_at)
+    t_base = min(one_run(nop_at) for _ in range(repeat))
+    return (t_op - t_base) / n * 1e6, t_op / n * 1e6, t_base / n * 1e6
 
 
 def bench_cross_round(n: int, repeat: int) -> tuple[float, ...]:
@@ -182,14 +187,14 @@ def bench_cross_round(n: int, repeat: int) -> tuple[float, ...]:
         t = time.perf_counter()
         for _ in range(n):
             e.restore(ctx0)
-            use_cpu(bare, cpu0)
-            e.run(start, None)
+            bare.cpu = cpu0
+            bare.run(start)
             e.save(ctx0)
             e.restore(ctx1)
-            use_cpu(bare, cpu1)
+            bare.cpu = cpu1
             bare.set_rip(rx_at)
             cpu1.deliver_pending(e)
-            e.run(bare.rip, None)
+            bare.run()
         return time.perf_counter() - t
 
     one_run(send_at)  # translate
@@ -204,8 +209,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=20000, help="loop iterations (N)")
     ap.add_argument("--repeat", type=int, default=5, help="best of this many runs")
+    ap.add_argument("--model", action="store_true", help="the Python model executes every one")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
+    Bare.default_fast_path = not args.model
     n, r = args.iterations, args.repeat
     rows: list[tuple[str, tuple[float, ...], float | None]] = []
     for name in ("clui", "stui", "testui"):
@@ -217,11 +224,12 @@ def main() -> int:
     rows.append(("senduipi self round (incl. uiret)", self_round, None))
     derived = (self_round[0] - uiret[0], float("nan"), float("nan"))
     rows.append(("  minus uiret: send+notify+deliver", derived, TARGET_SEND))
-    rows.append(("senduipi to cpu1 + cpu1 service", bench_cross_service(n, r), TARGET_SEND))
     n_cross = max(n // 4, 1)
+    rows.append(("senduipi to cpu1 + cpu1 accepts", bench_cross_service(n_cross, r), TARGET_SEND))
     rows.append(("cross-cpu round (incl. uiret)", bench_cross_round(n_cross, r), None))
 
-    print(f"UINTR trap costs, {n} iterations (cross-cpu round: {n_cross}), best of {r}")
+    path = "the Python model" if args.model else "the native fast path"
+    print(f"UINTR trap costs on {path}, {n} iterations (cross-cpu: {n_cross}), best of {r}")
     print(f"{'operation':<38}{'µs/op':>8}{'raw µs/it':>11}{'base µs/it':>12}{'target':>8}  ok")
     missed = False
     for name, (op, raw, base), target in rows:

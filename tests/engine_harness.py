@@ -1,16 +1,17 @@
 """A bare virtual CPU for engine-level UINTR tests, in the style of kvm-unit-tests.
 
-No Linux layer: one :class:`~uintr_emu.engine.unicorn.Engine`, a :class:`~uintr_emu.machine.Machine`
-and one :class:`~uintr_emu.linux.mm.AddressSpace` shared by every CPU, with
+No Linux layer: a :class:`~uintr_emu.machine.Machine` with a recording operating system
+(:class:`BareOs`), one engine from the machine and one :class:`~uintr_emu.linux.mm.AddressSpace`
+shared by every CPU, with
 
 - code at 0x10000-0x20000 (R+X; handlers from 0x1F000),
 - a stack at 0x20000-0x30000 (RW),
 - data at 0x40000-0x50000 (RW; an alternate stack in its upper half).
 
-The engine's #UD hook runs ``cpu.execute_trapped(engine)`` for the CPU under test
-(:attr:`Bare.cpu`), so the five UINTR instructions go through exactly the path the emulator
-uses. An :class:`~uintr_emu.hw.faults.ArchFault` raised by it stops the engine and is re-raised
-by :meth:`Bare.run`. Snippets end with ``int3``: the INTR hook stops the engine there.
+The engine's hooks are the machine's, exactly as in the emulator: the five UINTR instructions
+run on the native fast path or on the model (``Bare(fast_path=...)``; the CPU under test is
+:attr:`Bare.cpu`), and every exception goes to the OS, from which :meth:`Bare.run` re-raises it.
+Snippets end with ``int3``: its #BP stops the engine there.
 
 Code is assembled by hand with :class:`Asm` (a table of the few encodings the tests need).
 UITT and UPIDs live in the machine's kernel memory and are programmed by :func:`setup_uintr`
@@ -24,9 +25,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from uintr_emu.engine import unicorn as eng
 from uintr_emu.hw.cpu import CR4_UINTR, RFLAGS_FIXED1, RFLAGS_IF, CpuFeatures
+from uintr_emu.hw.faults import ArchFault, PageFault
 from uintr_emu.hw.uintr import (
     IA32_UINTR_HANDLER,
     IA32_UINTR_MISC,
@@ -243,13 +246,12 @@ class UnexpectedInterrupt(Exception):
 
 
 class GuestMemoryFault(Exception):
-    """A guest instruction touched unmapped or protected memory (the engine's fault hook)."""
+    """A guest instruction touched unmapped or protected memory (a #PF the engine raised)."""
 
-    def __init__(self, kind: int, address: int, size: int) -> None:
-        super().__init__(f"guest memory fault (kind {kind}) at {address:#x}, size {size}")
-        self.kind = kind
-        self.address = address
-        self.size = size
+    def __init__(self, fault: PageFault) -> None:
+        super().__init__(f"guest memory fault: {fault}")
+        self.fault = fault
+        self.address = fault.address
 
 
 @dataclass
@@ -261,18 +263,47 @@ class Trace:
     rflags: int
 
 
+class BareOs:
+    """The harness's operating system: it records what the processors hand it. Interrupts
+    that are not notifications stay in service (ISR) until the test writes EOI."""
+
+    def __init__(self) -> None:
+        self.faults: list[ArchFault] = []
+        self.vectors: list[int] = []  # IDT deliveries, in order
+
+    def syscall(self, cpu: Cpu) -> None:
+        raise AssertionError("SYSCALL in a bare snippet")
+
+    def exception(self, cpu: Cpu, fault: ArchFault) -> None:
+        self.faults.append(fault)
+
+    def interrupt(self, cpu: Cpu, vector: int) -> None:
+        self.vectors.append(vector)
+
+
 @dataclass
 class Bare:
-    """One engine, one address space, an N-CPU machine; ``cpu`` is the CPU under test."""
+    """One engine, one address space, an N-CPU machine; ``cpu`` is the CPU under test.
+
+    ``fast_path``: the native fast path executes the UINTR instructions it can (as in the
+    emulator), or (False) the Python model executes every one; None takes
+    :attr:`default_fast_path`, which a test module may set for all its machines. ``traces``
+    records the instructions that reached the model (all of them without the fast path)."""
 
     ncpus: int = 1
     features: CpuFeatures = field(default_factory=CpuFeatures)
     cr4_uintr: bool = True
+    fast_path: bool | None = None
+    default_fast_path: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        self.engine = eng.Engine()
-        self.machine = Machine(self.ncpus, self.features)
-        self.mem = AddressSpace(self.engine)
+        if self.fast_path is None:
+            self.fast_path = self.default_fast_path
+        self.machine = Machine(self.ncpus, self.features, fast_path=self.fast_path)
+        self.os = BareOs()
+        self.machine.attach(self.os)
+        self.engine = e = self.machine.new_engine()
+        self.mem = AddressSpace(e)
         self.mem.map(CODE, CODE_SIZE, PROT_READ | PROT_EXEC, name="code")
         self.mem.map(STACK, STACK_SIZE, PROT_READ | PROT_WRITE, name="stack")
         self.mem.map(DATA, DATA_SIZE, PROT_READ | PROT_WRITE, name="data")
@@ -283,38 +314,32 @@ class Bare:
         self.cpu: Cpu = self.machine.cpus[0]
         self.interrupts: list[int] = []
         self.traces: list[Trace] = []
-        e = self.engine
-        e.on_invalid = self._on_invalid
-        e.on_interrupt = self._on_interrupt
-        e.on_mem_fault = self._on_mem_fault
-        e.on_syscall = self._on_syscall
+        self.ipis: list[tuple[int, int, int]] = []  # (source CPU, target CPU, vector)
+        self.machine.events = self._on_event
+        # Observe the engine's callbacks on their way to the machine.
+        invalid, interrupt = e.on_invalid, e.on_interrupt
+
+        def on_invalid() -> bool:
+            done = invalid()
+            if done:
+                self.traces.append(Trace(e.reg_read(eng.RIP), e.reg_read(eng.RSP),
+                                         e.reg_read(eng.RFLAGS)))  # fmt: skip
+            return done
+
+        def on_interrupt(intno: int) -> None:
+            self.interrupts.append(intno)
+            interrupt(intno)
+
+        e.on_invalid, e.on_interrupt = on_invalid, on_interrupt
         self.poke(HANDLER, handler_code(HANDLER))
         self.poke(HANDLER_STOP, b"\xcc")
         self.set_gprs({})
         e.reg_write(eng.RSP, RSP0)
         e.reg_write(eng.RFLAGS, USER_RFLAGS)
 
-    # -- hooks -----------------------------------------------------------------------------------
-
-    def _on_invalid(self) -> bool:
-        e = self.engine
-        done = self.cpu.execute_trapped(e)  # an ArchFault propagates: run() re-raises it
-        if done:
-            self.traces.append(Trace(e.reg_read(eng.RIP), e.reg_read(eng.RSP),
-                                     e.reg_read(eng.RFLAGS)))  # fmt: skip
-        return done
-
-    def _on_interrupt(self, intno: int) -> None:
-        self.interrupts.append(intno)
-        self.engine.stop()
-        if intno != 3:
-            raise UnexpectedInterrupt(intno, self.rip)
-
-    def _on_mem_fault(self, kind: int, address: int, size: int) -> None:
-        raise GuestMemoryFault(kind, address, size)
-
-    def _on_syscall(self) -> None:
-        raise AssertionError("SYSCALL in a bare snippet")
+    def _on_event(self, index: int, kind: str, **fields: int) -> None:
+        if kind == "ipi":
+            self.ipis.append((index, fields["target"], fields["vector"]))
 
     # -- memory ----------------------------------------------------------------------------------
 
@@ -403,17 +428,37 @@ class Bare:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, rip: int | None = None, limit: int | None = None, precise: bool = True) -> int:
-        """Run from ``rip`` (default: the current RIP) until int3 or ``limit`` instructions,
-        counted per instruction (``precise``) or per translation block as the scheduler does.
+    def run(self, rip: int | None = None, limit: int | None = None, precise: bool = True,
+            *, start: int = 0, steps: int = 0) -> int:  # fmt: skip
+        """Run from ``rip`` (default: the current RIP) on :attr:`cpu` until int3 or ``limit``
+        instructions, counted per instruction (``precise``) or per translation block as the
+        scheduler does; ``start`` counts as already run, ``steps`` > 0 stops after that many
+        instructions (`Engine.run`).
 
-        Returns the RIP where the engine stopped (after the int3). ArchFaults from trapped
-        instructions are re-raised with RIP left at the faulting instruction.
+        Returns the RIP where the engine stopped (after the int3). An exception the processor
+        raised is re-raised: an ArchFault of a trapped instruction (RIP left at it),
+        :class:`GuestMemoryFault` for a page fault, :class:`UnexpectedInterrupt` for an
+        interrupt other than int3.
         """
         e = self.engine
         if limit is not None:
             e.set_counting(True, precise=precise)
-        e.run(self.rip if rip is None else rip, limit)
+        if rip is not None:
+            e.reg_write(eng.RIP, rip)
+        self.os.faults.clear()
+        seen = len(self.interrupts)
+        self.cpu.run(e, limit, start,
+                     runner=lambda r, lim, st: e.run(r, lim, st, steps=steps))  # fmt: skip
+        if self.os.faults:
+            fault = self.os.faults[0]
+            if len(self.interrupts) > seen:
+                intno = self.interrupts[-1]
+                if intno != 3:
+                    raise UnexpectedInterrupt(intno, self.rip)
+            elif isinstance(fault, PageFault) and e.mem_fault is not None:
+                raise GuestMemoryFault(fault)  # an access by a guest instruction
+            else:
+                raise fault
         return self.rip
 
 

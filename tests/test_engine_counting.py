@@ -10,9 +10,18 @@ from __future__ import annotations
 import struct
 
 import pytest
-from unicorn import UcError
 
-from engine_harness import CODE, DATA, RAX, RBX, RCX, Asm, Bare, UnexpectedInterrupt
+from engine_harness import (
+    CODE,
+    DATA,
+    RAX,
+    RBX,
+    RCX,
+    Asm,
+    Bare,
+    GuestMemoryFault,
+    UnexpectedInterrupt,
+)
 from uintr_emu.engine import unicorn as eng
 
 MODES = [pytest.param(True, id="precise"), pytest.param(False, id="blocks")]
@@ -83,17 +92,15 @@ def test_a_fault_inside_a_block_counts_up_to_the_faulting_instruction(at: int, p
     """A memory fault ends a block early: the faulting instruction counts, the rest of the
     block does not (as the per-instruction counter sees it)."""
     bare = Bare()
-    faults: list[int] = []
-    bare.engine.on_mem_fault = lambda kind, address, size: faults.append(address)
     a = Asm()
     for _ in range(at):
         a.inc(RAX)
     a.mov_imm(RBX, UNMAPPED).emit(b"\x48\x89\x03")  # mov [rbx], rax
     a.inc(RAX).inc(RAX).int3()
     bare.load(a)
-    with pytest.raises(UcError):
+    with pytest.raises(GuestMemoryFault) as exc:
         bare.run(CODE, 1000, precise=precise)
-    assert faults == [UNMAPPED]
+    assert exc.value.address == UNMAPPED and exc.value.fault.write
     assert bare.engine.counter.count == at + 2  # the incs, mov rbx, the faulting store
     assert bare.rip == CODE + 3 * at + 10
 
@@ -178,9 +185,9 @@ def test_breakpoints_and_single_steps_inside_a_block_count_exactly(precise) -> N
     assert e.counter.count == 4 and bare.reg(RAX) == 4
     e.breakpoint_hit = None
     e.breakpoint_skip = bp
-    e.run(bp, 1000, steps=1)
+    bare.run(bp, 1000, precise=precise, steps=1)
     assert e.counter.count == 1 and bare.rip == bp + 3 and bare.reg(RAX) == 5
     e.remove_breakpoint(bp)
-    e.run(bare.rip, 1000)
+    bare.run(bare.rip, 1000, precise=precise)
     assert e.counter.count == 2  # inc, int3
     assert bare.reg(RAX) == 6

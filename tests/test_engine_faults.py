@@ -1,7 +1,7 @@
 """Memory faults at the engine level: non-canonical addresses (#GP/#SS) vs page faults.
 
 Unicorn 2.1.4 reports a faulting access with its address cut to 52 bits, so the Linux layer asks
-`linux.memfault.classify`, which replays the faulting instruction under a virtual TLB
+`traps.classify`, which replays the faulting instruction under a virtual TLB
 (`Engine.replay_fault`) to see the full linear address. These tests run one instruction on a
 bare `Engine` (no Linux layer), let it fault, and check the classification, that the replay
 leaves every register and the memory as they were, and that the engine runs on normally.
@@ -14,11 +14,11 @@ import struct
 
 import pytest
 
+from uintr_emu import traps
 from uintr_emu.engine import unicorn as eng
 from uintr_emu.engine.unicorn import Engine, UcError
 from uintr_emu.hw.cpu import is_canonical
 from uintr_emu.hw.faults import GeneralProtection, StackFault
-from uintr_emu.linux import memfault
 
 CODE = 0x10000
 STACK = 0x20000
@@ -82,7 +82,7 @@ class Bench:
     def classify(self):
         assert self.e.mem_fault is not None, "the instruction did not fault"
         before = self.state()
-        result = memfault.classify(self.e, *_kind_address_rip(self.e))
+        result = traps.classify(self.e, *_kind_address_rip(self.e))
         assert self.state() == before, "the replay changed registers or memory"
         return result
 
@@ -164,7 +164,7 @@ def test_fxsave_runs_on_after_its_faulting_store(bench: Bench) -> None:
     kind, address, _size, rip = bench.e.mem_fault
     assert rip == CODE and bench.e.reg_read(eng.RIP) != CODE
     assert (kind, address) == (eng.ucc.UC_MEM_WRITE_UNMAPPED, 1 << 47)
-    assert isinstance(memfault.classify(bench.e, kind, address, rip), GeneralProtection)
+    assert isinstance(traps.classify(bench.e, kind, address, rip), GeneralProtection)
 
 
 def test_engine_runs_on_after_a_replay(bench: Bench) -> None:
@@ -197,7 +197,7 @@ def test_replay_keeps_the_instruction_counter(bench: Bench, precise: bool) -> No
     counter = bytes(e.counter)
     assert e.replay_fault(is_canonical) == eng.FaultReplay(eng.MEM_READ, NC, True)
     assert bytes(e.counter) == counter
-    assert isinstance(memfault.classify(e, *_kind_address_rip(e)), GeneralProtection)
+    assert isinstance(traps.classify(e, *_kind_address_rip(e)), GeneralProtection)
     assert bytes(e.counter) == counter
     # and the next slice counts as before
     e.reg_write(X86.UC_X86_REG_RBX, DATA)

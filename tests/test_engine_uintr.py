@@ -1,8 +1,8 @@
 """Engine-level UINTR tests: hand-assembled snippets on a bare virtual CPU (no Linux layer).
 
 Each test runs a few instruction bytes through the real path -- Unicorn raises #UD on a UINTR
-encoding, the hook calls ``machine.Cpu.execute_trapped``, the hardware model executes it and
-writes RIP/RSP/RFLAGS back -- and checks registers, guest and kernel memory, and faults. The
+encoding, the native fast path or the hardware model executes it and writes RIP/RSP/RFLAGS
+back -- and checks registers, guest and kernel memory, and faults. The
 checks are the kvm-unit-tests UINTR checks (docs/uintr-architecture.md §14) plus the
 instruction rules of §6 and the delivery rules of §8. Test names end with the rule they cite:
 ``arch_6_1`` = architecture doc §6.1, ``sdm_senduipi`` = the SDM SENDUIPI page, ``kvm`` =
@@ -14,8 +14,6 @@ The harness is tests/engine_harness.py (see its docstring for the memory layout)
 from __future__ import annotations
 
 import pytest
-from unicorn import UcError
-from unicorn import unicorn_const as ucc
 
 from engine_harness import (
     ALT_STACK_TOP,
@@ -50,6 +48,7 @@ from engine_harness import (
     uitte,
     upid_low,
 )
+from uintr_emu.engine import native
 from uintr_emu.hw.cpu import (
     RFLAGS_AF,
     RFLAGS_CF,
@@ -81,6 +80,29 @@ INSTRUCTIONS = {
     "uiret": UIRET_BYTES,
     "senduipi": senduipi_bytes(RAX),
 }
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test runs on the Python model and on the native fast path, but for those marked
+    ``model_only``: they check the state after each trapped instruction, which only the model
+    reports (the fast path executes most instructions without leaving the engine)."""
+    if "fast_path" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("model_only") is not None
+        metafunc.parametrize("fast_path", ["model"] if only else ["model", "native"],
+                             indirect=True)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Which path executes the UINTR instructions for every `Bare` machine of the test."""
+    on = request.param == "native"
+    if on and not native.available():
+        pytest.skip("the native fast path is not built (UINTR_EMU_NATIVE=0)")
+    monkeypatch.setattr(Bare, "default_fast_path", on)
+    return on
+
+
+model_only = pytest.mark.model_only
 
 
 @pytest.fixture
@@ -167,14 +189,13 @@ def test_lock_prefix_ud_arch_6_1(name: str, lock_first: bool) -> None:
 
 
 def test_genuine_ud_is_not_taken_for_uintr_unicorn_notes_2(bare: Bare) -> None:
-    """ud2 and a UINTR-like encoding without the F3 prefix (RDPKRU) stay #UD for the OS:
-    the hook returns False and the engine reports UC_ERR_INSN_INVALID."""
+    """ud2 and a UINTR-like encoding without the F3 prefix (RDPKRU) stay #UD for the OS: the
+    processor reports #UD at the instruction, which is not executed."""
     setup_uintr(bare)
     for code in (b"\x0f\x0b", b"\x0f\x01\xee", b"\xf3\x0f\xc7\x30"):  # ud2, rdpkru, VMXON m64
         bare.poke(CODE, code + b"\xcc")
-        with pytest.raises(UcError) as exc:
+        with pytest.raises(InvalidOpcode, match="not an instruction this processor implements"):
             bare.run(CODE)
-        assert exc.value.errno == ucc.UC_ERR_INSN_INVALID
         assert bare.rip == CODE
 
 
@@ -282,7 +303,9 @@ def test_faulting_senduipi_is_restartable_arch_12(bare: Bare) -> None:
 # -- self-send delivered in user mode (kvm-unit-tests) -----------------------------------------
 
 
-def test_self_send_delivered_and_uiret_returns_after_senduipi_kvm(bare: Bare) -> None:
+def test_self_send_delivered_and_uiret_returns_after_senduipi_kvm(
+    bare: Bare, fast_path: bool
+) -> None:
     u = setup_uintr(bare)
     values = {r: 0x1111 * (r + 1) for r in range(16)}
     values[RAX] = 0  # the UITT index
@@ -305,9 +328,9 @@ def test_self_send_delivered_and_uiret_returns_after_senduipi_kvm(bare: Bare) ->
     # The delivery frame is still in memory: vector, RIP, RFLAGS, old RSP (§8).
     frame = delivery_frame_addr(RSP0)
     assert bare.read_qwords(frame, 4) == (VECTOR, after, USER_RFLAGS, RSP0)
-    # The trace: SENDUIPI delivered right away (RIP = handler, RSP = frame), then UIRET.
-    assert [t.rip for t in bare.traces] == [CODE + 4, HANDLER, after]
-    assert bare.traces[1].rsp == frame
+    if not fast_path:  # the model's trace: delivered right away (RIP = handler), then UIRET
+        assert [t.rip for t in bare.traces] == [CODE + 4, HANDLER, after]
+        assert bare.traces[1].rsp == frame
     # Notification processing consumed the UPID and the APIC vector.
     assert bare.read_upid(u.upid) == (upid_low(ndst=0), 0)
     assert_no_notification(bare)
@@ -360,7 +383,9 @@ def test_delivery_right_after_uiret_pushes_the_loaded_state_arch_6_4_8(bare: Bar
 # -- CLUI / STUI (kvm-unit-tests) --------------------------------------------------------------
 
 
-def test_clui_then_send_not_delivered_uirr_set_then_stui_delivers_kvm(bare: Bare) -> None:
+def test_clui_then_send_not_delivered_uirr_set_then_stui_delivers_kvm(
+    bare: Bare, fast_path: bool
+) -> None:
     u = setup_uintr(bare)
     a = Asm()
     a.clui().mov_imm(RAX, 0).senduipi(RAX).int3()
@@ -379,11 +404,13 @@ def test_clui_then_send_not_delivered_uirr_set_then_stui_delivers_kvm(bare: Bare
     assert bare.log == [VECTOR]
     # Delivered right after STUI: the frame's RIP is the instruction after STUI.
     assert bare.read_qwords(delivery_frame_addr(RSP0) + 8, 1) == (stui_at + 4,)
-    assert bare.traces[-2].rip == HANDLER
+    if not fast_path:
+        assert bare.traces[-2].rip == HANDLER
     assert bare.reg(R14) == MARK
     assert st.uirr == 0 and st.uif
 
 
+@model_only
 def test_clui_stui_change_uif_only_arch_6_3(bare: Bare) -> None:
     a = Asm()
     a.mov_imm(RAX, 0).mov_imm(RBX, 1).cmp_rax_rbx().stui()
@@ -549,7 +576,9 @@ PREFIXED = {
 
 
 @pytest.mark.parametrize("hexcode", PREFIXED)
-def test_prefixed_encodings_execute_with_their_full_length_arch_6_2(hexcode: str) -> None:
+def test_prefixed_encodings_execute_with_their_full_length_arch_6_2(
+    hexcode: str, fast_path: bool
+) -> None:
     """Prefixes the decoder accepts: the instruction executes and RIP skips all its bytes."""
     bare = Bare()
     a = register_identifying_setup(bare)
@@ -561,14 +590,15 @@ def test_prefixed_encodings_execute_with_their_full_length_arch_6_2(hexcode: str
     bare.load(a)
     bare.run(CODE)
     mnemonic, reg = PREFIXED[hexcode]
-    assert bare.traces[-1].rip == after  # the instruction itself, or the UIRET after a delivery
+    if not fast_path:  # the instruction itself, or the UIRET after a delivery
+        assert bare.traces[-1].rip == after
     assert bare.reg(R14) == MARK
     if mnemonic == "senduipi":
         assert bare.log == [reg + 1]
         assert bare.read_qwords(delivery_frame_addr(RSP0) + 8, 1) == (after,)
     else:
         assert bare.cpu.uintr.state.uif is (mnemonic == "stui")
-        assert bare.traces[-1].rsp == RSP0
+        assert bare.rsp == RSP0
     assert after - start == len(hexcode) // 2
 
 
@@ -581,9 +611,8 @@ def test_not_uintr_encodings_stay_ud_for_the_os_arch_6_2(hexcode: str) -> None:
     bare = Bare()
     setup_uintr(bare)
     bare.poke(CODE, bytes.fromhex(hexcode) + b"\xcc")
-    with pytest.raises(UcError) as exc:
+    with pytest.raises(InvalidOpcode, match="not an instruction this processor implements"):
         bare.run(CODE)
-    assert exc.value.errno == ucc.UC_ERR_INSN_INVALID
     assert bare.rip == CODE and bare.traces == []
 
 
@@ -858,7 +887,7 @@ def test_notification_vector_other_than_uinv_goes_to_the_os_arch_7(nv: int, uinv
     bare.run(CODE)
     assert bare.count == 0
     assert bare.reg(R14) == MARK
-    assert bare.cpu.other_vectors == [nv]
+    assert bare.os.vectors == [nv]
     assert bare.cpu.apic.isr == 1 << nv and bare.cpu.apic.irr == 0
     assert bare.cpu.uintr.state.uirr == 0
     assert bare.read_upid(u.upid) == (upid_low(nv=nv, ndst=0, on=True), 1 << VECTOR)
@@ -908,7 +937,9 @@ def test_self_send_with_if_clear_leaves_notification_in_apic_arch_7_kvm(bare: Ba
 # -- instruction counting and slices ------------------------------------------------------------
 
 
-def test_slice_limit_stops_before_trapped_insn_and_counts_it_once_engine(bare: Bare) -> None:
+def test_slice_limit_stops_before_trapped_insn_and_counts_it_once_engine(
+    bare: Bare, fast_path: bool
+) -> None:
     """A slice limit landing just before a trapped instruction does not execute it; resuming
     executes it exactly once (the scheduler slices with the counter, engine docstring)."""
     a = Asm()
@@ -927,7 +958,8 @@ def test_slice_limit_stops_before_trapped_insn_and_counts_it_once_engine(bare: B
     assert bare.cpu.uintr.state.uif
     assert bare.run(None, 100) == CODE + 16  # nop, testui, int3
     assert counter.count == 3
-    assert [t.rip for t in bare.traces] == [CODE + 5, CODE + 10, CODE + 15]
+    if not fast_path:
+        assert [t.rip for t in bare.traces] == [CODE + 5, CODE + 10, CODE + 15]
 
 
 # -- cross-CPU notification (§6.5, §7) ---------------------------------------------------------
@@ -939,8 +971,7 @@ def test_cross_cpu_send_posts_notification_to_ndst_cpu_arch_6_5_7() -> None:
     rx = setup_uintr(bare, cpu1, handler=HANDLER, vectors={})
     assert bare.read_upid(rx.upid) == (upid_low(ndst=1), 0)
     setup_uintr(bare, cpu0, entries={0: uitte(7, rx.upid)})
-    ipis: list[tuple[int, int, int]] = []
-    bare.machine.on_ipi = lambda src, dst, vector: ipis.append((src.index, dst.index, vector))
+    ipis = bare.ipis
     send_snippet(bare, 0)
     bare.run(CODE)
     assert ipis == [(0, 1, UINV)]
@@ -959,11 +990,11 @@ def test_cross_cpu_send_posts_notification_to_ndst_cpu_arch_6_5_7() -> None:
     assert ipis == [(0, 1, UINV)]
     assert bare.read_upid(rx.upid) == (upid_low(ndst=1, on=True), 1 << 7)
     # CPU 1 at its next boundary: identification and processing.
-    cpu1.service()
+    cpu1.accept_interrupts()
     assert not cpu1.ipi_arrived
     assert cpu1.uintr.state.uirr == 1 << 7
     assert cpu1.apic.irr == 0 and cpu1.apic.isr == 0  # EOI'd, no IDT delivery
-    assert cpu1.other_vectors == []
+    assert bare.os.vectors == []
     assert bare.read_upid(rx.upid) == (upid_low(ndst=1), 0)
 
 
@@ -1033,11 +1064,11 @@ def test_interrupt_blocked_behind_in_service_vector_is_taken_after_eoi_arch_7(ca
     bare.run(CODE)
     assert cpu1.apic.irr == 1 << first | 1 << second
     # CPU 1's boundary: the first vector goes to the OS, the second is blocked behind it.
-    cpu1.service()
-    assert cpu1.other_vectors == [first]
+    cpu1.accept_interrupts()
+    assert bare.os.vectors == [first]
     assert cpu1.apic.irr == 1 << second
-    # The OS handles it and writes EOI (what the kernel layer's _os_vectors does).
-    cpu1.other_vectors.clear()
+    # The OS handles it and writes EOI (what the Linux layer's interrupt handler does).
+    bare.os.vectors.clear()
     cpu1.apic.eoi()
     assert cpu1.apic.has_pending()
     # CPU 1's next boundary.
@@ -1053,4 +1084,4 @@ def test_interrupt_blocked_behind_in_service_vector_is_taken_after_eoi_arch_7(ca
         bare.run()
         assert bare.log == [1]
     else:
-        assert cpu1.other_vectors == [second]
+        assert bare.os.vectors == [second]

@@ -67,12 +67,10 @@ from uintr_emu.hw.uintr import (
     UintrUnit,
 )
 from uintr_emu.linux import mm as mm_module
-from uintr_emu.linux.kernel import BLOCK, RESTART, GuestExit
+from uintr_emu.linux.control import BLOCK, RESTART, GuestExit
 from uintr_emu.linux.mm import TASK_SIZE, GuestFault, engine_perms
 from uintr_emu.linux.process import HostFile
 from uintr_emu.linux.syscalls import registry
-from uintr_emu.linux.uintr import NEXT as UINTR_NEXT
-from uintr_emu.linux.uintr import RFC as UINTR_RFC
 
 REPO = Path(__file__).resolve().parent.parent
 SCALE = max(1, int(os.environ.get("UINTR_FUZZ_EXAMPLES", "1") or 1))
@@ -621,14 +619,15 @@ def kernel_invariant(k: Any) -> tuple[str, str] | None:
         engine = _merge((a, b + 1, perms) for a, b, perms in p.engine.uc.mem_regions())
         if ours != engine:
             return "vma-engine", f"VMAs {_fmt(ours)} != engine mappings {_fmt(engine)}"
-    placed = {id(c.current) for c in k.machine.cpus if c.current is not None}
-    placed |= {id(q) for c in k.machine.cpus for q in c.queue}
+    loaded = {id(rq.current) for rq in k.sched.rqs if rq.current is not None}
+    queued = {id(q) for rq in k.sched.rqs for q in rq.queue}
     for t in k.threads.values():
-        if t.runnable and id(t) not in placed:
+        if t.runnable and id(t) not in loaded | queued:
             return "thread-not-placed", f"thread {t.tid} is runnable but on no CPU: never runs"
-        if not t.runnable and id(t) in placed:
-            return "thread-placed", f"thread {t.tid} is {t.state.value} but on a CPU"
-        state = k.uintr._rdstate(t)
+        if not t.runnable and id(t) in queued:
+            # (A thread that blocked or died stays loaded until its CPU's run ends.)
+            return "thread-placed", f"thread {t.tid} is {t.state.value} but queued on a CPU"
+        state = k.uintr.state_of(t)
         try:
             check_state_invariants(state)
         except AssertionError:
@@ -685,6 +684,8 @@ class SyscallHarness:
         )
         k = self.kernel = self.machine.kernel
         (self.thread,) = k.threads.values()
+        for rq in k.sched.rqs:  # what the first round does: the thread is loaded on its CPU
+            k.sched.settle(rq)
         p = self.thread.process
         # fd 0 is the host's stdin: a guest read must not wait for a terminal.
         p.fds.install_at(0, HostFile(os.open(os.devnull, os.O_RDWR), os.devnull))
@@ -944,9 +945,8 @@ def harness(program_bytes, fuzz_dir) -> Iterator[Callable[..., SyscallHarness]]:
     made.clear()
 
 
-NEXT_SYSCALLS = {nr: sc.name for nr, sc in registry().items()}
-NEXT_SYSCALLS.update({nr: f"uintr_{name}" for nr, name in UINTR_NEXT.items()})
-RFC_SYSCALLS = {nr: f"uintr_{name}" for nr, name in UINTR_RFC.items()}
+NEXT_SYSCALLS = {nr: sc.name for nr, sc in registry("next").items()}
+RFC_SYSCALLS = {nr: sc.name for nr, sc in registry("rfc").items() if sc.name.startswith("uintr_")}
 SYSCALL_CASES = [
     pytest.param("next", nr, name, id=f"{name}-{nr}") for nr, name in sorted(NEXT_SYSCALLS.items())
 ] + [pytest.param("rfc", nr, name, id=f"{name}-{nr}-rfc") for nr, name in RFC_SYSCALLS.items()]
@@ -1025,8 +1025,8 @@ TID_POINTERS = {"bad": ("int", 8), "read-only": ("text", 0), "good": ("scratch",
 
 def _child_state(k: Any, t: Any) -> Any:
     """(id, state, on a CPU, in a process of its own) of every thread but the caller."""
-    placed = {id(c.current) for c in k.machine.cpus}
-    placed |= {id(q) for c in k.machine.cpus for q in c.queue}
+    placed = {id(rq.current) for rq in k.sched.rqs}
+    placed |= {id(q) for rq in k.sched.rqs for q in rq.queue}
     return [(x.tid, x.state.value, id(x) in placed, x.process is not t.process)
             for x in k.threads.values() if x is not t]  # fmt: skip
 
@@ -1118,8 +1118,8 @@ def test_sleep_forever_saturates_at_ktime_max(sleep, harness) -> None:
     nr, args, clock = FOREVER_SLEEPS[sleep]
 
     def wake_and_read(k: Any, t: Any) -> Any:
-        k.now = t.wait.deadline  # the run loop's jump when nothing else runs
-        k._wake_timers()
+        k.clock.round_start = t.wait.deadline  # the run loop's jump when nothing else runs
+        k._expire_timers()
         out = {}
         for clk in (CLOCK_REALTIME, CLOCK_MONOTONIC):
             assert k.syscalls[228].fn(k, t, clk, h.scratch + 64) == 0
@@ -1142,7 +1142,7 @@ def test_itimer_values_saturate_at_ktime_max(harness) -> None:
     huge = struct.pack("<qqqq", 2**63 - 1, 999_999, 2**63 - 1, 0)  # it_interval, it_value
 
     def mono(k: Any, t: Any) -> int:
-        return k.monotonic_ns()
+        return k.clock.monotonic_ns()
 
     calls = [(38, (("int", 0), ("scratch", 0), ("int", 0))), (36, (("int", 0), ("scratch", 64)))]
     outcomes = h.run(calls, huge, probe=mono)
@@ -1206,11 +1206,11 @@ def test_uintr_alt_stack_value(sp, size, adjust, on_cpu, harness) -> None:
 
     def call(k: Any, t: Any) -> Any:
         if not on_cpu:  # as if it were switched out: its state is in the saved image
-            cpu = k.machine.cpus[t.cpu]
-            k._switch_out(cpu, t)
-            cpu.current = None
+            rq = k.sched.rq(t)
+            k.sched._switch_out(rq, t)
+            rq.current = None
         result = k.syscalls[nr].fn(k, t, sp, size, 0)
-        return result, k.uintr._rdstate(t).stack_adjust
+        return result, k.uintr.state_of(t).stack_adjust
 
     assert h.run([], probe=call)[-1].value == (0, adjust)
 
@@ -1386,7 +1386,7 @@ def test_fstat_of_kernel_objects(harness) -> None:
             assert k.syscalls[5].fn(k, t, fd, h.scratch) == 0
             raw = t.process.mem.read(h.scratch, 144)
             out.append(struct.unpack_from("<QQQIII4xQqqq6q", raw))
-        return out + [(k.realtime_ns() - k.monotonic_ns(),)]
+        return out + [(k.clock.realtime_ns() - k.clock.monotonic_ns(),)]
 
     (probe,) = h.run([], probe=stats)
     *st_, (boot,) = probe.value

@@ -438,7 +438,7 @@ finally:
     if stub is not None:
         stub.close(status)
 k = m.kernel
-print(f"STATS {k.total_insns} {k.now} {sorted(k.thread_insns.items())}", file=sys.stderr)
+print(f"STATS {k.total_insns} {k.clock.round_start} {sorted(k.thread_insns.items())}", file=sys.stderr)
 sys.exit(status)
 """
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from uintr_emu import machine
 from uintr_emu.api import Machine, Options
 from uintr_emu.engine import native
-from uintr_emu.linux.kernel import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "examples" / "bin"
@@ -33,17 +33,16 @@ CASES = [
 
 def observe(monkeypatch: pytest.MonkeyPatch, path: Path, args: list[str], cpus: int, abi: str,
             fast: bool, seed: int = 0) -> tuple[Any, ...]:  # fmt: skip
-    monkeypatch.setattr(native, "HOOK_ADDRESS", native.HOOK_ADDRESS if fast else None)
     engines = []
-    new_engine = Kernel.new_engine
+    new_engine = machine.Machine.new_engine
 
-    def recording(self: Kernel) -> Any:
+    def recording(self: machine.Machine) -> Any:
         e = new_engine(self)
         engines.append(e)
         return e
 
-    monkeypatch.setattr(Kernel, "new_engine", recording)
-    m = Machine(Options(cpus=cpus, uintr_abi=abi, seed=seed))
+    monkeypatch.setattr(machine.Machine, "new_engine", recording)
+    m = Machine(Options(cpus=cpus, uintr_abi=abi, seed=seed, fast_path=fast))
     m.load(str(path), [str(path), *args], capture_output=True)
     r = m.run()
     k = m.kernel
@@ -51,7 +50,15 @@ def observe(monkeypatch: pytest.MonkeyPatch, path: Path, args: list[str], cpus: 
     native_work = sum(sum(native.stats(e.fast).values()) - native.stats(e.fast)["slow"]
                       for e in engines if e.fast is not None)  # fmt: skip
     assert (native_work > 0) == fast, "the fast path ran iff it was on"
-    return r.status, r.stdout, r.stderr, k.total_insns, k.now, k.thread_insns, k.cpu_insns
+    return (
+        r.status,
+        r.stdout,
+        r.stderr,
+        k.total_insns,
+        k.clock.round_start,
+        k.thread_insns,
+        k.cpu_insns,
+    )
 
 
 @pytest.mark.parametrize("abi", ["next", "rfc"])

@@ -174,7 +174,7 @@ def test_thread_lifecycle_events(build_program) -> None:
             running[e.cpu] = e.tid
         elif e.kind == "switch_out":
             assert running.get(e.cpu) == e.tid, e
-            assert e.fields["state"] in ("runnable", "blocked")
+            assert e.fields["state"] in ("runnable", "blocked", "dead")
             running[e.cpu] = None
     assert all(v is None for v in running.values())
     assert {e.tid for e in of(ev, "switch_in")} == {e.tid for e in starts}

@@ -94,10 +94,10 @@ class Machine:
             return []
         out = []
         for t in k.threads.values():
-            st = k.uintr._rdstate(t)
+            st = k.uintr.state_of(t)
             r = t.uintr.receiver if t.uintr is not None else None
             out.append(ThreadInfo(t.tid, t.process.pid, t.cpu, t.state.value, t.insns,
-                                  st.copy(), r is not None and r.active,
+                                  st, r is not None and r.active,
                                   r.upid if r is not None else 0))  # fmt: skip
         return out
 

@@ -27,7 +27,6 @@ The protocol follows the "Remote Protocol" appendix of the GDB manual.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import socket
@@ -35,11 +34,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uclib
 
 from .engine import unicorn as eng
 from .linux import signals as S
-from .linux.kernel import GuestExit
+from .linux.control import GuestExit
 from .linux.mm import GuestFault
 from .linux.process import ThreadState
 
@@ -476,7 +474,7 @@ class GdbStub:
         if self._running is not None:
             # Served from inside a hook: end this engine run right after the hook, so the
             # new actions and breakpoints apply before the next instruction.
-            uclib.uc_emu_stop(self._running.handle)
+            self._running.pause()
 
     def _inject(self, t: Thread, gsig: int) -> None:
         signo = linux_signal(gsig)
@@ -495,8 +493,8 @@ class GdbStub:
             and t.runnable
             and t.fault is None
             and t.process.engine is e
-            and self.k.machine.cpus[t.cpu].current is t
-            and not self.k._timed_out.is_set()
+            and self.k.sched.loaded_on(t) is not None
+            and not self.k.timed_out.is_set()
         )
 
     def _interrupted(self) -> bool:
@@ -716,13 +714,8 @@ class GdbStub:
         return t
 
     def _raw_reg(self, t: Thread, reg: int) -> bytes:
-        buf = ctypes.create_string_buffer(64)
         p = t.process
-        if p.loaded is t:
-            uclib.uc_reg_read(p.engine.handle, reg, buf)
-        else:
-            uclib.uc_context_reg_read(t.ctx.context, reg, buf)
-        return buf.raw
+        return p.engine.read_register_bytes(reg, None if p.loaded is t else t.ctx)
 
     def _reg_bytes(self, t: Thread, i: int) -> bytes:
         name, bits, reg, _typ, _group = REGISTERS[i]
@@ -746,12 +739,8 @@ class GdbStub:
         if reg == x86.UC_X86_REG_RFLAGS:  # eflags is 32 bits wide for gdb; keep the rest
             data = data[:4] + self._raw_reg(t, reg)[4:8]
             size = 8
-        buf = ctypes.create_string_buffer(data[:size].ljust(64, b"\0"), 64)
         p = t.process
-        if p.loaded is t:
-            uclib.uc_reg_write(p.engine.handle, reg, buf)
-        else:
-            uclib.uc_context_reg_write(t.ctx.context, reg, buf)
+        p.engine.write_register_bytes(reg, data[:size], None if p.loaded is t else t.ctx)
 
     def _write_all(self, t: Thread, data: bytes) -> str:
         pos = 0

@@ -1,39 +1,75 @@
-"""The machine: virtual CPUs (each with a local APIC and a UINTR unit), the APIC bus, and
-kernel memory, which no guest address space maps (UPIDs and UITTs live there; SENDUIPI and
-notification processing reach it with supervisor accesses, arch doc §5, §16).
+"""The machine: N x86-64 processors, each with a local APIC, a UINTR unit and a clock; the APIC
+bus between them; and kernel memory, which no guest address space maps (UPIDs and UITTs live
+there: SENDUIPI and notification processing reach it with supervisor accesses, docs/uintr.md
+§5, §16).
 
-The run loop that gives the CPUs their turns is the kernel's scheduler (linux/kernel.py): the
-hardware has no notion of threads.
+Nothing here knows about threads or Linux. An operating system attaches through the three entry
+points a real processor has into its kernel (`OperatingSystem`): SYSCALL (LSTAR), exceptions and
+external interrupts (the IDT). The Linux personality implements them in user mode; the CPUs call
+them from the engine's hooks, or at instruction boundaries, as hardware would.
+
+Time. Each CPU has its own clock (virtual ns; one counted guest instruction is one ns). Guest code
+never runs in parallel on the host, so the CPUs take turns; whoever drives them (the Linux run
+loop) starts a CPU's turn at its clock. Effects that cross CPUs carry the time they happened, so
+that a CPU never observes something before it was caused: an IPI moves the target's clock up to
+the sender's time, and a SENDUIPI's store to a UPID stamps the UPID's line, which moves the clock
+of the CPU that next reads it (notification processing, or the kernel on return to user).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from unicorn import UcError
+
+from . import traps
 from .engine import native
 from .engine import unicorn as eng
 from .hw.apic import ApicBus, LocalApic
-from .hw.cpu import CpuFeatures
+from .hw.cpu import CR4_UINTR, CpuFeatures, cpuid_adjust
 from .hw.decode import CLUI, STUI, TESTUI, UIRET, decode
-from .hw.faults import PageFault
+from .hw.faults import ArchFault, InvalidOpcode, PageFault
 from .hw.uintr import UintrUnit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RFLAGS_IF = 1 << 9
 
 # Kernel memory sits at a canonical higher-half address, like Linux's direct map.
 KERNEL_BASE = 0xFFFF_8880_0000_0000
 KERNEL_SIZE = 16 << 20
+_LINE = ~0x3F  # a 64-byte line: a UPID is one
+
+
+class OperatingSystem(Protocol):
+    """What the processors call: the kernel's entry points. Each runs on `cpu`, synchronously,
+    at the instruction boundary where the processor takes the event."""
+
+    def syscall(self, cpu: Cpu) -> None:
+        """SYSCALL executed at CPL3; RIP is the next instruction (docs/engine-notes.md G2 is
+        hidden by the engine)."""
+
+    def exception(self, cpu: Cpu, fault: ArchFault) -> None:
+        """An exception in user code (#UD, #GP, #PF, #DE, ...). The run stops afterwards."""
+
+    def interrupt(self, cpu: Cpu, vector: int) -> None:
+        """An external interrupt that is not a user-interrupt notification, delivered through
+        the IDT; the handler writes EOI (`cpu.apic.eoi()`)."""
 
 
 class KernelMemory:
-    """A bump allocator over one bytearray at KERNEL_BASE (never mapped for the guest)."""
+    """A bump allocator over one bytearray at KERNEL_BASE (never mapped for the guest).
+
+    `stamps` holds, per 64-byte line, the virtual time of the last store a SENDUIPI (or the
+    kernel's own post) made to it: the only memory whose stores cross CPUs outside the guest's
+    own address space, and whose time matters (docs/architecture.md, "Time")."""
 
     def __init__(self, size: int = KERNEL_SIZE):
         self.data = bytearray(size)
         self.top = 0
         self.free_lists: dict[int, list[int]] = {}
+        self.stamps: dict[int, int] = {}
 
     def alloc(self, size: int, align: int) -> int:
         fl = self.free_lists.get(size)
@@ -50,14 +86,20 @@ class KernelMemory:
 
     def free(self, addr: int, size: int) -> None:
         self.free_lists.setdefault(size, []).append(addr)
+        for line in range(addr & _LINE, addr + size, 64):
+            self.stamps.pop(line, None)
 
     def contains(self, addr: int, size: int = 1) -> bool:
         return KERNEL_BASE <= addr and addr + size <= KERNEL_BASE + len(self.data)
 
+    def stamp(self, addr: int, time: int) -> None:
+        self.stamps[addr & _LINE] = time
+
 
 class CpuMemory:
-    """The hardware's view of memory for one CPU: kernel memory for supervisor accesses,
-    and the address space of the process the CPU is running for user accesses."""
+    """The hardware's view of memory for one CPU: kernel memory for supervisor accesses, and
+    the address space the CPU is running for user accesses (what CR3 selects; the OS sets
+    `user` when it switches address spaces)."""
 
     def __init__(self, kmem: KernelMemory):
         self.kmem = kmem
@@ -71,7 +113,7 @@ class CpuMemory:
             return bytes(self.kmem.data[off : off + size])
         if self.user is None:
             raise PageFault(addr, write=False, protection=False, user=not supervisor)
-        return self.user.hw_read(addr, size, user=not supervisor)
+        return self.user.hw_read(addr, size, user=not supervisor)  # type: ignore[no-any-return]
 
     def write(self, addr: int, data: bytes, *, supervisor: bool) -> None:
         if self.kmem.contains(addr, len(data)):
@@ -85,26 +127,34 @@ class CpuMemory:
         self.user.hw_write(addr, data, user=not supervisor)
 
 
-@dataclass(eq=False)
 class Cpu:
-    index: int
-    apic: LocalApic
-    uintr: UintrUnit
-    mem: CpuMemory
-    current: Any = None  # the thread on this CPU
-    queue: deque[Any] = field(default_factory=deque)  # other runnable threads placed here
+    """One logical processor: local APIC, UINTR unit, memory view and clock."""
 
-    base: int = 0  # virtual time at which this CPU's current turn started
-    not_before: int = 0  # the latest time something was sent to this CPU (causality)
-    other_vectors: list[int] = field(default_factory=list)  # non-UINV vectors for the OS
-    last_post: int = 0  # the UPID the last SENDUIPI on this CPU posted to
+    def __init__(self, machine: Machine, index: int, apic: LocalApic, uintr: UintrUnit,
+                 mem: CpuMemory) -> None:  # fmt: skip
+        self.machine = machine
+        self.index = index
+        self.apic = apic
+        self.uintr = uintr
+        self.mem = mem
+        self._native = uintr.native
+        # Virtual ns at the start of the current run (or now, between runs); see `now`.
+        self.clock = 0
+        # HLT: the OS has nothing to run here. An interrupt wakes the processor; the run that
+        # sent it ends early if it asked to (`run(..., yield_to_wakeups=True)`), so that the
+        # OS takes the interrupt on this CPU soon.
+        self.halted = True
+        self.running: eng.Engine | None = None  # the engine executing on this CPU
+        self._counted = False  # that run counts instructions (its count is part of `now`)
+        self._yield_to_wakeups = False
+        self._fault_reported = False
 
-    def __post_init__(self) -> None:
-        self._native = self.uintr.native
+    def __repr__(self) -> str:
+        return f"Cpu({self.index}, clock={self.clock}, halted={self.halted})"
 
     @property
     def ipi_arrived(self) -> bool:
-        """An IPI is waiting in the APIC: service it at the next boundary. Kept in the UINTR
+        """An interrupt waits in the APIC: accept it at the next boundary. Kept in the UINTR
         unit's native structure: the fast path leaves instructions to Python while it is set."""
         return self._native.ipi_arrived  # type: ignore[no-any-return]
 
@@ -112,13 +162,103 @@ class Cpu:
     def ipi_arrived(self, value: bool) -> None:
         self._native.ipi_arrived = value
 
-    def execute_trapped(self, e: eng.Engine) -> bool:
-        """Execute the UINTR instruction at RIP (the engine raised #UD on it, unicorn-notes §2).
+    # --- time ---------------------------------------------------------------------------
 
-        Returns False if the bytes are not a UINTR instruction (a genuine #UD for the OS), True
-        when it was executed; raises ArchFault for the instruction's own faults, with RIP
-        unchanged. Delivery is re-evaluated right after STUI, UIRET and a self-IPI (SDM
-        "User-Interrupt Recognition"; arch doc §8).
+    def now(self) -> int:
+        """This CPU's virtual time: its clock plus what the current run has counted so far."""
+        e = self.running
+        if e is not None and self._counted:
+            return self.clock + e.counter.count  # type: ignore[no-any-return]
+        return self.clock
+
+    def sync(self, time: int) -> None:
+        """This CPU observes something that happened at `time`: its clock moves up to it."""
+        late = time - self.now()
+        if late > 0:
+            self.clock += late
+
+    def charge(self, ns: int) -> None:
+        """Time spent outside guest instructions (the kernel's work) on this CPU."""
+        e = self.running
+        if e is not None and self._counted:
+            e.counter.count += ns
+        else:
+            self.clock += ns
+
+    @property
+    def counting(self) -> bool:
+        """The current run counts instructions (charges then eat into its slice)."""
+        return self.running is not None and self._counted
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self, engine: eng.Engine, limit: int | None, start: int = 0, *,
+            yield_to_wakeups: bool = False,
+            runner: Callable[[int | None, int | None, int], int] | None = None) -> int:  # fmt: skip
+        """Execute `engine` (its loaded registers) on this CPU until a hook stops it, or for
+        `limit` counted instructions (None: uncounted). `start` is time already charged to the
+        run. The clock advances by what was counted; returns that. An exception the engine
+        raises is reported to the OS (`OperatingSystem.exception`) before this returns.
+        `runner` replaces `engine.run` (the debugger's stepping loop)."""
+        m = self.machine
+        if limit is None:
+            self.clock += start
+            start = 0
+        self.running = engine
+        self._counted = limit is not None
+        self._yield_to_wakeups = yield_to_wakeups
+        self._fault_reported = False
+        self.halted = False
+        m.executing = self
+        engine.set_fast_unit(self.uintr if m.fast_path else None)
+        try:
+            n = (runner or engine.run)(None, limit, start)
+        except UcError as err:
+            n = engine.counter.count if limit is not None else 0
+            if not self._fault_reported:
+                fault = traps.from_engine_error(engine, err)
+                self._report(fault, stop=False)
+        finally:
+            self.running = None
+            self._counted = False
+            m.executing = None
+        if limit is None:
+            n = 0
+        self.clock += n
+        return n
+
+    def _report(self, fault: ArchFault, stop: bool = True) -> None:
+        """An exception in the code running on this CPU: to the OS, then the run ends."""
+        self._fault_reported = True
+        self.machine.os.exception(self, fault)
+        if stop and self.running is not None:
+            self.running.stop()
+
+    # --- instructions the engine traps --------------------------------------------------
+
+    def trap_invalid(self, e: eng.Engine) -> bool:
+        """The engine's #UD: a UINTR instruction the native fast path left to the model, or a
+        genuine #UD for the OS. Returns the hook's result (False: the run stops)."""
+        ev = self.machine.events
+        if ev is not None:
+            ev(self.index, "trap", vector=InvalidOpcode.vector, rip=e.reg_read(eng.RIP))
+        try:
+            if self.execute_trapped(e):
+                return True
+            fault: ArchFault = InvalidOpcode("not an instruction this processor implements")
+        except ArchFault as f:
+            fault = f
+        self._report(fault, stop=False)  # returning False stops the engine
+        return False
+
+    def execute_trapped(self, e: eng.Engine) -> bool:
+        """Execute the UINTR instruction at RIP (the engine raised #UD on it,
+        docs/engine-notes.md §2).
+
+        Returns False if the bytes are not a UINTR instruction, True when it was executed;
+        raises ArchFault for the instruction's own faults, with RIP unchanged. Delivery is
+        re-evaluated right after STUI, UIRET and a self-IPI (SDM "User-Interrupt Recognition";
+        docs/uintr.md §8).
         """
         rip = e.reg_read(eng.RIP)
         d = decode(e.fetch(rip))  # raises InvalidOpcode for a LOCK prefix
@@ -145,11 +285,8 @@ class Cpu:
             return True
         else:  # SENDUIPI
             assert d.register is not None
-            index = e.reg_read(eng.GPR_IDS[d.register])
-            unit.senduipi(index)
-            # Which UPID was posted to (the OS keeps its clock causal for IPI-less posts).
-            entry = (unit.state.uitt_addr & ~0xF) + 16 * index
-            self.last_post = int.from_bytes(self.mem.read(entry + 8, 8, supervisor=True), "little")
+            upid = unit.senduipi(e.reg_read(eng.GPR_IDS[d.register]))
+            self.machine.kmem.stamp(upid, self.now())
             e.reg_write(eng.RIP, nxt)
             if self.ipi_arrived:  # a self-IPI: recognized at the next boundary
                 self.deliver_pending(e)
@@ -157,33 +294,77 @@ class Cpu:
         e.reg_write(eng.RIP, nxt)
         return True
 
-    def service(self, interrupts_enabled: bool = True) -> None:
-        """Accept pending APIC interrupts: notifications go to UIRR (SDM "User-Interrupt
-        Notification Processing"), other vectors are kept for the OS. With IF = 0 nothing is
-        accepted: the interrupt stays pending in the APIC (arch doc §7)."""
-        if not interrupts_enabled:
-            return
-        if self.apic.has_pending():
-            self.other_vectors += self.uintr.service_interrupts()
-        # A vector blocked behind one in service is accepted after the OS's EOI: keep looking.
-        self.ipi_arrived = self.apic.irr != 0
-
-    def senduipi_posted(self, e: eng.Engine, upid: int, notify: int, nv: int, ndst: int) -> None:
+    def senduipi_posted(self, e: eng.Engine, upid: int, notify: int, nv: int, ndst: int) -> bool:
         """The rest of a SENDUIPI the native fast path executed up to the UPID update (RIP is
-        past it): the notification IPI, then a self-IPI's delivery, as `execute_trapped`."""
+        past it): the notification IPI, then a self-IPI's delivery, as `execute_trapped`.
+        Returns the #UD hook's result."""
+        self.machine.kmem.stamp(upid, self.now())
         if notify:
             self.uintr.send_notification(nv, ndst)
-        self.last_post = upid
         if self.ipi_arrived:
-            self.deliver_pending(e)
+            try:
+                self.deliver_pending(e)
+            except ArchFault as f:
+                self._report(f, stop=False)
+                return False
+        return True
+
+    def deliver_after(self, e: eng.Engine) -> bool:
+        """After a native STUI or UIRET: the delivery the fast path left to the model."""
+        try:
+            self.deliver_model(e)
+        except ArchFault as f:
+            self._report(f, stop=False)
+            return False
+        return True
+
+    def trap_interrupt(self, intno: int) -> None:
+        """The engine's interrupt hook: a CPU exception other than #UD and #PF, or INT n."""
+        self._report(traps.from_interrupt(intno))
+
+    def cpuid(self, e: eng.Engine) -> None:
+        """CPUID: the model's answer (hw/cpu.py) for EAX/ECX into EAX, EBX, ECX, EDX."""
+        leaf = e.reg_read(eng.GPR_IDS[0]) & 0xFFFF_FFFF
+        sub = e.reg_read(eng.GPR_IDS[1]) & 0xFFFF_FFFF
+        a, b, c, d = self.machine.cpuid(leaf, sub)
+        for reg, v in zip((0, 3, 1, 2), (a, b, c, d), strict=True):
+            e.reg_write(eng.GPR_IDS[reg], v)
+
+    # --- interrupts and delivery at an instruction boundary -----------------------------
+
+    def accept_interrupts(self, interrupts_enabled: bool = True) -> None:
+        """Accept what the APIC has pending (docs/uintr.md §7 identification): notifications go
+        to UIRR; any other vector is delivered to the OS, whose handler writes EOI, after which
+        vectors it held back are accepted too. With IF = 0 nothing is accepted: interrupts stay
+        pending in the APIC."""
+        if not interrupts_enabled:
+            return
+        unit = self.uintr
+        upid = unit.state.upid_addr
+        seen = self.machine.kmem.stamps.get(upid & _LINE) if upid else None
+        if seen is not None:  # notification processing reads the UPID: not before its post
+            self.sync(seen)
+        while True:
+            ordinary = unit.service_interrupts()
+            # A vector blocked behind one in service is accepted after the OS's EOI.
+            self.ipi_arrived = self.apic.irr != 0
+            if not ordinary:
+                return
+            for vector in ordinary:
+                self.machine.os.interrupt(self, vector)
 
     def deliver_pending(self, e: eng.Engine) -> bool:
-        """At an instruction boundary in user mode: service the APIC, then deliver the highest
-        pending user interrupt if UIF and IF allow (SDM "User-Interrupt Delivery").
+        """At an instruction boundary in user mode: accept pending APIC interrupts, then
+        deliver the highest pending user interrupt if UIF and IF allow (SDM "User-Interrupt
+        Delivery"). Raises ArchFault if a push faults.
 
-        The native fast path does it when it can (no IPI to service, the stack page known);
-        otherwise, and for every fault, the model (`deliver_model`)."""
-        if not self._native.ipi_arrived:
+        The native fast path delivers when it can (the stack page known); otherwise, and for
+        every fault, the model (`deliver_model`)."""
+        if self._native.ipi_arrived:
+            self.accept_interrupts(bool(e.reg_read(eng.RFLAGS) & RFLAGS_IF))
+        if not self.uintr.state.uirr:
+            return False
+        if self.machine.fast_path:
             done = e.fast_deliver(self.uintr)
             if done >= 0:
                 return bool(done)
@@ -193,7 +374,7 @@ class Cpu:
         """`deliver_pending` by the Python model alone."""
         rflags = e.reg_read(eng.RFLAGS)
         if self.ipi_arrived:
-            self.service(bool(rflags & RFLAGS_IF))
+            self.accept_interrupts(bool(rflags & RFLAGS_IF))
         unit = self.uintr
         if not unit.state.uirr:
             return False
@@ -208,18 +389,21 @@ class Cpu:
         e.reg_write(eng.RIP, rip)
         return True
 
-    @property
-    def busy(self) -> bool:
-        return self.current is not None
-
-    @property
-    def load(self) -> int:
-        return (self.current is not None) + len(self.queue)
+    def boundary_work(self) -> bool:
+        """Whether the next instruction boundary has work for the processor: an interrupt to
+        accept, or a user interrupt that UIF allows (CPL and IF are the caller's)."""
+        st = self.uintr.state
+        return bool(self._native.ipi_arrived or (st.uirr and st.uif))
 
 
 class Machine:
-    def __init__(self, ncpus: int, features: CpuFeatures):
+    """N processors on one APIC bus, with kernel memory. `os` must be attached (`attach`)
+    before any engine runs."""
+
+    def __init__(self, ncpus: int, features: CpuFeatures, *, fast_path: bool = True):
         self.features = features
+        # The native fast path executes the common UINTR cases (engine/native.py) if built.
+        self.fast_path = fast_path and native.available()
         self.bus = ApicBus()
         self.kmem = KernelMemory()
         self.cpus: list[Cpu] = []
@@ -228,14 +412,120 @@ class Machine:
             self.bus.attach(apic)
             mem = CpuMemory(self.kmem)
             unit = UintrUnit(features, apic, self.bus, mem)
-            unit.fast_notification = native.notifier(unit, self.kmem.data, KERNEL_BASE)
-            self.cpus.append(Cpu(i, apic, unit, mem))
+            if self.fast_path:
+                unit.fast_notification = native.notifier(unit, self.kmem.data, KERNEL_BASE)
+            self.cpus.append(Cpu(self, i, apic, unit, mem))
         self.by_apic = {c.apic.apic_id: c for c in self.cpus}
         self.bus.on_ipi = self._on_ipi
-        self.on_ipi: Any = None  # the OS's hook: an IPI reached a CPU (wake it, trace it)
+        self.os: OperatingSystem = _NoOs()
+        self.executing: Cpu | None = None  # the CPU whose run is in the engine (Cpu.run)
+        # Hardware events for tracing: events(cpu_index, kind, **fields), or None.
+        self.events: Callable[..., None] | None = None
+        self._cpuid: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+
+    def attach(self, os: OperatingSystem) -> None:
+        self.os = os
+
+    def new_engine(self) -> eng.Engine:
+        """An engine (one address space) whose hooks are this machine's processors."""
+        e = eng.Engine()
+        e.on_syscall = self._on_syscall
+        e.on_invalid = self._on_invalid
+        e.on_interrupt = self._on_interrupt
+        e.on_mem_fault = _ignore_mem_fault  # classified when the run ends (Cpu.run)
+        e.on_cpuid = self._on_cpuid
+        e.on_post = self._on_post
+        e.on_deliver = self._on_deliver
+        e.set_kernel_memory(self.kmem.data, KERNEL_BASE)
+        if self.cpus and self.cpus[0].uintr.cr4 & CR4_UINTR:
+            # The engine ignores CR4.UINTR (the model keeps its own copy per CPU); set it so
+            # that the registers a debugger shows are those of the machine.
+            e.reg_write(eng.CR4, e.reg_read(eng.CR4) | CR4_UINTR)
+        return e
+
+    def cpuid(self, leaf: int, sub: int) -> tuple[int, int, int, int]:
+        """The guest-visible CPUID answer: the engine's own, adjusted by the CPU model."""
+        key = (leaf, sub)
+        ans = self._cpuid.get(key)
+        if ans is None:
+            ans = cpuid_adjust(self.features, leaf, sub, *eng.model_cpuid(leaf, sub))
+            self._cpuid[key] = ans
+        return ans
+
+    # --- engine hooks: the processor executing the engine takes the event ---------------
+
+    def _cpu(self) -> Cpu:
+        cpu = self.executing
+        assert cpu is not None, "an engine ran outside Cpu.run"
+        return cpu
+
+    def _on_syscall(self) -> None:
+        self.os.syscall(self._cpu())
+
+    def _on_invalid(self) -> bool:
+        cpu = self._cpu()
+        assert cpu.running is not None
+        return cpu.trap_invalid(cpu.running)
+
+    def _on_interrupt(self, intno: int) -> None:
+        self._cpu().trap_interrupt(intno)
+
+    def _on_cpuid(self) -> None:
+        cpu = self._cpu()
+        assert cpu.running is not None
+        cpu.cpuid(cpu.running)
+
+    def _on_post(self, upid: int, notify: int, nv: int, ndst: int) -> bool:
+        cpu = self._cpu()
+        assert cpu.running is not None
+        return cpu.senduipi_posted(cpu.running, upid, notify, nv, ndst)
+
+    def _on_deliver(self) -> bool:
+        cpu = self._cpu()
+        assert cpu.running is not None
+        return cpu.deliver_after(cpu.running)
+
+    # --- the APIC bus --------------------------------------------------------------------
 
     def _on_ipi(self, source: LocalApic, target: LocalApic, vector: int) -> None:
-        cpu = self.by_apic[target.apic_id]
-        cpu.ipi_arrived = True
-        if self.on_ipi is not None:
-            self.on_ipi(self.by_apic[source.apic_id], cpu, vector)
+        """An IPI reached `target`'s IRR. It carries the sender's time; a halted target wakes.
+        The sender's run ends early when that lets the target respond sooner: the target is
+        another CPU that runs code (or was halted and the run yields to wake-ups), unless the
+        IPI is a notification its UINTR unit will only move into UIRR, invisible to software
+        until STUI (UIF = 0), so that a SENDUIPI storm into a CLUI section does not cost a turn
+        per send."""
+        src = self.by_apic[source.apic_id]
+        dst = self.by_apic[target.apic_id]
+        now = src.now()
+        dst.ipi_arrived = True
+        dst.sync(now)
+        if self.events is not None:
+            self.events(src.index, "ipi", target=dst.index, vector=vector)
+        e = src.running
+        if dst is src or e is None:
+            return
+        if dst.halted:
+            if src._yield_to_wakeups:
+                e.stop()
+            return
+        st = dst.uintr.state
+        if vector == st.uinv and vector and not st.uif:
+            return
+        e.stop()
+
+
+class _NoOs:
+    """Before an OS is attached every entry point is a bug."""
+
+    def syscall(self, cpu: Cpu) -> None:
+        raise RuntimeError("SYSCALL with no operating system attached to the machine")
+
+    def exception(self, cpu: Cpu, fault: ArchFault) -> None:
+        raise RuntimeError(f"{fault} with no operating system attached to the machine")
+
+    def interrupt(self, cpu: Cpu, vector: int) -> None:
+        raise RuntimeError(f"interrupt {vector:#x} with no operating system attached")
+
+
+def _ignore_mem_fault(_kind: int, _address: int, _size: int) -> None:
+    pass

@@ -48,3 +48,7 @@ class Options:
     max_procs: int = DEFAULT_MAX_PROCS
     warn_stream: int = 2  # host fd for emulator diagnostics
     stdio: tuple[int, int, int] = (0, 1, 2)  # host fds behind the guest's fds 0, 1 and 2
+    # The native fast path for the UINTR instructions, if built (engine/native.py); False has
+    # the Python model execute every one (tests compare the two). UINTR_EMU_NATIVE=0 also
+    # turns it off.
+    fast_path: bool = True

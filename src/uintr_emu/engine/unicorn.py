@@ -31,6 +31,7 @@ never stop asynchronously). Changing hooks flushes translated code (G8), so call
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -64,6 +65,7 @@ SYSCALL_REGS: tuple[int, ...] = (
     x86.UC_X86_REG_RAX, x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX,
     x86.UC_X86_REG_R10, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9, x86.UC_X86_REG_RIP,
 )  # fmt: skip
+SYSCALL_RIP = 7  # its index in SYSCALL_REGS
 
 # void counter(uc_engine *uc, uint64_t addr, uint32_t size, struct Counter *c)   [UC_HOOK_CODE]
 #   if (c->count >= c->limit) return uc_emu_stop(uc);   /* tail call, rdi = uc */
@@ -277,6 +279,8 @@ class Engine:
         self._fast_switch: Any = None
 
         self._u64 = ctypes.c_uint64()
+        # Added to RIP as read (and taken off RIP as written) while the SYSCALL hook runs.
+        self.rip_bias = 0
         self._u64_ref = ctypes.byref(self._u64)
         n = len(SYSCALL_REGS)
         self._sys_vals = (ctypes.c_uint64 * n)()
@@ -339,11 +343,26 @@ class Engine:
         uclib.uc_emu_stop(self.handle)
 
     def _install_hooks(self) -> None:
+        sys_ids, sys_ptrs, nsys = self._sys_ids, self._sys_ptrs, len(SYSCALL_REGS)
+        sys_vals = self._sys_vals
+
         def syscall(_uc: int, _ud: int) -> None:
+            # Inside the hook RIP is the SYSCALL instruction, and Unicorn adds 2 to whatever RIP
+            # holds when the hook returns (docs/engine-notes.md G2). The callback sees the
+            # architecture instead: while `rip_bias` is 2, RIP reads as the next instruction
+            # and a RIP it writes (a signal frame, sigreturn) is where execution continues.
+            # Writing RIP here only to undo it on the way out would do harm: each write makes
+            # Unicorn leave the translated block, and the next exit of the run then keeps a
+            # stale PC (uc.c, skip_sync_pc_on_exit), which a later fault would report.
+            uclib.uc_reg_read_batch(self.handle, sys_ids, sys_ptrs, nsys)
+            sys_vals[SYSCALL_RIP] += 2
+            self.rip_bias = 2
             try:
                 self.on_syscall()
             except BaseException as e:  # noqa: BLE001 - re-raised by run()
                 self._guard(e)
+            finally:
+                self.rip_bias = 0
 
         def cpuid(_uc: int, _ud: int) -> int:
             try:
@@ -463,7 +482,7 @@ class Engine:
         """Native delivery for `unit` (a hw.uintr.UintrUnit) at the current boundary: 1
         delivered, 0 nothing deliverable, native.SLOW (also without the fast path): use the
         model."""
-        if self.fast is None:
+        if self.fast is None or self.rip_bias:  # (the C code reads RIP unbiased)
             return native.SLOW
         return self._fast_deliver(self._fast_ptr, self._h, unit.pointer)  # type: ignore[no-any-return]
 
@@ -664,6 +683,11 @@ class Engine:
             return
         uclib.uc_emu_stop(self.handle)
 
+    def pause(self) -> None:
+        """Stop the run from inside a hook without recording a stop request (the debugger,
+        which resumes the same turn in place)."""
+        uclib.uc_emu_stop(self.handle)
+
     def stop_async(self) -> None:
         """Stop the engine from another host thread (the watchdog; unicorn-notes G14)."""
         self.stop_requested = True
@@ -787,16 +811,42 @@ class Engine:
 
     def reg_read(self, reg: int) -> int:
         uclib.uc_reg_read(self.handle, reg, self._u64_ref)
+        if reg == RIP and self.rip_bias:
+            return (self._u64.value + self.rip_bias) & 0xFFFF_FFFF_FFFF_FFFF
         return self._u64.value
 
     def reg_write(self, reg: int, value: int) -> None:
+        if reg == RIP:
+            value -= self.rip_bias
         self._u64.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self.handle, reg, self._u64_ref)
 
     def syscall_regs(self) -> ctypes.Array[ctypes.c_uint64]:
-        """RAX, RDI, RSI, RDX, R10, R8, R9, RIP in one batch call (unicorn-notes §5.2)."""
-        uclib.uc_reg_read_batch(self.handle, self._sys_ids, self._sys_ptrs, len(SYSCALL_REGS))
+        """Inside `on_syscall`: RAX, RDI, RSI, RDX, R10, R8, R9 and RIP (the next instruction)
+        as the SYSCALL found them (read in one batch call when the hook was entered)."""
         return self._sys_vals
+
+    def read_register_bytes(self, reg: int, ctx: Any = None) -> bytes:
+        """A register of any width (x87, XMM: up to 64 bytes), from the engine or from a saved
+        context `ctx` (the debugger's view of a thread that is not loaded)."""
+        if ctx is None and reg == RIP:
+            return self.reg_read(RIP).to_bytes(8, "little").ljust(64, b"\0")
+        buf = ctypes.create_string_buffer(64)
+        if ctx is None:
+            uclib.uc_reg_read(self.handle, reg, buf)
+        else:
+            uclib.uc_context_reg_read(ctx.context, reg, buf)
+        return buf.raw
+
+    def write_register_bytes(self, reg: int, data: bytes, ctx: Any = None) -> None:
+        if ctx is None and reg == RIP:
+            self.reg_write(RIP, int.from_bytes(data[:8].ljust(8, b"\0"), "little"))
+            return
+        buf = ctypes.create_string_buffer(data[:64].ljust(64, b"\0"), 64)
+        if ctx is None:
+            uclib.uc_reg_write(self.handle, reg, buf)
+        else:
+            uclib.uc_context_reg_write(ctx.context, reg, buf)
 
     def fetch(self, address: int, size: int = 16) -> bytes:
         """Up to `size` instruction bytes at `address`, fewer if a page boundary ends the
@@ -811,13 +861,28 @@ class Engine:
     # --- contexts -----------------------------------------------------------------------
 
     def new_context(self) -> Any:
-        return self.uc.context_save()
+        ctx = self.uc.context_save()
+        if self.rip_bias:
+            self._unbias(ctx)
+        return ctx
 
     def save(self, ctx: Any) -> None:
         self._ctx_save(self._h, ctx._context)
+        if self.rip_bias:
+            self._unbias(ctx)
 
     def restore(self, ctx: Any) -> None:
         self._ctx_restore(self._h, ctx._context)
+        if self.rip_bias:  # the context's RIP is architectural: where to go on
+            rip = ctypes.c_uint64()
+            uclib.uc_context_reg_read(ctx.context, RIP, ctypes.byref(rip))
+            self.reg_write(RIP, rip.value)
+
+    def _unbias(self, ctx: Any) -> None:
+        """A context saved inside the SYSCALL hook holds RIP at the SYSCALL: store the RIP the
+        thread continues at (contexts are always architectural)."""
+        rip = ctypes.c_uint64(self.reg_read(RIP))
+        uclib.uc_context_reg_write(ctx.context, RIP, ctypes.byref(rip))
 
     def switch(self, out: Any, into: Any) -> None:
         """`save(out)` (unless None), then `restore(into)`: a thread switch, in one call."""
@@ -870,6 +935,28 @@ class Engine:
                     slot = self._table[_slot(pc)]
                     if slot.pc == pc:
                         slot.pc, slot.size = NO_BLOCK, 0
+
+
+@functools.cache
+def _cpuid_engine() -> Uc:
+    """A scratch instance of the same CPU model, with one CPUID instruction mapped."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
+    uc.mem_map(PAGE, PAGE)
+    uc.mem_write(PAGE, b"\x0f\xa2")  # cpuid
+    return uc
+
+
+def model_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+    """The engine's own CPUID answer (EAX, EBX, ECX, EDX) for the CPU model every Engine uses;
+    the machine adjusts it (hw/cpu.py cpuid_adjust)."""
+    uc = _cpuid_engine()
+    uc.reg_write(x86.UC_X86_REG_RAX, leaf)
+    uc.reg_write(x86.UC_X86_REG_RCX, subleaf)
+    uc.emu_start(PAGE, PAGE + 2)
+    regs = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX)
+    a, b, c, d = (uc.reg_read(r) & 0xFFFF_FFFF for r in regs)
+    return a, b, c, d
 
 
 def _slot(pc: int) -> int:

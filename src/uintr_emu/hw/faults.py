@@ -9,6 +9,9 @@ exception has none) and ``rule``: a one-line message naming the architectural ru
 from __future__ import annotations
 
 # Exception vectors, SDM Vol.3 §6.3.1 "Exceptions and Interrupts" (Table 6-1).
+VECTOR_DE = 0  # divide error
+VECTOR_DB = 1  # debug
+VECTOR_BP = 3  # breakpoint (INT3)
 VECTOR_UD = 6  # invalid opcode
 VECTOR_SS = 12  # stack-segment fault
 VECTOR_GP = 13  # general protection
@@ -18,6 +21,7 @@ VECTOR_PF = 14  # page fault
 PF_ERR_PRESENT = 1 << 0  # 0: not-present page; 1: protection violation
 PF_ERR_WRITE = 1 << 1  # the access was a write
 PF_ERR_USER = 1 << 2  # the access was a user-mode access
+PF_ERR_FETCH = 1 << 4  # the access was an instruction fetch
 
 
 class ArchFault(Exception):
@@ -40,6 +44,41 @@ class ArchFault(Exception):
         if self.has_error_code:
             return f"{self.mnemonic}({self.error_code}): {self.rule}"
         return f"{self.mnemonic}: {self.rule}"
+
+
+class DivideError(ArchFault):
+    """#DE (vector 0), a fault: RIP is the dividing instruction. No error code."""
+
+    vector = VECTOR_DE
+    mnemonic = "#DE"
+    has_error_code = False
+
+
+class DebugException(ArchFault):
+    """#DB (vector 1): single step, INT1. No error code."""
+
+    vector = VECTOR_DB
+    mnemonic = "#DB"
+    has_error_code = False
+
+
+class Breakpoint(ArchFault):
+    """#BP (vector 3), a trap: RIP is after the INT3. No error code."""
+
+    vector = VECTOR_BP
+    mnemonic = "#BP"
+    has_error_code = False
+
+
+class CpuException(ArchFault):
+    """Any other exception or software interrupt, by vector (e.g. INTO's #OF, or INT n)."""
+
+    has_error_code = False
+
+    def __init__(self, vector: int, rule: str) -> None:
+        super().__init__(rule)
+        self.vector = vector
+        self.mnemonic = f"vector {vector}"
 
 
 class InvalidOpcode(ArchFault):
@@ -81,16 +120,19 @@ class PageFault(ArchFault):
         write: bool,
         protection: bool,
         user: bool,
+        fetch: bool = False,
         rule: str | None = None,
     ) -> None:
         error_code = (
             (PF_ERR_PRESENT if protection else 0)
             | (PF_ERR_WRITE if write else 0)
             | (PF_ERR_USER if user else 0)
+            | (PF_ERR_FETCH if fetch else 0)
         )
         if rule is None:
+            access = "fetch" if fetch else ("write" if write else "read")
             rule = (
-                f"{'user' if user else 'supervisor'} {'write' if write else 'read'} "
+                f"{'user' if user else 'supervisor'} {access} "
                 f"{'not allowed on' if protection else 'of not-present'} page "
                 f"at {address:#x}"
             )
@@ -99,6 +141,7 @@ class PageFault(ArchFault):
         self.write = write
         self.protection = protection
         self.user = user
+        self.fetch = fetch
 
     def __str__(self) -> str:
         return f"#PF({self.error_code:#x}): {self.rule}"

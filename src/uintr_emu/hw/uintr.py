@@ -383,22 +383,32 @@ class UintrUnit:
                 f"{op}: UINTR state component 14 not supported (CPUID.UINTR = 0, IA32_XSS[14] = 0)"
             )
 
-    def xsaves(self) -> bytes:
-        """XSAVES of component 14: return the 48-byte image, then UINV := 0 (§4) so that a later
-        notification no longer touches the saved UIRR. Not gated by CR4.UINTR."""
+    def xsaves(self) -> bytes | None:
+        """XSAVES of component 14: the 48-byte image, then UINV := 0 (§4) so that a later
+        notification no longer touches the saved UIRR. Not gated by CR4.UINTR.
+
+        None when the component is in its initial configuration (every field 0, UIF too):
+        XSAVES then writes XSTATE_BV[14] = 0 and no image (the init optimization, SDM Vol.1
+        §13.6 "Processor Tracking of XSAVE-Managed State" and §13.11 "Operation of XSAVES")."""
         self._check_xss("XSAVES")
         st = self.state
+        ev = self._events
+        if not (st.uirr or st.uif or st.handler or st.stack_adjust or st.uinv or st.uitt_size
+                or st.uitt_addr or st.senduipi_enabled or st.upid_addr):  # fmt: skip
+            if ev is not None:
+                ev("xsaves")
+            return None
         image = st.to_xsave()
         st.uinv = 0
-        ev = self._events
         if ev is not None:
             ev("xsaves")
         return image
 
-    def xrstors(self, image: bytes) -> None:
-        """XRSTORS of component 14 from a 48-byte image, with the rules of §4."""
+    def xrstors(self, image: bytes | None) -> None:
+        """XRSTORS of component 14 from a 48-byte image, with the rules of §4; None is an
+        XSAVE area with XSTATE_BV[14] = 0: the component is put in its initial configuration
+        (SDM Vol.1 §13.12 "Operation of XRSTORS")."""
         self._check_xss("XRSTORS")
-        _check_image_size(image)
         st = self.state
         # §4 rule 1: #GP(0) if UINV != 0, before loading anything (two XRSTORS in a row fault).
         if st.uinv != 0:
@@ -406,6 +416,13 @@ class UintrUnit:
                 f"XRSTORS: UINTR state: current UINV {st.uinv:#x} != 0 (no XSAVES since the "
                 "last XRSTORS)"
             )
+        if image is None:
+            self.reset_state()
+            ev = self._events
+            if ev is not None:
+                ev("xrstors", uirr=0, uif=False)
+            return
+        _check_image_size(image)
         handler, stack_adjust, misc, pd, rr, tt = _XSAVE.unpack(image)
         # §4 rule 2: WRMSR-style checks of the image; the UIF bit 63 of MISC is not reserved.
         # We check everything before loading anything, so rule 4 (a fault after a partial load
@@ -520,8 +537,9 @@ class UintrUnit:
         for off in (0, 8, 16):
             self.mem.read((rsp + off) & _M64, 8, supervisor=supervisor)
 
-    def senduipi(self, index: int) -> None:
+    def senduipi(self, index: int) -> int:
         """SENDUIPI reg (§6.5, SDM SENDUIPI Operation); ``index`` is the register value.
+        Returns the address of the UPID it posted to (the machine stamps that store's time).
 
         All UITT and UPID accesses are supervisor accesses whatever the CPL.
         """
@@ -592,6 +610,7 @@ class UintrUnit:
                 ndst=ndst,
                 target=None if target is None else target.apic_id,
             )
+        return upid_addr
 
     def send_notification(self, nv: int, ndst: int) -> LocalApic | None:
         """SENDUIPI's notification: an ordinary fixed-mode, physical-destination IPI with vector

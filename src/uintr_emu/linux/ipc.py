@@ -32,11 +32,11 @@ class EventFd(File):
         if self.counter == 0:
             if self.nonblock:
                 return -E.EAGAIN
-            k.block(t, Wait("eventfd-read", key=self, restart=True))
+            k.sched.block(t, Wait("eventfd-read", key=self, restart=True))
             return BLOCK
         value = 1 if self.semaphore else self.counter
         self.counter -= value
-        k.notify(self)
+        k.sched.notify(self)
         return struct.pack("<Q", value)
 
     def write(self, k: Kernel, t: Thread, data: bytes) -> int | object:
@@ -48,10 +48,10 @@ class EventFd(File):
         if self.counter + value > EVENTFD_MAX:
             if self.nonblock:
                 return -E.EAGAIN
-            k.block(t, Wait("eventfd-write", key=self, restart=True))
+            k.sched.block(t, Wait("eventfd-write", key=self, restart=True))
             return BLOCK
         self.counter += value
-        k.notify(self)
+        k.sched.notify(self)
         return 8
 
     def poll(self, events: int) -> int:
@@ -85,7 +85,7 @@ class UnixSocket(File):
                 return b"", []
             if self.nonblock:
                 return -E.EAGAIN
-            k.block(t, Wait("socket-read", key=self, restart=True))
+            k.sched.block(t, Wait("socket-read", key=self, restart=True))
             return BLOCK
         msg = self.rx[0]
         data, files = msg
@@ -99,7 +99,7 @@ class UnixSocket(File):
             out = bytes(data[:count])
             self.rx.popleft()
         if self.peer is not None:
-            k.notify(self.peer)
+            k.sched.notify(self.peer)
         return out, files
 
     def send(self, k: Kernel, t: Thread, data: bytes, files: list[File]) -> int | object:
@@ -107,17 +107,17 @@ class UnixSocket(File):
 
         peer = self.peer
         if peer is None or peer.closed:
-            k.send_signal(t, SigInfo(SIGPIPE, 0, pid=t.process.pid))
+            k.signals.send(t, SigInfo(SIGPIPE, 0, pid=t.process.pid))
             return -E.EPIPE
         if peer.queued() + len(data) > SOCKET_CAPACITY and peer.rx:
             if self.nonblock:
                 return -E.EAGAIN
-            k.block(t, Wait("socket-write", key=peer, restart=True))
+            k.sched.block(t, Wait("socket-write", key=peer, restart=True))
             return BLOCK
         for f in files:  # in flight: the message holds a reference (unix_inflight)
             f.refs += 1
         peer.rx.append([bytearray(data), files])
-        k.notify(peer)
+        k.sched.notify(peer)
         return len(data)
 
     def read(self, k: Kernel, t: Thread, count: int) -> bytes | int | object:

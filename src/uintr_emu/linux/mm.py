@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..engine.native import buffer_address
-from ..engine.unicorn import ACCESS_FETCH_KINDS, ACCESS_WRITE_KINDS, PAGE, Engine, EngineError
+from ..engine.unicorn import PAGE, Engine, EngineError
 from ..hw.faults import PageFault
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -261,18 +261,13 @@ class AddressSpace:
                 self.engine.protect(lo, hi - lo, engine_perms(prot))
         return True
 
-    def sigbus(self, addr: int, kind: int) -> bool:
-        """Whether an engine fault of `kind` at `addr` is SIGBUS: an access its VMA's
-        protection allows to a file page wholly beyond the end of the file (mmap(2))."""
+    def sigbus(self, addr: int, *, write: bool, fetch: bool) -> bool:
+        """Whether a page fault at `addr` is SIGBUS: an access its VMA's protection allows to
+        a file page wholly beyond the end of the file (mmap(2))."""
         v = self.find(addr)
         if v is None or not v.beyond_eof:
             return False
-        if kind in ACCESS_WRITE_KINDS:
-            need = PROT_WRITE
-        elif kind in ACCESS_FETCH_KINDS:
-            need = PROT_EXEC
-        else:
-            need = PROT_READ
+        need = PROT_WRITE if write else (PROT_EXEC if fetch else PROT_READ)
         return bool(engine_perms(v.prot) & need)
 
     # --- access on the guest's behalf ---------------------------------------------------

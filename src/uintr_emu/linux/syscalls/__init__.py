@@ -20,7 +20,7 @@ class Syscall:
     fmt: dict[str, str]  # argument name -> "str" (print as string), "hex", "int"
 
 
-FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "process", "misc")
+FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "process", "misc", "uintr")
 
 
 def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -34,16 +34,21 @@ def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[...,
     return mark
 
 
-def registry() -> dict[int, Any]:
+def registry(uintr_abi: str = "next") -> dict[int, Syscall]:
+    """Every handler by number; the UINTR calls of generation `uintr_abi` ("next" or "rfc")."""
     table: dict[int, Syscall] = {}
     for fam in FAMILIES:
         mod = importlib.import_module(f"{__name__}.{fam}")
         for obj in vars(mod).values():
             mark = getattr(obj, "__syscall__", None)
-            if mark is None:
-                continue
-            nr, fmt = mark
+            if mark is not None:
+                nr, fmt = mark
+                name = obj.__name__.removeprefix("sys_")
+            else:
+                abis = getattr(obj, "__uintr_syscall__", None)
+                if abis is None or abis.get(uintr_abi) is None:
+                    continue
+                (nr, name), fmt = abis[uintr_abi], {}
             params = list(inspect.signature(obj).parameters)[2:]
-            name = obj.__name__.removeprefix("sys_")
             table[nr] = Syscall(nr, name, obj, tuple(params), fmt)
     return table

@@ -156,11 +156,11 @@ def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
                 return b""
             if f.nonblock:
                 return -E.EAGAIN
-            k.block(t, Wait("pipe-read", key=pipe, restart=True))
+            k.sched.block(t, Wait("pipe-read", key=pipe, restart=True))
             return BLOCK
         data = bytes(pipe.buf[:count])
         del pipe.buf[:count]
-        k.notify(pipe)
+        k.sched.notify(pipe)
         return data
     if isinstance(f, HostFile):
         try:
@@ -177,22 +177,22 @@ def do_write(k: Kernel, t: Thread, f: File, data: bytes) -> int | object:
             return -E.EBADF
         pipe = f.pipe
         if pipe.readers == 0:
-            k.send_signal(t, S.SigInfo(S.SIGPIPE, S.SI_USER, pid=t.process.pid))
+            k.signals.send(t, S.SigInfo(S.SIGPIPE, S.SI_USER, pid=t.process.pid))
             return -E.EPIPE
         room = Pipe.CAPACITY - len(pipe.buf)
         if room <= 0:
             if f.nonblock:
                 return -E.EAGAIN
-            k.block(t, Wait("pipe-write", key=pipe, restart=True))
+            k.sched.block(t, Wait("pipe-write", key=pipe, restart=True))
             return BLOCK
         pipe.buf += data[:room]
-        k.notify(pipe)
+        k.sched.notify(pipe)
         return min(room, len(data))
     if isinstance(f, HostFile):
         try:
             return os.write(f.fd, data)
         except BrokenPipeError:
-            k.send_signal(t, S.SigInfo(S.SIGPIPE, S.SI_USER, pid=t.process.pid))
+            k.signals.send(t, S.SigInfo(S.SIGPIPE, S.SI_USER, pid=t.process.pid))
             return -E.EPIPE
         except OSError as e:
             return _oserr(e)
@@ -432,7 +432,14 @@ def _pseudo_inode(k: Kernel, f: File) -> tuple[int, int, int, int, int, int]:
         # sock_alloc: S_IFSOCK | 0777, one inode per end; it never sets the times (0)
         return SOCKFS_DEV, _pseudo_ino(k, f), st.S_IFSOCK | 0o777, uid, gid, 0
     # alloc_anon_inode: 0600 without a file type, root's, made at boot
-    return ANON_INODE_DEV, ANON_INODE_INO, 0o600, 0, 0, k.realtime_ns() - k.monotonic_ns()
+    return (
+        ANON_INODE_DEV,
+        ANON_INODE_INO,
+        0o600,
+        0,
+        0,
+        k.clock.realtime_ns() - k.clock.monotonic_ns(),
+    )
 
 
 def _fstat_file(k: Kernel, f: File) -> bytes | int:
@@ -810,7 +817,7 @@ def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
     if flags & ~(O_CLOEXEC | O_NONBLOCK | os.O_DIRECT):
         return -E.EINVAL
     pipe = Pipe()
-    pipe.born_ns = k.realtime_ns()
+    pipe.born_ns = k.clock.realtime_ns()
     r, w = PipeEnd(pipe, False), PipeEnd(pipe, True)
     r.nonblock = w.nonblock = bool(flags & O_NONBLOCK)
     cloexec = bool(flags & O_CLOEXEC)
@@ -873,7 +880,7 @@ def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | No
         mem.write(fds_addr, bytes(raw))
         return ready
     deadline = None if timeout_ns is None else k.clock_ns() + timeout_ns
-    k.block(t, Wait("poll", deadline, key=tuple(pipes), restart=True, on_timeout=0))
+    k.sched.block(t, Wait("poll", deadline, key=tuple(pipes), restart=True, on_timeout=0))
     return BLOCK
 
 

@@ -4,7 +4,6 @@ timeouts on the virtual clock (kernel/futex/)."""
 from __future__ import annotations
 
 import struct
-from collections import deque
 from typing import TYPE_CHECKING
 
 from .. import errno as E
@@ -44,40 +43,32 @@ def sys_futex(k: Kernel, t: Thread, uaddr: int, op: int, val: int, timeout: int,
             if ns is None:
                 return -E.EINVAL
             # futex_init_timeout: a relative timeout is added to the monotonic clock
-            mono = k.monotonic_ns()
+            mono = k.clock.monotonic_ns()
             if cmd == FUTEX_WAIT:  # relative
                 deadline = timer_deadline(k, mono, mono + ns)
             elif op & FUTEX_CLOCK_REALTIME:  # absolute
-                deadline = timer_deadline(k, k.realtime_ns(), ns)
+                deadline = timer_deadline(k, k.clock.realtime_ns(), ns)
             else:
                 deadline = timer_deadline(k, mono, ns)
             if deadline <= k.clock_ns():
                 return -E.ETIMEDOUT
-        key = k.futex_key(p, uaddr)
-        k.futex_queues.setdefault(key, deque()).append(t)
-        k.block(t, Wait("futex", deadline, key, bitset, on_timeout=-E.ETIMEDOUT))
+        key = k.futexes.key(p, uaddr)
+        k.futexes.enqueue(key, t)
+        k.sched.block(t, Wait("futex", deadline, key, bitset, on_timeout=-E.ETIMEDOUT))
         return BLOCK
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = val3 & 0xFFFF_FFFF if cmd == FUTEX_WAKE_BITSET else FUTEX_BITSET_MATCH_ANY
         if bitset == 0:
             return -E.EINVAL
-        return k.futex_wake(p, uaddr, val, bitset)
+        return k.futexes.wake(p, uaddr, val, bitset)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if cmd == FUTEX_CMP_REQUEUE:
             cur = struct.unpack("<I", p.mem.read(uaddr, 4))[0]
             if cur != val3 & 0xFFFF_FFFF:
                 return -E.EAGAIN
         n_requeue = timeout & 0x7FFF_FFFF  # val2 travels in the timeout argument
-        woken = k.futex_wake(p, uaddr, val)
-        src = k.futex_queues.get(k.futex_key(p, uaddr))
-        dst_key = k.futex_key(p, uaddr2)
-        moved = 0
-        while src and moved < n_requeue:
-            w = src.popleft()
-            assert w.wait is not None
-            w.wait.key = dst_key
-            k.futex_queues.setdefault(dst_key, deque()).append(w)
-            moved += 1
+        woken = k.futexes.wake(p, uaddr, val)
+        moved = k.futexes.requeue(k.futexes.key(p, uaddr), k.futexes.key(p, uaddr2), n_requeue)
         return woken + (moved if cmd == FUTEX_CMP_REQUEUE else 0)
     if cmd == FUTEX_WAKE_OP:
         return _wake_op(k, t, uaddr, val, timeout & 0x7FFF_FFFF, uaddr2, val3)
@@ -96,10 +87,10 @@ def _wake_op(k: Kernel, t: Thread, uaddr: int, nr_wake: int, nr_wake2: int, uadd
     old = struct.unpack("<I", p.mem.read(uaddr2, 4))[0]
     new = [oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg][op] if op < 5 else old
     p.mem.write(uaddr2, struct.pack("<I", new & 0xFFFF_FFFF))
-    woken = k.futex_wake(p, uaddr, nr_wake)
+    woken = k.futexes.wake(p, uaddr, nr_wake)
     s_old = old - (1 << 32) if old >> 31 else old
     ok = [s_old == cmparg, s_old != cmparg, s_old < cmparg, s_old <= cmparg, s_old > cmparg,
           s_old >= cmparg][cmp] if cmp < 6 else False  # fmt: skip
     if ok:
-        woken += k.futex_wake(p, uaddr2, nr_wake2)
+        woken += k.futexes.wake(p, uaddr2, nr_wake2)
     return woken

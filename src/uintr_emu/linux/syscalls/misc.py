@@ -46,7 +46,7 @@ def sys_getrandom(k: Kernel, t: Thread, buf: int, count: int, flags: int) -> int
     if flags & ~7:
         return -E.EINVAL
     count = min(count, 1 << 20)
-    t.process.mem.write(buf, k.random_bytes(count))
+    t.process.mem.write(buf, k.entropy.bytes(count))
     return count
 
 
@@ -60,7 +60,7 @@ def sys_umask(k: Kernel, t: Thread, mask: int) -> int:
 
 @syscall(99)
 def sys_sysinfo(k: Kernel, t: Thread, info: int) -> int:
-    uptime = k.monotonic_ns() // 1_000_000_000
+    uptime = k.clock.monotonic_ns() // 1_000_000_000
     # struct sysinfo: uptime, loads[3], totalram, freeram, sharedram, bufferram, totalswap,
     # freeswap, procs, pad, totalhigh, freehigh, mem_unit
     data = struct.pack("<q3Q6QHH4xQQI", uptime, 0, 0, 0, 24 << 30, 20 << 30, 0, 0, 0, 0,

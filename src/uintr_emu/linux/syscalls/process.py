@@ -165,7 +165,7 @@ def sys_execve(k: Kernel, t: Thread, path: int, argv: int, envp: int) -> int | o
     if isinstance(strings, int):
         return strings
     args, env = strings
-    return k.exec(t, hp, [os.fsdecode(a) for a in args], [os.fsdecode(e) for e in env])
+    return k.tasks.exec(t, hp, [os.fsdecode(a) for a in args], [os.fsdecode(e) for e in env])
 
 
 def _reapable(k: Kernel, parent: Process, pid: int) -> tuple[list[Process], list[Process]]:
@@ -196,7 +196,7 @@ def sys_wait4(k: Kernel, t: Thread, pid: int, status: int, options: int,
         return child.pid
     if options & WNOHANG:
         return 0
-    k.block(t, Wait("wait4", key=p, restart=True))
+    k.sched.block(t, Wait("wait4", key=p, restart=True))
     return BLOCK
 
 
@@ -224,7 +224,7 @@ def sys_waitid(k: Kernel, t: Thread, idtype: int, id: int, infop: int,
         if infop:
             p.mem.write(infop, bytes(128))
         return 0
-    k.block(t, Wait("wait4", key=p, restart=True))
+    k.sched.block(t, Wait("wait4", key=p, restart=True))
     return BLOCK
 
 
@@ -380,7 +380,7 @@ def sys_shutdown(k: Kernel, t: Thread, fd: int, how: int) -> int:
         return sock
     sock.closed = True
     if sock.peer is not None:
-        k.notify(sock.peer)
+        k.sched.notify(sock.peer)
     return 0
 
 

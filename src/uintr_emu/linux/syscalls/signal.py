@@ -5,9 +5,11 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from ...engine import unicorn as eng
 from .. import errno as E
 from .. import signals as S
 from ..control import BLOCK
+from ..process import Wait
 from . import syscall
 
 if TYPE_CHECKING:
@@ -70,8 +72,6 @@ def sys_rt_sigpending(k: Kernel, t: Thread, set: int, size: int) -> int:
 
 @syscall(130, size="int")
 def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
-    from ..process import Wait
-
     if size != 8:
         return -E.EINVAL
     new = struct.unpack("<Q", t.process.mem.read(mask, 8))[0] & ~S.UNBLOCKABLE
@@ -79,14 +79,12 @@ def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
     t.sigmask = new
     if any(not new & S.bit(i.signo) for i in t.pending):
         return -E.EINTR  # a signal is already deliverable: it runs on the way out
-    k.block(t, Wait("sigsuspend", interruptible=True))
+    k.sched.block(t, Wait("sigsuspend", interruptible=True))
     return BLOCK
 
 
 @syscall(131)
 def sys_sigaltstack(k: Kernel, t: Thread, ss: int, old: int) -> int:
-    from ...engine import unicorn as eng
-
     sp, flags, size = t.altstack
     rsp = t.process.engine.reg_read(eng.RSP)
     on = size and sp <= rsp < sp + size and not flags & S.SS_DISABLE
@@ -109,7 +107,7 @@ def sys_sigaltstack(k: Kernel, t: Thread, ss: int, old: int) -> int:
 
 @syscall(15)
 def sys_rt_sigreturn(k: Kernel, t: Thread) -> object:
-    return k.sigreturn(t)
+    return k.signals.sigreturn(t)
 
 
 def _info(t: Thread, sig: int, code: int) -> S.SigInfo:
@@ -130,7 +128,7 @@ def sys_kill(k: Kernel, t: Thread, pid: int, sig: int) -> int:
         return -E.ESRCH
     if sig:
         for p in targets:
-            k.send_process_signal(p, _info(t, sig, S.SI_USER))
+            k.signals.send_process(p, _info(t, sig, S.SI_USER))
     return 0
 
 
@@ -142,7 +140,7 @@ def sys_tgkill(k: Kernel, t: Thread, tgid: int, tid: int, sig: int) -> int:
     if not 0 <= sig <= S.NSIG:
         return -E.EINVAL
     if sig:
-        k.send_signal(target, _info(t, sig, S.SI_TKILL))
+        k.signals.send(target, _info(t, sig, S.SI_TKILL))
     return 0
 
 

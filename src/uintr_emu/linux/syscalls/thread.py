@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 from ...engine import unicorn as eng
 from .. import errno as E
 from ..control import RESTART
-from ..mm import GuestFault
+from ..tasks import put_tid
 from . import syscall
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
-    from ..mm import AddressSpace
     from ..process import Thread
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -25,17 +24,6 @@ THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 
 
-def put_tid(mem: AddressSpace, addr: int, tid: int) -> None:
-    """Store a CLONE_PARENT_SETTID / CLONE_CHILD_SETTID id. A bad pointer is ignored: the
-    kernel does not check put_user() there (kernel_clone for the parent's copy, schedule_tail
-    for the child's), so the child exists and runs and clone returns its id."""
-    if addr:
-        try:
-            mem.write(addr, struct.pack("<I", tid))
-        except GuestFault:
-            pass
-
-
 def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
                   tls: int, call: str = "clone") -> int:  # fmt: skip
     """clone, clone3, fork, vfork (`call`): a thread (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) or
@@ -43,27 +31,25 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
     if flags & THREAD_FLAGS != THREAD_FLAGS:
         if flags & CLONE_VM or flags & CLONE_THREAD:
             return -E.EINVAL
-        return k.fork(t, flags, stack, ptid, ctid, tls, call)
+        return k.tasks.fork(t, flags, stack, ptid, ctid, tls, call)
     p = t.process
-    refused = k.task_limit(call, new_process=False)
+    refused = k.tasks.limit(call, new_process=False)
     if refused is not None:
         return refused
     e = p.engine
     tid = k.new_id()
-    rip = e.reg_read(eng.RIP)
     saved = {r: e.reg_read(r) for r in (eng.RAX, eng.RSP, eng.FS_BASE)}
-    # The child resumes after the syscall with RAX = 0 on its own stack and TLS.
+    # The child resumes after the syscall (RIP is there already) with RAX = 0 on its own
+    # stack and TLS.
     e.reg_write(eng.RAX, 0)
     if stack:
         e.reg_write(eng.RSP, stack)
     if flags & CLONE_SETTLS:
         e.reg_write(eng.FS_BASE, tls)
-    e.reg_write(eng.RIP, rip + 2)
     ctx = e.new_context()
     for r, v in saved.items():
         e.reg_write(r, v)
-    e.reg_write(eng.RIP, rip)  # the SYSCALL hook adds 2 (unicorn-notes G2)
-    child = k._new_thread(p, tid, ctx)
+    child = k.tasks.new_thread(p, tid, ctx)
     child.affinity = t.affinity
     child.sigmask = t.sigmask
     child.cpu = t.cpu
@@ -73,8 +59,7 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
         put_tid(p.mem, ctid, tid)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
-    k.place(child)
-    k.uintr.thread_cloned(t, child)
+    k.sched.place(child)
     return tid
 
 
@@ -118,13 +103,13 @@ def sys_rseq(k: Kernel, t: Thread, rseq: int, size: int, flags: int, sig: int) -
 
 @syscall(60, code="int")
 def sys_exit(k: Kernel, t: Thread, code: int) -> object:
-    k.exit_thread(t, code & 0xFF)
+    k.tasks.exit_thread(t, code & 0xFF)
     return RESTART
 
 
 @syscall(231, code="int")
 def sys_exit_group(k: Kernel, t: Thread, code: int) -> object:
-    k.exit_process(t.process, code & 0xFF)
+    k.tasks.exit_process(t.process, code & 0xFF)
     return RESTART
 
 
@@ -165,8 +150,7 @@ def sys_getegid(k: Kernel, t: Thread) -> int:
 
 @syscall(24)
 def sys_sched_yield(k: Kernel, t: Thread) -> int:
-    cpu = k.machine.cpus[t.cpu]
-    if cpu.queue:
+    if k.sched.rq(t).queue:
         t.process.engine.stop()  # the loop rotates this CPU's queue after the slice
     return 0
 
@@ -198,11 +182,13 @@ def sys_sched_setaffinity(k: Kernel, t: Thread, pid: int, size: int, mask: int) 
         return -E.EINVAL
     target.affinity = want
     if not want >> target.cpu & 1 and target.runnable:
-        # Migrate now: the thread leaves a CPU it may no longer use (placement honours it).
-        k._unqueue(target)
-        target.cpu = (want & -want).bit_length() - 1
-        k.place(target)
-        if target is t:
+        # Migrate now: the thread leaves a CPU it may no longer use (Scheduler.settle places
+        # a loaded thread anew when its CPU's run ends; a queued one moves at once).
+        rq = k.sched.rq(target)
+        if target in rq.queue:
+            rq.queue.remove(target)
+            k.sched.place(target)
+        elif target is t:
             t.process.engine.stop()
     return 0
 

@@ -50,9 +50,9 @@ def timer_deadline(k: Kernel, now: int, expiry: int) -> int:
 
 def clock_value(k: Kernel, t: Thread, clk: int) -> int | None:
     if clk in REALTIME_CLOCKS:
-        return k.realtime_ns()
+        return k.clock.realtime_ns()
     if clk in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME, 9):
-        return k.monotonic_ns()
+        return k.clock.monotonic_ns()
     if clk == CLOCK_PROCESS_CPUTIME_ID:
         return sum(x.insns for x in t.process.threads)  # one instruction = one virtual ns
     if clk == CLOCK_THREAD_CPUTIME_ID:
@@ -85,7 +85,7 @@ def sys_clock_getres(k: Kernel, t: Thread, clk: int, res: int) -> int:
 
 @syscall(96)
 def sys_gettimeofday(k: Kernel, t: Thread, tv: int, tz: int) -> int:
-    ns = k.realtime_ns()
+    ns = k.clock.realtime_ns()
     if tv:
         t.process.mem.write(tv, _timeval(ns))
     if tz:
@@ -95,7 +95,7 @@ def sys_gettimeofday(k: Kernel, t: Thread, tv: int, tz: int) -> int:
 
 @syscall(201)
 def sys_time(k: Kernel, t: Thread, tloc: int) -> int:
-    s = min(k.realtime_ns(), KTIME_MAX) // NSEC
+    s = min(k.clock.realtime_ns(), KTIME_MAX) // NSEC
     if tloc:
         t.process.mem.write_u64(tloc, s)
     return s
@@ -104,7 +104,7 @@ def sys_time(k: Kernel, t: Thread, tloc: int) -> int:
 def sleep_until(k: Kernel, t: Thread, deadline: int) -> object:
     if deadline <= k.clock_ns():
         return 0
-    k.block(t, Wait("sleep", deadline, on_timeout=0))
+    k.sched.block(t, Wait("sleep", deadline, on_timeout=0))
     return BLOCK
 
 
@@ -113,7 +113,7 @@ def sys_nanosleep(k: Kernel, t: Thread, req: int, rem: int) -> object:
     ns = read_timespec(t, req)
     if ns is None:
         return -E.EINVAL
-    now = k.monotonic_ns()  # hrtimer_nanosleep(..., CLOCK_MONOTONIC)
+    now = k.clock.monotonic_ns()  # hrtimer_nanosleep(..., CLOCK_MONOTONIC)
     return sleep_until(k, t, timer_deadline(k, now, now + ns))
 
 
@@ -162,9 +162,9 @@ def sys_setitimer(k: Kernel, t: Thread, which: int, new: int, old: int) -> int:
         if not (0 <= iusec < 1_000_000 and 0 <= vusec < 1_000_000) or isec < 0 or vsec < 0:
             return -E.EINVAL
         value, interval = ktime_set(vsec, vusec * 1000), ktime_set(isec, iusec * 1000)
-        now = k.monotonic_ns()  # an hrtimer on CLOCK_MONOTONIC, relative (do_setitimer)
+        now = k.clock.monotonic_ns()  # an hrtimer on CLOCK_MONOTONIC, relative (do_setitimer)
         t.process.itimer = (timer_deadline(k, now, now + value), interval) if value else None
-        k.replan()
+        k.sched.replan()
     return 0
 
 
@@ -173,7 +173,7 @@ def sys_alarm(k: Kernel, t: Thread, seconds: int) -> int:
     cur = t.process.itimer
     left = 0 if cur is None else max(1, (cur[0] - k.clock_ns() + 999_999_999) // 1_000_000_000)
     seconds &= 0xFFFF_FFFF
-    now = k.monotonic_ns()
+    now = k.clock.monotonic_ns()
     t.process.itimer = (timer_deadline(k, now, now + seconds * NSEC), 0) if seconds else None
-    k.replan()
+    k.sched.replan()
     return left
