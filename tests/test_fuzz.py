@@ -238,7 +238,8 @@ def test_hw_xrstors_random_images(images: list[bytes], uintr: bool) -> None:
         assert uintr
         assert cpu.state == UintrState.from_xsave(image)
         check_state_invariants(cpu.state)
-        assert cpu.xsaves() == image
+        # XSAVES stores no image for the initial configuration (XSTATE_BV[14] = 0).
+        assert (cpu.xsaves() or bytes(48)) == image
         assert cpu.state.uinv == 0
 
 

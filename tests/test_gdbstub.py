@@ -438,7 +438,8 @@ finally:
     if stub is not None:
         stub.close(status)
 k = m.kernel
-print(f"STATS {k.total_insns} {k.clock.round_start} {sorted(k.thread_insns.items())}", file=sys.stderr)
+end = k.clock.round_start
+print(f"STATS {k.total_insns} {end} {sorted(k.thread_insns.items())}", file=sys.stderr)
 sys.exit(status)
 """
 

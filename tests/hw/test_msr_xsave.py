@@ -350,3 +350,23 @@ def test_reset_state_is_all_zero_section_2() -> None:
     c = loaded_cpu()
     c.reset_state()
     assert c.state == UintrState()
+
+
+def test_xsaves_of_the_initial_configuration_stores_no_image_init_optimization() -> None:
+    """SDM Vol.1 §13.6/§13.11: XSAVES may use the init optimization. A component in its initial
+    configuration (every field 0, UIF too) is written as XSTATE_BV[14] = 0, with no image (None
+    here); XRSTORS of such an area (None) initializes the component."""
+    c = cpu()
+    assert c.xsaves() is None
+    c.wrmsr(IA32_UINTR_HANDLER, HANDLER)
+    c.stui()
+    image = c.xsaves()
+    assert image is not None and UintrState.from_xsave(image).uif
+    c.xrstors(None)
+    assert c.state == UintrState()
+    c.xrstors(image)
+    assert c.state == UintrState.from_xsave(image)
+    # A loaded UINV still makes XRSTORS of the init configuration fault (§4 rule 1).
+    c.wrmsr(IA32_UINTR_MISC, 0xEC << 32)
+    with pytest.raises(GeneralProtection, match="UINV"):
+        c.xrstors(None)
