@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from uintr_emu import explore
 from uintr_emu.cli import build_parser
+from uintr_emu.cliopts import options_from
 
 ROOT = Path(__file__).resolve().parents[1]
 RACE = ROOT / "examples" / "bin" / "race"
@@ -129,9 +131,14 @@ def test_missing_program_is_one_error_line(tmp_path, run_cli):
     assert_one_error_line(run_cli("explore", "--seeds", "1-3", str(tmp_path / "nope"), timeout=60))
 
 
-def test_bad_cpu_features_is_one_error_line(run_cli):
-    result = run_cli("explore", "--cpu-features=+bogus", str(RACE), timeout=60)
-    assert_one_error_line(result, "--cpu-features")
+def test_bad_cpu_features_is_rejected_as_by_run(run_cli):
+    """The run options are checked by the same argparse types as for `run` (cliopts.py)."""
+    rc, out, err = run_cli("explore", "--cpu-features=+bogus", str(RACE), timeout=60)
+    run_rc, _, run_err = run_cli("run", "--cpu-features=+bogus", str(RACE), timeout=60)
+    assert (rc, out) == (run_rc, b"") == (2, b""), (rc, out, err)
+    last = err.decode().splitlines()[-1]
+    assert last.startswith("uintr-emu explore: error: argument --cpu-features: "), last
+    assert last.split(": ", 2)[2] == run_err.decode().splitlines()[-1].split(": ", 2)[2]
 
 
 @pytest.mark.parametrize("args", [["--jobs", "0"], ["--cpus", "x"], ["--bogus"], []])
@@ -208,20 +215,24 @@ def test_replay_options_reproduce_the_run_options():
     ns = build_parser().parse_args(
         ["explore", "--seeds", "1-3", "--cpus", "2", "--slice", "5000", "--uintr-abi", "rfc",
          "-E", "A=1 2", "-U", "HOME", "--max-insns", "1000000", "--timeout", "2.5",
-         "--cpu-features=+flexible-uiret", "prog", "x", "--y"]
+         "--max-threads", "8", "--max-procs", "3", "--max-memory", "64M",
+         "--cpu-features=-uintr,+flexible-uiret", "prog", "x", "--y"]
     )  # fmt: skip
     job = explore._job_from(ns)
     assert job.run_args == [
-        "--cpus", "2", "--slice", "5000", "--cpu-features=+flexible-uiret", "--uintr-abi",
-        "rfc", "-E", "A=1 2", "-U", "HOME", "--max-insns", "1000000", "--timeout", "2.5",
+        "--cpus", "2", "--cpu-features=-uintr,+flexible-uiret", "--slice", "5000",
+        "--uintr-abi", "rfc", "-E", "A=1 2", "-U", "HOME", "--max-memory", str(64 << 20),
+        "--max-threads", "8", "--max-procs", "3", "--max-insns", "1000000", "--timeout", "2.5",
     ]  # fmt: skip
     assert job.argv == ["prog", "x", "--y"]
     assert (job.options.cpus, job.options.slice, job.options.uintr_abi) == (2, 5000, "rfc")
     assert (job.options.max_insns, job.options.timeout) == (1_000_000, 2.5)
+    assert (job.options.max_threads, job.options.max_procs) == (8, 3)
     assert "A=1 2" in job.env and not any(e.startswith("HOME=") for e in job.env)
     # run's parser accepts exactly these options (the replay hint is a valid command line).
     run_ns = build_parser().parse_args(["run", "--seed", "4", *job.run_args, *job.argv])
     assert (run_ns.cpus, run_ns.slice, run_ns.seed, run_ns.args) == (2, 5000, 4, ["x", "--y"])
+    assert options_from(run_ns) == replace(job.options, seed=4)
 
 
 def _dies_on_seed_3(job, seed):
