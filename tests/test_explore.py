@@ -7,6 +7,7 @@ seed. The helpers (run_cli, build_program) are fixtures from tests/conftest.py.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from dataclasses import replace
@@ -208,7 +209,81 @@ def test_crash_outcome_shows_the_emulator_line(run_cli, build_program):
     assert "exit status 139" in text and "program terminated by SIGSEGV" in text, text
 
 
+@pytest.mark.parametrize(
+    ("mode", "option", "stdout", "note"),
+    [
+        ("threads", "--max-threads", "threads: 1 created, then EAGAIN, again EAGAIN; all joined",
+         r"thread limit reached \(--max-threads 2\): clone3? returned EAGAIN"),
+        ("procs", "--max-procs", "procs: 1 forked, then EAGAIN; all reaped",
+         r"process limit reached \(--max-procs 2\): clone returned EAGAIN"),
+    ],
+)  # fmt: skip
+def test_task_limits_reach_every_run(mode, option, stdout, note, run_cli, build_program):
+    """--max-threads / --max-procs (as for run, tests/test_programs.py::test_task_limits) bound
+    each seed's run: with 2, tests/programs/limits.c gets EAGAIN after its first thread or
+    child under every seed, and the emulator's note is the outcome's stderr."""
+    limits = str(build_program("limits"))
+    args = ("explore", "--seeds", "1-3", "--cpus", "2", option, "2", limits, mode)
+    result = run_cli(*args, timeout=300)
+    rc, out, _ = result
+    assert rc == 0, describe(result)
+    text = out.decode()
+    assert "1 outcome: every seed agrees" in text, describe(result)
+    (oc,) = parse_report(text)
+    assert (oc["status"], oc["seeds"], oc["stdout"]) == (0, [1, 2, 3], [stdout]), describe(result)
+    assert re.search(r"^    \| uintr-emu: " + note + "$", text, re.MULTILINE), describe(result)
+
+
 # --------------------------------------------------------------------------- internals
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def _options_by_group(parser: argparse.ArgumentParser) -> dict[str, dict[str, argparse.Action]]:
+    """help section title -> {first option string -> its action} (but -h)."""
+    return {
+        g.title: {
+            a.option_strings[0]: a
+            for a in g._group_actions
+            if a.option_strings and "--help" not in a.option_strings
+        }
+        for g in parser._action_groups
+    }
+
+
+def _excluded_in_docs() -> str:
+    text = (ROOT / "docs" / "explore.md").read_text()
+    return text.split("## Options")[1].split("\n## ")[0]
+
+
+# Attributes an option must share with run's to be "the same option".
+SAME = ("option_strings", "dest", "default", "type", "choices", "metavar", "help", "nargs", "const")
+
+
+def test_explore_takes_every_run_option_but_the_documented_exclusions():
+    """Every option of `run`'s machine, guest and limits sections is an option of `explore`,
+    identical (spelling, default, type, help; same section), unless explore.NOT_EXPLORED
+    names it; run's other options (tracing, --gdb) are not explore's. Each option explore
+    lacks is named in docs/explore.md's "Options" section, which says why."""
+    run = _options_by_group(_subparser("run"))
+    mine = _options_by_group(_subparser("explore"))
+    docs = _excluded_in_docs()
+    assert set(explore.EXPLORED_GROUPS) <= set(run), run.keys()
+    for flag in explore.NOT_EXPLORED:  # no stale exclusions
+        assert any(flag in run[g] for g in explore.EXPLORED_GROUPS), flag
+    for group, options in run.items():
+        for flag, action in options.items():
+            if group in explore.EXPLORED_GROUPS and flag not in explore.NOT_EXPLORED:
+                assert flag in mine.get(group, {}), f"explore lacks run's {flag} ({group})"
+                theirs = mine[group][flag]
+                for attr in SAME:
+                    assert getattr(theirs, attr) == getattr(action, attr), (flag, attr)
+            else:
+                assert all(flag not in o for o in mine.values()), flag
+                assert f"`{flag}`" in docs, f"docs/explore.md does not say why not {flag}"
 
 
 def test_replay_options_reproduce_the_run_options():
