@@ -127,15 +127,20 @@ def _option(
     return RunOption(group, flags, dest, argparse_kwargs, field, to_options, to_text)
 
 
+def _count(group: str, flag: str, default: int | None, help: str) -> RunOption:
+    """An option N > 0 that sets the Options field of its name."""
+    field = flag.lstrip("-").replace("-", "_")
+    return _option(
+        group, flag, field=field, type=positive(), default=default, metavar="N", help=help
+    )
+
+
 RUN_OPTIONS: tuple[RunOption, ...] = (
-    _option(
+    _count(
         "machine",
         "--cpus",
-        field="cpus",
-        type=positive(),
-        default=DEFAULT_CPUS,
-        metavar="N",
-        help=f"number of virtual CPUs (default {DEFAULT_CPUS})",
+        DEFAULT_CPUS,
+        f"number of virtual CPUs (default {DEFAULT_CPUS})",
     ),
     _option(
         "machine",
@@ -147,14 +152,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         metavar="SPEC",
         help="CPU features, e.g. +uintr,-uintr,+flexible-uiret (default: uintr on)",
     ),
-    _option(
+    _count(
         "machine",
         "--slice",
-        field="slice",
-        type=positive(),
-        default=DEFAULT_SLICE,
-        metavar="N",
-        help="guest instructions per scheduling slice while two or more threads are "
+        DEFAULT_SLICE,
+        "guest instructions per scheduling slice while two or more threads are "
         f"runnable (default {DEFAULT_SLICE})",
     ),
     _option(
@@ -221,36 +223,26 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         metavar="SIZE",
         help="cap on the guest's mapped memory; mappings beyond it fail with ENOMEM",
     ),
-    _option(
+    _count(
         "guest",
         "--max-threads",
-        field="max_threads",
-        type=positive(),
-        default=DEFAULT_MAX_THREADS,
-        metavar="N",
-        help="at most N threads in all processes together (a zombie process counts until "
+        DEFAULT_MAX_THREADS,
+        "at most N threads in all processes together (a zombie process counts until "
         "reaped); beyond, clone/fork fail with EAGAIN and one note is printed "
         f"(default {DEFAULT_MAX_THREADS}; getrlimit(RLIMIT_NPROC) reports it)",
     ),
-    _option(
+    _count(
         "guest",
         "--max-procs",
-        field="max_procs",
-        type=positive(),
-        default=DEFAULT_MAX_PROCS,
-        metavar="N",
-        help="at most N processes (zombies included); beyond, fork fails with EAGAIN and one "
+        DEFAULT_MAX_PROCS,
+        "at most N processes (zombies included); beyond, fork fails with EAGAIN and one "
         f"note is printed (default {DEFAULT_MAX_PROCS})",
     ),
-    _option(
+    _count(
         "limits",
         "--max-insns",
-        field="max_insns",
-        type=positive(),
-        default=None,
-        metavar="N",
-        help="stop after N guest instructions (exit status 124; turns on counting, "
-        "which is slower)",
+        None,
+        "stop after N guest instructions (exit status 124; turns on counting, " "which is slower)",
     ),
     _option(
         "limits",
