@@ -7,8 +7,10 @@ seed. The helpers (run_cli, build_program) are fixtures from tests/conftest.py.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from uintr_emu import explore
 from uintr_emu.cli import build_parser
+from uintr_emu.cliopts import options_from
 
 ROOT = Path(__file__).resolve().parents[1]
 RACE = ROOT / "examples" / "bin" / "race"
@@ -129,9 +132,14 @@ def test_missing_program_is_one_error_line(tmp_path, run_cli):
     assert_one_error_line(run_cli("explore", "--seeds", "1-3", str(tmp_path / "nope"), timeout=60))
 
 
-def test_bad_cpu_features_is_one_error_line(run_cli):
-    result = run_cli("explore", "--cpu-features=+bogus", str(RACE), timeout=60)
-    assert_one_error_line(result, "--cpu-features")
+def test_bad_cpu_features_is_rejected_as_by_run(run_cli):
+    """The run options are checked by the same argparse types as for `run` (cliopts.py)."""
+    rc, out, err = run_cli("explore", "--cpu-features=+bogus", str(RACE), timeout=60)
+    run_rc, _, run_err = run_cli("run", "--cpu-features=+bogus", str(RACE), timeout=60)
+    assert (rc, out) == (run_rc, b"") == (2, b""), (rc, out, err)
+    last = err.decode().splitlines()[-1]
+    assert last.startswith("uintr-emu explore: error: argument --cpu-features: "), last
+    assert last.split(": ", 2)[2] == run_err.decode().splitlines()[-1].split(": ", 2)[2]
 
 
 @pytest.mark.parametrize("args", [["--jobs", "0"], ["--cpus", "x"], ["--bogus"], []])
@@ -201,27 +209,105 @@ def test_crash_outcome_shows_the_emulator_line(run_cli, build_program):
     assert "exit status 139" in text and "program terminated by SIGSEGV" in text, text
 
 
+@pytest.mark.parametrize(
+    ("mode", "option", "stdout", "note"),
+    [
+        ("threads", "--max-threads", "threads: 1 created, then EAGAIN, again EAGAIN; all joined",
+         r"thread limit reached \(--max-threads 2\): clone3? returned EAGAIN"),
+        ("procs", "--max-procs", "procs: 1 forked, then EAGAIN; all reaped",
+         r"process limit reached \(--max-procs 2\): clone returned EAGAIN"),
+    ],
+)  # fmt: skip
+def test_task_limits_reach_every_run(mode, option, stdout, note, run_cli, build_program):
+    """--max-threads / --max-procs (as for run, tests/test_programs.py::test_task_limits) bound
+    each seed's run: with 2, tests/programs/limits.c gets EAGAIN after its first thread or
+    child under every seed, and the emulator's note is the outcome's stderr."""
+    limits = str(build_program("limits"))
+    args = ("explore", "--seeds", "1-3", "--cpus", "2", option, "2", limits, mode)
+    result = run_cli(*args, timeout=300)
+    rc, out, _ = result
+    assert rc == 0, describe(result)
+    text = out.decode()
+    assert "1 outcome: every seed agrees" in text, describe(result)
+    (oc,) = parse_report(text)
+    assert (oc["status"], oc["seeds"], oc["stdout"]) == (0, [1, 2, 3], [stdout]), describe(result)
+    assert re.search(r"^    \| uintr-emu: " + note + "$", text, re.MULTILINE), describe(result)
+
+
 # --------------------------------------------------------------------------- internals
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def _options_by_group(parser: argparse.ArgumentParser) -> dict[str, dict[str, argparse.Action]]:
+    """help section title -> {first option string -> its action} (but -h)."""
+    return {
+        g.title: {
+            a.option_strings[0]: a
+            for a in g._group_actions
+            if a.option_strings and "--help" not in a.option_strings
+        }
+        for g in parser._action_groups
+    }
+
+
+def _excluded_in_docs() -> str:
+    text = (ROOT / "docs" / "explore.md").read_text()
+    return text.split("## Options")[1].split("\n## ")[0]
+
+
+# Attributes an option must share with run's to be "the same option".
+SAME = ("option_strings", "dest", "default", "type", "choices", "metavar", "help", "nargs", "const")
+
+
+def test_explore_takes_every_run_option_but_the_documented_exclusions():
+    """Every option of `run`'s machine, guest and limits sections is an option of `explore`,
+    identical (spelling, default, type, help; same section), unless explore.NOT_EXPLORED
+    names it; run's other options (tracing, --gdb) are not explore's. Each option explore
+    lacks is named in docs/explore.md's "Options" section, which says why."""
+    run = _options_by_group(_subparser("run"))
+    mine = _options_by_group(_subparser("explore"))
+    docs = _excluded_in_docs()
+    assert set(explore.EXPLORED_GROUPS) <= set(run), run.keys()
+    for flag in explore.NOT_EXPLORED:  # no stale exclusions
+        assert any(flag in run[g] for g in explore.EXPLORED_GROUPS), flag
+    for group, options in run.items():
+        for flag, action in options.items():
+            if group in explore.EXPLORED_GROUPS and flag not in explore.NOT_EXPLORED:
+                assert flag in mine.get(group, {}), f"explore lacks run's {flag} ({group})"
+                theirs = mine[group][flag]
+                for attr in SAME:
+                    assert getattr(theirs, attr) == getattr(action, attr), (flag, attr)
+            else:
+                assert all(flag not in o for o in mine.values()), flag
+                assert f"`{flag}`" in docs, f"docs/explore.md does not say why not {flag}"
 
 
 def test_replay_options_reproduce_the_run_options():
     ns = build_parser().parse_args(
         ["explore", "--seeds", "1-3", "--cpus", "2", "--slice", "5000", "--uintr-abi", "rfc",
          "-E", "A=1 2", "-U", "HOME", "--max-insns", "1000000", "--timeout", "2.5",
-         "--cpu-features=+flexible-uiret", "prog", "x", "--y"]
+         "--max-threads", "8", "--max-procs", "3", "--max-memory", "64M",
+         "--cpu-features=-uintr,+flexible-uiret", "prog", "x", "--y"]
     )  # fmt: skip
     job = explore._job_from(ns)
     assert job.run_args == [
-        "--cpus", "2", "--slice", "5000", "--cpu-features=+flexible-uiret", "--uintr-abi",
-        "rfc", "-E", "A=1 2", "-U", "HOME", "--max-insns", "1000000", "--timeout", "2.5",
+        "--cpus", "2", "--cpu-features=-uintr,+flexible-uiret", "--slice", "5000",
+        "--uintr-abi", "rfc", "-E", "A=1 2", "-U", "HOME", "--max-memory", str(64 << 20),
+        "--max-threads", "8", "--max-procs", "3", "--max-insns", "1000000", "--timeout", "2.5",
     ]  # fmt: skip
     assert job.argv == ["prog", "x", "--y"]
     assert (job.options.cpus, job.options.slice, job.options.uintr_abi) == (2, 5000, "rfc")
     assert (job.options.max_insns, job.options.timeout) == (1_000_000, 2.5)
+    assert (job.options.max_threads, job.options.max_procs) == (8, 3)
     assert "A=1 2" in job.env and not any(e.startswith("HOME=") for e in job.env)
     # run's parser accepts exactly these options (the replay hint is a valid command line).
     run_ns = build_parser().parse_args(["run", "--seed", "4", *job.run_args, *job.argv])
     assert (run_ns.cpus, run_ns.slice, run_ns.seed, run_ns.args) == (2, 5000, 4, ["x", "--y"])
+    assert options_from(run_ns) == replace(job.options, seed=4)
 
 
 def _dies_on_seed_3(job, seed):

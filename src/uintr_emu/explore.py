@@ -20,9 +20,10 @@ import textwrap
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .options import DEFAULT_CPUS, DEFAULT_SLICE, Options
+from .cliopts import add_run_options, guest_environment, options_from, positive, run_args
+from .options import Options
 
 DEFAULT_SEEDS = "1-100"
 MAX_SEEDS = 1_000_000
@@ -86,11 +87,17 @@ def format_seeds(seeds: list[int]) -> str:
 # --------------------------------------------------------------------------- the command line
 
 
-def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
-    """The `explore` subcommand: its own option set (the run options a schedule search
-    needs; tracing, --strace, --stats and --realtime make no sense over many runs)."""
-    from .cli import _positive, _size
+# Options of `run` (cliopts.py) that explore does not take, beyond the "tracing" group (per-run
+# output, which N runs in parallel would interleave: use them on a replay command): the seed is
+# what explore varies, and the host clock would make an outcome depend on more than its seed.
+# docs/explore.md, "Options"; tests/test_explore.py checks that nothing else is missing.
+NOT_EXPLORED = ("--seed", "--realtime")
+EXPLORED_GROUPS = ("machine", "guest", "limits")
 
+
+def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    """The `explore` subcommand: --seeds, --jobs and the run options of EXPLORED_GROUPS but
+    NOT_EXPLORED, spelled, checked and explained as for `run`."""
     p = sub.add_parser(
         "explore",
         help="run a program under many schedule seeds and compare the outcomes",
@@ -109,77 +116,12 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
     e.add_argument(
         "--jobs",
         "-j",
-        type=_positive(),
+        type=positive(),
         default=None,
         metavar="N",
         help="worker processes (default: the host's CPU count)",
     )
-    m = p.add_argument_group("machine (as for run)")
-    m.add_argument(
-        "--cpus",
-        type=_positive(),
-        default=DEFAULT_CPUS,
-        metavar="N",
-        help=f"number of virtual CPUs (default {DEFAULT_CPUS})",
-    )
-    m.add_argument(
-        "--slice",
-        type=_positive(),
-        default=DEFAULT_SLICE,
-        metavar="N",
-        help=f"base slice length, varied 0.5x-1.5x per seed (default {DEFAULT_SLICE})",
-    )
-    m.add_argument(
-        "--cpu-features",
-        default=None,
-        metavar="SPEC",
-        help="CPU features, e.g. +flexible-uiret (default: uintr on)",
-    )
-    m.add_argument(
-        "--uintr-abi",
-        choices=("next", "rfc"),
-        default="next",
-        help="Linux UINTR syscall ABI (default next)",
-    )
-    g = p.add_argument_group("guest and limits (as for run)")
-    g.add_argument(
-        "-E",
-        dest="setenv",
-        action="append",
-        default=[],
-        metavar="VAR=VALUE",
-        help="set a variable in the guest's environment (repeatable)",
-    )
-    g.add_argument(
-        "-U",
-        dest="unsetenv",
-        action="append",
-        default=[],
-        metavar="VAR",
-        help="remove a variable from the guest's environment (repeatable)",
-    )
-    g.add_argument("--root", default="/", metavar="DIR", help="the guest's file system root")
-    g.add_argument(
-        "--max-memory",
-        type=_size,
-        default=None,
-        metavar="SIZE",
-        help="cap on the guest's mapped memory",
-    )
-    g.add_argument(
-        "--max-insns",
-        type=_positive(),
-        default=None,
-        metavar="N",
-        help="stop each run after N guest instructions (status 124)",
-    )
-    g.add_argument(
-        "--timeout",
-        type=_positive(float),
-        default=None,
-        metavar="SECONDS",
-        help="stop each run after this much host time (status 124)",
-    )
+    add_run_options(p, groups=EXPLORED_GROUPS, exclude=NOT_EXPLORED)
     p.add_argument("program", metavar="PROGRAM", help="the program to run")
     p.add_argument(
         "args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments passed to the program"
@@ -199,66 +141,22 @@ class Job:
 
 
 def _job_from(ns: argparse.Namespace) -> Job:
-    from .cli import _features, _root, guest_environment
-    from .hw.cpu import CpuFeatures
-
-    features = CpuFeatures()
-    if ns.cpu_features is not None:
-        try:
-            features = _features(ns.cpu_features)
-        except argparse.ArgumentTypeError as e:
-            raise ValueError(f"--cpu-features: {e}") from None
-    opts = Options(
-        cpus=ns.cpus,
-        slice=ns.slice,
-        features=features,
-        uintr_abi=ns.uintr_abi,
-        root=_root(ns.root),
-        max_memory=ns.max_memory,
-        max_insns=ns.max_insns,
-        timeout=ns.timeout,
-    )
-    run_args: list[str] = []
-    if ns.cpus != DEFAULT_CPUS:
-        run_args += ["--cpus", str(ns.cpus)]
-    if ns.slice != DEFAULT_SLICE:
-        run_args += ["--slice", str(ns.slice)]
-    if ns.cpu_features is not None:
-        run_args += [f"--cpu-features={ns.cpu_features}"]
-    if ns.uintr_abi != "next":
-        run_args += ["--uintr-abi", ns.uintr_abi]
-    for item in ns.setenv:
-        run_args += ["-E", item]
-    for item in ns.unsetenv:
-        run_args += ["-U", item]
-    if ns.root != "/":
-        run_args += ["--root", ns.root]
-    for flag, value in (
-        ("--max-memory", ns.max_memory),
-        ("--max-insns", ns.max_insns),
-        ("--timeout", ns.timeout),
-    ):
-        if value is not None:
-            run_args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     env = guest_environment(ns.setenv, ns.unsetenv)
-    return Job(opts, ns.program, [ns.program, *ns.args], env, run_args)
+    return Job(options_from(ns), ns.program, [ns.program, *ns.args], env, run_args(ns))
 
 
 def main(ns: argparse.Namespace) -> int:
-    """`uintr-emu explore`; returns the exit status."""
-    from .api import Machine, ProgramError
-    from .cli import error
+    """`uintr-emu explore`; returns the exit status. Bad usage and a program that cannot be
+    loaded raise ValueError or ProgramError (cli.main prints them as one error line)."""
+    from .api import Machine  # lazy: the engine takes ~0.5 s to import (see cli.main)
 
-    try:
-        seeds = parse_seeds(ns.seeds)
-        job = _job_from(ns)
-        # Load once here, so that a missing or bad program is one error line, not N outcomes.
-        probe = Machine(job.options)
-        probe.load(job.program, job.argv, job.env, capture_output=True)
-        del probe
-        gc.collect()
-    except (ProgramError, ValueError, FileNotFoundError) as e:
-        return error(str(e))
+    seeds = parse_seeds(ns.seeds)
+    job = _job_from(ns)
+    # Load once here, so that a missing or bad program is one error line, not N outcomes.
+    probe = Machine(job.options)
+    probe.load(job.program, job.argv, job.env, capture_output=True)
+    del probe
+    gc.collect()
     jobs = ns.jobs or os.cpu_count() or 1
     progress = Progress(len(seeds), enabled=sys.stderr.isatty())
     start = time.monotonic()
@@ -299,9 +197,7 @@ def _worker_init() -> None:
 
 def run_seed(job: Job, seed: int) -> Result:
     """One run, in this process, as `uintr-emu run --seed SEED` would do it."""
-    from dataclasses import replace
-
-    from .api import Machine
+    from .api import Machine  # lazy: the engine takes ~0.5 s to import (see cli.main)
 
     m = None
     try:
