@@ -50,7 +50,7 @@ MENTION = re.compile(r"(?<![\w/.-])docs/(?P<file>[\w.-]+\.md)")
 BARE_LABEL = re.compile(rf"(?<![\w/.-]){LABEL}")
 BARE_SECTION = re.compile(SECTION)
 # What may stand right before a section number that belongs to another document.
-QUALIFIER = re.compile(r"(?:SDM|Vol\.\s?\d+[A-D]?|ABI|\.md`?|doc|notes|Unicorn)[\s(]*$")
+QUALIFIER = re.compile(r"(?:\b(?:SDM|Vol\.\s?\d+[A-D]?|ABI|doc|notes|Unicorn)|\.md`?)[\s(]*$")
 CHAIN_BEFORE = re.compile(rf"(?:{SECTION}(?:[ \t]+#\d+)?{CHAIN_SEP})+$")
 
 
