@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 if touched:
                     new = rewrap(new, path.suffix, touched)
-                    print(f"{rel}: re-wrapped the paragraphs of lines {sorted(touched)}")
+                    done = "would re-wrap" if args.check else "re-wrapped"
+                    print(f"{rel}: {done} the paragraphs of lines {sorted(touched)}")
             for n, line in enumerate(new.splitlines(), 1):
                 if len(line) > LINE_LENGTH and line not in old_lines and not line.startswith("|"):
                     long_lines.append(f"{rel}:{n}: {len(line)} characters")
