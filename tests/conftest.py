@@ -3,8 +3,10 @@
 * ``build_program(name)`` compiles ``tests/programs/<name>.c`` with the system gcc
   (``-O2 -static -pthread -Wall``; never -mavx or -march=native: the engine does not
   emulate AVX) into ``build/test-programs/`` at the repository root.  Binaries are keyed
-  by a hash of the source, the flags and the gcc version, so each one is built once and
-  reused across runs.  Without gcc (or without a static C library) the test is skipped.
+  by a hash of the source, of every header it could include (the ``*.h`` of
+  tests/programs and of its ``-I`` directories), the flags and the gcc version, so each
+  one is built once and reused across runs.  Without gcc (or without a static C library)
+  the test is skipped.
 * ``run_native(path, args, env)`` and ``run_emu(path, args, cpus=..., extra=[...])``
   return ``(returncode, stdout, stderr)``; both use a generous timeout so that a hang
   fails its test instead of blocking CI.
@@ -26,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -101,13 +104,71 @@ def _prepare_build_dir() -> None:
         ignore.write_text("*\n")
 
 
+#: A binary of an earlier version of a program is deleted once it has not been used for this
+#: long.  Every use refreshes a binary's mtime, so a concurrent run never loses a binary it is
+#: using, and variants of one program built with different flags coexist.
+PRUNE_AFTER_SECONDS = 24 * 3600
+HEX = frozenset("0123456789abcdef")
+
+
 def _prune_old_builds(current: Path) -> None:
-    """Remove the binaries of earlier versions of the same program and variant."""
+    """Remove binaries (and abandoned temporary files) of the same program and variant that
+    have not been used for PRUNE_AFTER_SECONDS."""
     prefix = current.name[: -len("-0123456789abcdef")]
+    cutoff = time.time() - PRUNE_AFTER_SECONDS
     for path in BUILD_DIR.glob(f"{prefix}-*"):
-        digest = path.name[len(prefix) + 1 :]
-        if path != current and len(digest) == 16 and all(c in "0123456789abcdef" for c in digest):
-            path.unlink(missing_ok=True)
+        digest = path.name[len(prefix) + 1 :].split(".tmp-")[0]
+        if path == current or len(digest) != 16 or any(c not in HEX for c in digest):
+            continue
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another run pruned it first
+
+
+#: Options naming a directory of headers: the digest of a program covers every *.h there.
+INCLUDE_DIR_FLAGS = ("-I", "-iquote")
+#: Options that would bring in headers the digest could not see.
+UNHASHED_INCLUDE_FLAGS = ("-include", "-imacros", "-isystem", "-idirafter", "-iprefix")
+
+
+@functools.cache
+def _headers_digest(directory: Path) -> bytes:
+    """A digest of the names and contents of every *.h directly in ``directory``."""
+    digest = hashlib.sha256()
+    for header in sorted(directory.glob("*.h")):
+        digest.update(header.name.encode() + b"\0" + header.read_bytes() + b"\0")
+    return digest.digest()
+
+
+def _include_dirs(cflags: Sequence[str]) -> list[Path]:
+    """tests/programs (where gcc finds a program's own "..." headers) and each -I/-iquote
+    directory of ``cflags``."""
+    dirs = [PROGRAMS_DIR]
+    it = iter(cflags)
+    for flag in it:
+        if flag.startswith(UNHASHED_INCLUDE_FLAGS):
+            raise ValueError(f"build_program cannot hash the headers of {flag!r}; use -I")
+        for option in INCLUDE_DIR_FLAGS:
+            if flag == option:
+                dirs.append(Path(next(it)))
+            elif flag.startswith(option):
+                dirs.append(Path(flag[len(option) :]))
+    return dirs
+
+
+def program_digest(src: Path, cflags: Sequence[str], libs: Sequence[str], gcc: str) -> str:
+    """The cache key of a binary: its source, every header it can include from the
+    repository (all *.h of tests/programs and of its -I directories, a superset of what it
+    does include), the flags and the gcc version."""
+    digest = hashlib.sha256()
+    digest.update(src.read_bytes())
+    for directory in _include_dirs(cflags):
+        digest.update(_headers_digest(directory.resolve()))
+    digest.update("\0".join([*cflags, "|", *libs]).encode())
+    digest.update(_gcc_version(gcc).encode())
+    return digest.hexdigest()[:16]
 
 
 _built: dict[tuple[str, tuple[str, ...], bool], Path] = {}
@@ -128,14 +189,12 @@ def build_program(name: str, extra_flags: Sequence[str] = (), *, static: bool = 
         raise FileNotFoundError(src)
     cflags = [*BASE_CFLAGS, *(["-static"] if static else []), *extra_flags]
     libs = ["-lm"] if name in NEEDS_LIBM else []
+    digest = program_digest(src, cflags, libs, gcc)
+    out = BUILD_DIR / f"{name}{'' if static else '-dynamic'}-{digest}"
 
-    digest = hashlib.sha256()
-    digest.update(src.read_bytes())
-    digest.update("\0".join([*cflags, "|", *libs]).encode())
-    digest.update(_gcc_version(gcc).encode())
-    out = BUILD_DIR / f"{name}{'' if static else '-dynamic'}-{digest.hexdigest()[:16]}"
-
-    if not out.exists():
+    try:
+        os.utime(out)  # in use: not pruned by a concurrent run
+    except FileNotFoundError:
         problem = _static_link_problem(gcc)
         if problem is not None:
             pytest.skip(problem)
@@ -150,7 +209,7 @@ def build_program(name: str, extra_flags: Sequence[str] = (), *, static: bool = 
             tmp.unlink(missing_ok=True)
             pytest.fail(f"compiling {src.name} failed:\n{proc.stderr}", pytrace=False)
         os.replace(tmp, out)  # atomic: safe if several test processes build at once
-        _prune_old_builds(out)
+    _prune_old_builds(out)
     _built[key] = out
     return out
 
