@@ -13,6 +13,9 @@
 * ``guest_env(**overrides)`` is the environment both are given by default: the test
   process's own, without any ``UEMU_*`` variable, with ``src/`` on PYTHONPATH so that
   ``python -m uintr_emu`` works from a plain checkout.
+* ``describe(result)`` is the assertion message for such a result, and
+  ``assert_one_error_line(result, *words)`` checks a rejected command line (status 2,
+  one ``uintr-emu: error: ...`` line).
 
 Each helper is also a session fixture of the same name (run_cli too), and
 ``native_result`` caches native runs for the session.  Test modules use the fixtures
@@ -56,6 +59,39 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "slow: a guest program of 10-50 M instructions; deselect with -m 'not slow'",
     )
+
+
+# --------------------------------------------------------------------------- checking results
+
+#: How the command line reports a usage or input error (exit status 2).
+ERROR_PREFIX = "uintr-emu: error: "
+
+
+def describe(result: Result) -> str:
+    """An assertion message showing a run: exit status and the tails of stdout and stderr."""
+    rc, out, err = result
+    return (
+        f"exit status {rc}\n--- stdout (tail) ---\n{out[-3000:].decode(errors='replace')}"
+        f"\n--- stderr (tail) ---\n{err[-2500:].decode(errors='replace')}"
+    )
+
+
+def assert_one_error_line(result: Result, *must_contain: str) -> str:
+    """Exit status 2, nothing on stdout, exactly one stderr line 'uintr-emu: error: ...'
+    containing each of ``must_contain`` (ignoring case), and neither a Python traceback nor an
+    "internal error".  Returns that line."""
+    rc, out, err = result
+    assert b"Traceback" not in err, describe(result)
+    assert b"internal error" not in err, describe(result)
+    assert rc == 2, f"expected exit status 2\n{describe(result)}"
+    assert out == b"", f"expected nothing on stdout\n{describe(result)}"
+    lines = err.decode(errors="replace").splitlines()
+    assert len(lines) == 1, f"expected exactly one line on stderr\n{describe(result)}"
+    line = lines[0]
+    assert line.startswith(ERROR_PREFIX), f"expected {ERROR_PREFIX!r}...: {line!r}"
+    for text in must_contain:
+        assert text.lower() in line.lower(), f"expected {text!r} in {line!r}"
+    return line
 
 
 # --------------------------------------------------------------------------- building
@@ -314,6 +350,16 @@ def _run_cli_fixture():
 @pytest.fixture(scope="session", name="guest_env")
 def _guest_env_fixture():
     return guest_env
+
+
+@pytest.fixture(scope="session", name="describe")
+def _describe_fixture():
+    return describe
+
+
+@pytest.fixture(scope="session", name="assert_one_error_line")
+def _assert_one_error_line_fixture():
+    return assert_one_error_line
 
 
 @pytest.fixture(scope="session")
