@@ -16,6 +16,8 @@
 * ``describe(result)`` is the assertion message for such a result, and
   ``assert_one_error_line(result, *words)`` checks a rejected command line (status 2,
   one ``uintr-emu: error: ...`` line).
+* ``golden.check(name, actual, message)`` compares with ``tests/golden/<name>``; with
+  ``pytest --update-golden`` it rewrites the file instead.
 
 Each helper is also a session fixture of the same name (run_cli too), and
 ``native_result`` caches native runs for the session.  Test modules use the fixtures
@@ -54,11 +56,88 @@ NEEDS_LIBM = frozenset({"compute"})
 Result = tuple[int, bytes, bytes]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/golden with the actual output instead of "
+        "failing where they differ (the rewritten files are listed at the end)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "slow: a guest program of 10-50 M instructions; deselect with -m 'not slow'",
     )
+    config.stash[GOLDEN_KEY] = Golden(update=config.getoption("update_golden"))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    golden = config.stash[GOLDEN_KEY]
+    if golden.update:
+        terminalreporter.section("--update-golden")
+        for path in golden.rewritten:
+            terminalreporter.write_line(f"rewrote {path.relative_to(REPO_ROOT)}")
+        terminalreporter.write_line(
+            f"{len(golden.rewritten)} of the {len(golden.compared)} golden files compared "
+            "rewritten; review them with git diff tests/golden"
+        )
+
+
+# --------------------------------------------------------------------------- golden files
+
+GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
+
+
+class Golden:
+    """Comparisons with the expected outputs under tests/golden (the ``golden`` fixture).
+
+    ``check(name, actual, message)`` asserts that ``actual`` (str: compared with the file's
+    text; bytes: with its bytes) is the content of ``tests/golden/<name>``.  Under
+    --update-golden it writes ``actual`` to the file instead and passes, unless another test
+    of the same session wrote something else to the same file (two outputs cannot both be
+    the golden one: the test then fails).
+    """
+
+    def __init__(self, update: bool) -> None:
+        self.update = update
+        self.compared: dict[Path, bytes] = {}  # under --update-golden: what each file got
+        self.rewritten: list[Path] = []
+
+    def path(self, name: str | os.PathLike[str]) -> Path:
+        return GOLDEN_DIR / name
+
+    def read(self, name: str | os.PathLike[str]) -> str:
+        return self.path(name).read_text()
+
+    def check(self, name: str | os.PathLike[str], actual: str | bytes, message: str = "") -> None:
+        path = self.path(name)
+        if not self.update:
+            expected = path.read_bytes() if isinstance(actual, bytes) else path.read_text()
+            if message:
+                assert actual == expected, message
+            else:
+                assert actual == expected
+            return
+        data = actual if isinstance(actual, bytes) else actual.encode()
+        earlier = self.compared.setdefault(path, data)
+        if earlier != data:
+            pytest.fail(
+                f"--update-golden: {path.relative_to(REPO_ROOT)} was written by an earlier test "
+                f"of this run with a different output; not rewritten again.\n"
+                f"earlier:\n{earlier.decode(errors='replace')}\n"
+                f"this test:\n{data.decode(errors='replace')}\n{message}",
+                pytrace=False,
+            )
+        if not path.exists() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            self.rewritten.append(path)
+
+
+GOLDEN_KEY = pytest.StashKey[Golden]()
 
 
 # --------------------------------------------------------------------------- checking results
@@ -360,6 +439,12 @@ def _describe_fixture():
 @pytest.fixture(scope="session", name="assert_one_error_line")
 def _assert_one_error_line_fixture():
     return assert_one_error_line
+
+
+@pytest.fixture(scope="session")
+def golden(pytestconfig: pytest.Config) -> Golden:
+    """The session's Golden: ``golden.check("uintr/wait.next.out", stdout, message)``."""
+    return pytestconfig.stash[GOLDEN_KEY]
 
 
 @pytest.fixture(scope="session")
