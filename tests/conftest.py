@@ -18,6 +18,8 @@
   one ``uintr-emu: error: ...`` line).
 * ``golden.check(name, actual, message)`` compares with ``tests/golden/<name>``; with
   ``pytest --update-golden`` it rewrites the file instead.
+* ``native_status()`` says whether the native fast path is loaded; tests marked
+  ``requires_native`` are skipped under UINTR_EMU_NATIVE=0 and fail if it is missing.
 
 Each helper is also a session fixture of the same name (run_cli too), and
 ``native_result`` caches native runs for the session.  Test modules use the fixtures
@@ -71,10 +73,33 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "slow: a guest program of 10-50 M instructions; deselect with -m 'not slow'",
     )
+    config.addinivalue_line(
+        "markers",
+        "requires_native: needs the native fast path; skipped only under UINTR_EMU_NATIVE=0, "
+        "an error if the library is missing otherwise",
+    )
     config.stash[GOLDEN_KEY] = Golden(update=config.getoption("update_golden"))
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"uintr-emu native fast path: {native_status()[0]}"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("requires_native") is None:
+        return
+    state, message = native_status()
+    if state == "disabled":
+        pytest.skip(message)
+    if state != "built":
+        pytest.fail(message, pytrace=False)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state, message = native_status()
+    if state not in ("built", "disabled"):
+        terminalreporter.section(f"native fast path {state.upper()}", red=True, bold=True)
+        terminalreporter.write_line(message)
     golden = config.stash[GOLDEN_KEY]
     if golden.update:
         terminalreporter.section("--update-golden")
@@ -84,6 +109,36 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             f"{len(golden.rewritten)} of the {len(golden.compared)} golden files compared "
             "rewritten; review them with git diff tests/golden"
         )
+
+
+# --------------------------------------------------------------------------- native fast path
+
+
+def native_status() -> tuple[str, str]:
+    """("built" | "disabled" | "missing" | "broken", why): is uintr_emu's native fast path
+    loaded?
+
+    Only UINTR_EMU_NATIVE=0 may turn it off: a missing library (a failed or skipped build)
+    fails tests/test_native_built.py and every test marked requires_native.
+    """
+    try:
+        # Not at module level: the conftest must load even where the package does not.
+        from uintr_emu.engine import native
+    except Exception as exc:
+        return "broken", f"uintr_emu.engine.native does not import: {type(exc).__name__}: {exc}"
+    if native.available():
+        return "built", "the native fast path is loaded"
+    if os.environ.get("UINTR_EMU_NATIVE") == "0":
+        return "disabled", "the native fast path is disabled by UINTR_EMU_NATIVE=0"
+    package = Path(native.__file__).resolve().parent.parent
+    found = sorted(p.name for p in package.glob("_fastpath*")) or "none"
+    return "missing", (
+        "the native fast path is not built: uintr_emu.engine.native.available() is False "
+        f"(_fastpath* files in {package}: {found}).  setup.py builds it from "
+        "src/uintr_emu/native/fastpath.c at install: reinstall (`make clean test`, or "
+        "`.venv/bin/pip install -e .` and read its output), or set UINTR_EMU_NATIVE=0 to test "
+        "without it on purpose."
+    )
 
 
 # --------------------------------------------------------------------------- golden files
@@ -445,6 +500,11 @@ def _assert_one_error_line_fixture():
 def golden(pytestconfig: pytest.Config) -> Golden:
     """The session's Golden: ``golden.check("uintr/wait.next.out", stdout, message)``."""
     return pytestconfig.stash[GOLDEN_KEY]
+
+
+@pytest.fixture(scope="session", name="native_status")
+def _native_status_fixture():
+    return native_status
 
 
 @pytest.fixture(scope="session")
