@@ -1,4 +1,4 @@
-"""Shared helpers for the guest-program tests.
+"""Shared helpers of the test suite (tests/README.md tells how to run it).
 
 * ``build_program(name)`` compiles ``tests/programs/<name>.c`` with the system gcc
   (``-O2 -static -pthread -Wall``; never -mavx or -march=native: the engine does not
