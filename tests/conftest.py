@@ -461,50 +461,29 @@ def run_cli(
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session", name="build_program")
-def _build_program_fixture():
-    return build_program
+def _returning(helper):
+    """A session fixture named like ``helper`` whose value is ``helper`` itself."""
+
+    def fixture():
+        return helper
+
+    return pytest.fixture(scope="session", name=helper.__name__)(fixture)
 
 
-@pytest.fixture(scope="session", name="run_native")
-def _run_native_fixture():
-    return run_native
-
-
-@pytest.fixture(scope="session", name="run_emu")
-def _run_emu_fixture():
-    return run_emu
-
-
-@pytest.fixture(scope="session", name="run_cli")
-def _run_cli_fixture():
-    return run_cli
-
-
-@pytest.fixture(scope="session", name="guest_env")
-def _guest_env_fixture():
-    return guest_env
-
-
-@pytest.fixture(scope="session", name="describe")
-def _describe_fixture():
-    return describe
-
-
-@pytest.fixture(scope="session", name="assert_one_error_line")
-def _assert_one_error_line_fixture():
-    return assert_one_error_line
+_build_program_fixture = _returning(build_program)
+_run_native_fixture = _returning(run_native)
+_run_emu_fixture = _returning(run_emu)
+_run_cli_fixture = _returning(run_cli)
+_guest_env_fixture = _returning(guest_env)
+_describe_fixture = _returning(describe)
+_assert_one_error_line_fixture = _returning(assert_one_error_line)
+_native_status_fixture = _returning(native_status)
 
 
 @pytest.fixture(scope="session")
 def golden(pytestconfig: pytest.Config) -> Golden:
     """The session's Golden: ``golden.check("uintr/wait.next.out", stdout, message)``."""
     return pytestconfig.stash[GOLDEN_KEY]
-
-
-@pytest.fixture(scope="session", name="native_status")
-def _native_status_fixture():
-    return native_status
 
 
 @pytest.fixture(scope="session")
