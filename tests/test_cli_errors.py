@@ -15,38 +15,18 @@ import subprocess
 
 import pytest
 
-ERROR_PREFIX = "uintr-emu: error: "
 
-
-def describe(result) -> str:
-    rc, out, err = result
-    return (
-        f"exit status {rc}\n--- stdout (tail) ---\n{out[-1500:].decode(errors='replace')}"
-        f"\n--- stderr (tail) ---\n{err[-2500:].decode(errors='replace')}"
-    )
-
-
-def assert_one_error_line(result, *must_contain: str) -> str:
-    """Exit status 2, nothing on stdout, exactly one stderr line 'uintr-emu: error: ...'."""
-    rc, out, err = result
-    assert b"Traceback" not in err, describe(result)
-    assert rc == 2, f"expected exit status 2\n{describe(result)}"
-    assert out == b"", f"expected nothing on stdout\n{describe(result)}"
-    lines = err.decode(errors="replace").splitlines()
-    assert len(lines) == 1, f"expected exactly one line on stderr\n{describe(result)}"
-    line = lines[0]
-    assert line.startswith(ERROR_PREFIX), f"expected {ERROR_PREFIX!r}...: {line!r}"
-    for text in must_contain:
-        assert text.lower() in line.lower(), f"expected {text!r} in {line!r}"
-    return line
-
-
-def assert_usage_error(result) -> None:
+@pytest.fixture(scope="session")
+def assert_usage_error(describe):
     """argparse-style rejection: exit status 2, a message on stderr, no traceback."""
-    rc, _, err = result
-    assert b"Traceback" not in err, describe(result)
-    assert rc == 2, f"expected exit status 2\n{describe(result)}"
-    assert err.strip(), "expected an error message on stderr"
+
+    def check(result) -> None:
+        rc, _, err = result
+        assert b"Traceback" not in err, describe(result)
+        assert rc == 2, f"expected exit status 2\n{describe(result)}"
+        assert err.strip(), "expected an error message on stderr"
+
+    return check
 
 
 @pytest.fixture
@@ -77,28 +57,28 @@ def _write(tmp_path, name: str, data: bytes, mode: int = 0o755):
 # ---------------------------------------------------------------- files that are not programs
 
 
-def test_missing_file(tmp_path, run_program):
+def test_missing_file(tmp_path, run_program, assert_one_error_line):
     assert_one_error_line(run_program(tmp_path / "does-not-exist"))
 
 
-def test_directory(tmp_path, run_program):
+def test_directory(tmp_path, run_program, assert_one_error_line):
     assert_one_error_line(run_program(tmp_path))
 
 
-def test_text_file(tmp_path, run_program):
+def test_text_file(tmp_path, run_program, assert_one_error_line):
     path = _write(tmp_path, "notes.txt", b"hello, this is not an ELF file\n")
     assert_one_error_line(run_program(path))
 
 
-def test_empty_file(tmp_path, run_program):
+def test_empty_file(tmp_path, run_program, assert_one_error_line):
     assert_one_error_line(run_program(_write(tmp_path, "empty", b"")))
 
 
-def test_truncated_elf_header(tmp_path, run_program, elf_bytes):
+def test_truncated_elf_header(tmp_path, run_program, elf_bytes, assert_one_error_line):
     assert_one_error_line(run_program(_write(tmp_path, "truncated", elf_bytes[:40])))
 
 
-def test_truncated_elf_segments(tmp_path, run_program, elf_bytes):
+def test_truncated_elf_segments(tmp_path, run_program, elf_bytes, assert_one_error_line):
     """A complete ELF header and program header table, but the segments are cut off."""
     phoff = int.from_bytes(elf_bytes[32:40], "little")
     phentsize = int.from_bytes(elf_bytes[54:56], "little")
@@ -108,7 +88,7 @@ def test_truncated_elf_segments(tmp_path, run_program, elf_bytes):
     assert_one_error_line(run_program(path))
 
 
-def test_32bit_elf(tmp_path, run_program, elf_bytes):
+def test_32bit_elf(tmp_path, run_program, elf_bytes, assert_one_error_line):
     """Built with gcc -m32 -static where this machine can, else a patched EI_CLASS."""
     path = None
     gcc = shutil.which("gcc")
@@ -128,19 +108,19 @@ def test_32bit_elf(tmp_path, run_program, elf_bytes):
     assert_one_error_line(run_program(path))
 
 
-def test_big_endian_elf(tmp_path, run_program, elf_bytes):
+def test_big_endian_elf(tmp_path, run_program, elf_bytes, assert_one_error_line):
     data = bytearray(elf_bytes)
     data[5] = 2  # e_ident[EI_DATA] = ELFDATA2MSB
     assert_one_error_line(run_program(_write(tmp_path, "elf-msb", bytes(data))))
 
 
-def test_wrong_machine(tmp_path, run_program, elf_bytes):
+def test_wrong_machine(tmp_path, run_program, elf_bytes, assert_one_error_line):
     data = bytearray(elf_bytes)
     data[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
     assert_one_error_line(run_program(_write(tmp_path, "aarch64", bytes(data))))
 
 
-def test_relocatable_object(tmp_path, run_program):
+def test_relocatable_object(tmp_path, run_program, assert_one_error_line):
     """An object file (ET_REL) is an x86-64 ELF but not a program."""
     gcc = shutil.which("gcc")
     if gcc is None:
@@ -153,7 +133,9 @@ def test_relocatable_object(tmp_path, run_program):
     assert_one_error_line(run_program(obj))
 
 
-def test_dynamically_linked_program_with_missing_interpreter(tmp_path, run_cli, build_program):
+def test_dynamically_linked_program_with_missing_interpreter(
+    tmp_path, run_cli, build_program, assert_one_error_line
+):
     """Dynamic programs run (tests/test_dynamic.py); one whose interpreter cannot be found
     under --root gets one clear line."""
     path = build_program("args_env", static=False)
@@ -164,7 +146,7 @@ def test_dynamically_linked_program_with_missing_interpreter(tmp_path, run_cli, 
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can read a mode-000 file"
 )
-def test_no_read_permission(tmp_path, run_program, elf_bytes):
+def test_no_read_permission(tmp_path, run_program, elf_bytes, assert_one_error_line):
     path = _write(tmp_path, "unreadable", elf_bytes, mode=0o000)
     try:
         assert_one_error_line(run_program(path))
@@ -175,30 +157,30 @@ def test_no_read_permission(tmp_path, run_program, elf_bytes):
 # ---------------------------------------------------------------- the command line itself
 
 
-def test_unknown_option(run_cli, build_program):
+def test_unknown_option(run_cli, build_program, assert_usage_error):
     assert_usage_error(run_cli("run", "--bogus", str(build_program("spin")), timeout=60))
 
 
-def test_unknown_command(run_cli):
+def test_unknown_command(run_cli, assert_usage_error):
     assert_usage_error(run_cli("bogus-command", timeout=60))
 
 
-def test_missing_program(run_cli):
+def test_missing_program(run_cli, assert_usage_error):
     assert_usage_error(run_cli("run", timeout=60))
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1"])
-def test_bad_cpu_count(value, run_cli, build_program):
+def test_bad_cpu_count(value, run_cli, build_program, assert_usage_error):
     assert_usage_error(run_cli("run", "--cpus", value, str(build_program("spin")), timeout=60))
 
 
 @pytest.mark.parametrize("option", ["--max-threads", "--max-procs"])
 @pytest.mark.parametrize("value", ["abc", "0", "-3"])
-def test_bad_task_limit(option, value, run_cli, build_program):
+def test_bad_task_limit(option, value, run_cli, build_program, assert_usage_error):
     assert_usage_error(run_cli("run", option, value, str(build_program("spin")), timeout=60))
 
 
-def test_top_level_help(run_cli):
+def test_top_level_help(run_cli, describe):
     result = run_cli("--help", timeout=60)
     rc, out, err = result
     assert b"Traceback" not in err, describe(result)
@@ -206,7 +188,7 @@ def test_top_level_help(run_cli):
     assert b"run" in out, describe(result)
 
 
-def test_run_help(run_cli):
+def test_run_help(run_cli, describe):
     result = run_cli("run", "--help", timeout=60)
     rc, out, err = result
     assert b"Traceback" not in err, describe(result)

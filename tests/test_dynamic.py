@@ -43,7 +43,7 @@ def test_shared_mappings(static: bool, build_program, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_dynamic_uintr_examples_match_golden(name: str, tmp_path: Path) -> None:
+def test_dynamic_uintr_examples_match_golden(name: str, tmp_path: Path, golden) -> None:
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc is not installed")
@@ -53,7 +53,7 @@ def test_dynamic_uintr_examples_match_golden(name: str, tmp_path: Path) -> None:
                    check=True)  # fmt: skip
     r = emu("--cpus", "2", str(out))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.decode() == (ROOT / "tests" / "golden" / "examples" / f"{name}.out").read_text()
+    golden.check(f"examples/{name}.out", r.stdout.decode())
 
 
 def test_missing_interpreter_under_root(build_program, tmp_path: Path) -> None:

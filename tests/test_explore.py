@@ -2,7 +2,8 @@
 
 examples/bin/race has a planted handler/main-thread race that only some seeds expose (a lost
 update: `count = 1004 (expected 1005)`); examples/bin/self_ipi is deterministic under every
-seed. The helpers (run_cli, build_program) are fixtures from tests/conftest.py.
+seed. The helpers (run_cli, build_program, describe, golden, assert_one_error_line) are
+fixtures from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -25,14 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RACE = ROOT / "examples" / "bin" / "race"
 SELF_IPI = ROOT / "examples" / "bin" / "self_ipi"
 OUTCOME = re.compile(r"^outcome (\d+): (\d+) seeds?, exit status (\d+)$")
-
-
-def describe(result) -> str:
-    rc, out, err = result
-    return (
-        f"exit status {rc}\n--- stdout ---\n{out[-3000:].decode(errors='replace')}"
-        f"\n--- stderr (tail) ---\n{err[-2000:].decode(errors='replace')}"
-    )
 
 
 def parse_report(text: str) -> list[dict]:
@@ -113,22 +106,12 @@ def test_format_then_parse_is_the_sorted_set(seeds):
 # --------------------------------------------------------------------------- usage errors
 
 
-def assert_one_error_line(result, *must_contain: str) -> None:
-    rc, out, err = result
-    assert rc == 2, describe(result)
-    assert out == b"", describe(result)
-    lines = err.decode().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("uintr-emu: error: "), describe(result)
-    for text in must_contain:
-        assert text in lines[0], describe(result)
-
-
 @pytest.mark.parametrize("spec", ["5-1", "abc", "1,,2", ""])
-def test_bad_seeds_is_one_error_line(spec, run_cli):
+def test_bad_seeds_is_one_error_line(spec, run_cli, assert_one_error_line):
     assert_one_error_line(run_cli("explore", "--seeds", spec, str(RACE), timeout=60), "--seeds")
 
 
-def test_missing_program_is_one_error_line(tmp_path, run_cli):
+def test_missing_program_is_one_error_line(tmp_path, run_cli, assert_one_error_line):
     assert_one_error_line(run_cli("explore", "--seeds", "1-3", str(tmp_path / "nope"), timeout=60))
 
 
@@ -151,7 +134,7 @@ def test_argparse_usage_errors_exit_2(args, run_cli):
 # --------------------------------------------------------------------------- exploring
 
 
-def test_race_outcomes_replay_with_run_seed(run_cli):
+def test_race_outcomes_replay_with_run_seed(run_cli, describe):
     """Seeds 1-30 show both outcomes of the planted race; each failing seed's replay hint
     (`uintr-emu run --seed N PROGRAM`) reproduces its output and status; the plain schedule
     (seed 0) passes."""
@@ -181,14 +164,14 @@ def test_race_outcomes_replay_with_run_seed(run_cli):
     assert (rc, rout) == (0, b"OK\n"), "the plain schedule must pass"
 
 
-def test_report_does_not_depend_on_the_worker_count(run_cli):
+def test_report_does_not_depend_on_the_worker_count(run_cli, describe):
     one = run_cli("explore", "--jobs", "1", "--seeds", "10-22", str(RACE), timeout=300)
     two = run_cli("explore", "--jobs", "3", "--seeds", "10-22", str(RACE), timeout=300)
     assert one[0] == two[0] == 1, describe(one)
     assert one[1] == two[1], describe(two)
 
 
-def test_deterministic_program_has_one_outcome(run_cli):
+def test_deterministic_program_has_one_outcome(run_cli, describe, golden):
     result = run_cli("explore", "--seeds", "0-3,50,77", "--cpus", "2", str(SELF_IPI), timeout=300)
     rc, out, err = result
     assert rc == 0, describe(result)
@@ -197,10 +180,10 @@ def test_deterministic_program_has_one_outcome(run_cli):
     assert "replay:" not in text, describe(result)
     (oc,) = parse_report(text)
     assert oc["seeds"] == [0, 1, 2, 3, 50, 77] and oc["status"] == 0
-    assert oc["stdout"] == (ROOT / "tests/golden/examples/self_ipi.out").read_text().splitlines()
+    golden.check("examples/self_ipi.out", "".join(f"{line}\n" for line in oc["stdout"]))
 
 
-def test_crash_outcome_shows_the_emulator_line(run_cli, build_program):
+def test_crash_outcome_shows_the_emulator_line(run_cli, build_program, describe):
     """A fatal signal is an outcome like any other: status 139, the stderr line shown."""
     result = run_cli("explore", "--seeds", "1-2", str(build_program("segfault")), timeout=120)
     rc, out, err = result
@@ -218,7 +201,7 @@ def test_crash_outcome_shows_the_emulator_line(run_cli, build_program):
          r"process limit reached \(--max-procs 2\): clone returned EAGAIN"),
     ],
 )  # fmt: skip
-def test_task_limits_reach_every_run(mode, option, stdout, note, run_cli, build_program):
+def test_task_limits_reach_every_run(mode, option, stdout, note, run_cli, build_program, describe):
     """--max-threads / --max-procs (as for run, tests/test_programs.py::test_task_limits) bound
     each seed's run: with 2, tests/programs/limits.c gets EAGAIN after its first thread or
     child under every seed, and the emulator's note is the outcome's stderr."""
@@ -319,13 +302,14 @@ def _dies_on_seed_3(job, seed):
 _real_run_seed = explore.run_seed
 
 
-def test_a_dead_worker_falls_back_to_subprocesses(monkeypatch, capsys):
+def test_a_dead_worker_falls_back_to_subprocesses(monkeypatch, capsys, golden):
     """The seeds a dead worker leaves unfinished run again as `python -m uintr_emu run`."""
     monkeypatch.setattr(explore, "run_seed", _dies_on_seed_3)
     ns = build_parser().parse_args(["explore", str(SELF_IPI)])
     job = explore._job_from(ns)
     results = explore.explore(job, [1, 2, 3, 4], 2, explore.Progress(4, enabled=False))
     assert sorted(results) == [1, 2, 3, 4]
-    golden = (ROOT / "tests/golden/examples/self_ipi.out").read_bytes()
-    assert {(r.status, r.stdout) for r in results.values()} == {(0, golden)}
+    assert {r.status for r in results.values()} == {0}
+    for r in results.values():
+        golden.check("examples/self_ipi.out", r.stdout)
     assert "a worker process died" in capsys.readouterr().err

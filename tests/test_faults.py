@@ -94,23 +94,20 @@ FAULTS = {
 }
 
 
-def describe(result) -> str:
-    rc, out, err = result
-    return (
-        f"exit status {rc}\n--- stdout ---\n{out[-2000:].decode(errors='replace')}"
-        f"\n--- stderr ---\n{err[-2000:].decode(errors='replace')}"
-    )
+@pytest.fixture(scope="session")
+def fatal_line(describe):
+    """``fatal_line(result)``: the one stderr line of a fatal signal, matched by FATAL."""
 
+    def line(result) -> re.Match:
+        _, _, err = result
+        assert b"Traceback" not in err and b"internal error" not in err, describe(result)
+        lines = err.decode(errors="replace").splitlines()
+        assert len(lines) == 1, f"expected exactly one line on stderr\n{describe(result)}"
+        m = FATAL.match(lines[0])
+        assert m, f"not a termination line: {lines[0]!r}"
+        return m
 
-def fatal_line(result) -> re.Match:
-    """The one stderr line of a fatal signal."""
-    _, _, err = result
-    assert b"Traceback" not in err and b"internal error" not in err, describe(result)
-    lines = err.decode(errors="replace").splitlines()
-    assert len(lines) == 1, f"expected exactly one line on stderr\n{describe(result)}"
-    m = FATAL.match(lines[0])
-    assert m, f"not a termination line: {lines[0]!r}"
-    return m
+    return line
 
 
 def symbol_range(path: Path, name: str) -> tuple[int, int]:
@@ -161,7 +158,7 @@ def native(fault_signals, run_native):
 
 
 @pytest.mark.parametrize("mode", list(_params("handler")))
-def test_fault_delivered_to_handler(mode, fault_signals, run_emu, native):
+def test_fault_delivered_to_handler(mode, fault_signals, run_emu, native, describe):
     """The handler gets the signal, si_code, si_addr and RIP Linux gives, and the program
     goes on after siglongjmp."""
     f = FAULTS[mode]
@@ -179,7 +176,7 @@ def test_fault_delivered_to_handler(mode, fault_signals, run_emu, native):
 
 
 @pytest.mark.parametrize("mode", list(_params("default")))
-def test_fault_default_action(mode, fault_signals, run_emu, native):
+def test_fault_default_action(mode, fault_signals, run_emu, native, describe, fatal_line):
     """No handler: status 128+N and one line naming the signal, the faulting RIP and the
     address Linux reports in si_addr (none for SI_KERNEL); natively the process dies of the
     same signal."""
@@ -202,7 +199,7 @@ def test_fault_default_action(mode, fault_signals, run_emu, native):
         assert n_out.decode().split(": expect")[0] == lines[0].split(": expect")[0]
 
 
-def test_uintr_instruction_runs_with_the_feature(fault_signals, run_emu):
+def test_uintr_instruction_runs_with_the_feature(fault_signals, run_emu, describe):
     """The SIGILL of 'uintr-insn' comes from --cpu-features=-uintr: with UINTR (the default)
     the same STUI executes."""
     result = run_emu(fault_signals, ["uintr-insn", "default"], cpus=1)
@@ -211,7 +208,9 @@ def test_uintr_instruction_runs_with_the_feature(fault_signals, run_emu):
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
-def test_noncanonical_while_another_thread_runs(cpus, build_program, run_emu, native_result):
+def test_noncanonical_while_another_thread_runs(
+    cpus, build_program, run_emu, native_result, describe
+):
     """With two runnable threads the emulator slices and counts per block: a #GP at
     0x8000000000000010 is still told from a page fault at 0x10 (both reach the engine's fault
     hook as an access at 0x10), 100 of each, as natively."""
@@ -230,7 +229,7 @@ def fault_uintr(build_program):
 
 
 @pytest.mark.parametrize("abi", ABIS)
-def test_fault_in_uintr_handler_caught(abi, fault_uintr, run_emu):
+def test_fault_in_uintr_handler_caught(abi, fault_uintr, run_emu, describe):
     """A NULL store inside the UINTR handler is SIGSEGV/SEGV_MAPERR, si_addr 0; the signal
     handler leaves the UINTR handler by siglongjmp, so UIF stays 0."""
     result = run_emu(
@@ -246,7 +245,7 @@ def test_fault_in_uintr_handler_caught(abi, fault_uintr, run_emu):
 
 
 @pytest.mark.parametrize("abi", ABIS)
-def test_fault_in_uintr_handler_default(abi, fault_uintr, run_emu):
+def test_fault_in_uintr_handler_default(abi, fault_uintr, run_emu, describe, fatal_line):
     """Without a signal handler the emulator stays in control: status 139, one line whose
     RIP lies inside the UINTR handler."""
     path = fault_uintr(abi)
@@ -259,7 +258,7 @@ def test_fault_in_uintr_handler_default(abi, fault_uintr, run_emu):
 
 
 @pytest.mark.parametrize("abi", ABIS)
-def test_uiret_corrupted_frame_caught(abi, fault_uintr, run_emu):
+def test_uiret_corrupted_frame_caught(abi, fault_uintr, run_emu, describe):
     """UIRET pops a non-canonical RIP: #GP(0) -> SIGSEGV/SI_KERNEL, si_addr 0, at the UIRET
     (RSP, UIF unchanged: UIF is still 0 afterwards)."""
     result = run_emu(
@@ -274,7 +273,7 @@ def test_uiret_corrupted_frame_caught(abi, fault_uintr, run_emu):
 
 
 @pytest.mark.parametrize("abi", ABIS)
-def test_uiret_corrupted_frame_default(abi, fault_uintr, run_emu):
+def test_uiret_corrupted_frame_default(abi, fault_uintr, run_emu, describe, fatal_line):
     """The same without a handler: status 139, one line, no address (#GP), RIP at the UIRET."""
     path = fault_uintr(abi)
     result = run_emu(path, ["uiret-corrupt", "default"], cpus=2, extra=["--uintr-abi", abi])
@@ -296,7 +295,7 @@ LIMITS = [
 
 @pytest.mark.parametrize(("limit", "message"), LIMITS)
 @pytest.mark.parametrize("abi", ABIS)
-def test_uintr_handler_never_returns(abi, limit, message, fault_uintr, run_emu):
+def test_uintr_handler_never_returns(abi, limit, message, fault_uintr, run_emu, describe):
     """A handler that spins forever is stopped by the limit: status 124, one clear line."""
     result = run_emu(
         fault_uintr(abi), ["spin"], cpus=2, extra=["--uintr-abi", abi, *limit], timeout=60
@@ -320,7 +319,7 @@ STORMS = [
 
 @pytest.mark.parametrize(("cpus", "sends"), STORMS)
 @pytest.mark.parametrize("abi", ABIS)
-def test_senduipi_storm_coalesces(abi, cpus, sends, fault_uintr, run_emu):
+def test_senduipi_storm_coalesces(abi, cpus, sends, fault_uintr, run_emu, describe):
     """One thread sends one vector N times to a receiver running with UIF = 0: the posts
     coalesce (PIR, UIRR), nothing is delivered until STUI, then exactly one interrupt."""
     result = run_emu(
@@ -375,7 +374,9 @@ SYSCALL_MODES: dict[str, str | None] = {
         for m, r in SYSCALL_MODES.items()
     ],
 )
-def test_syscall_arguments_that_crashed_the_emulator(mode, build_program, run_emu, native_result):
+def test_syscall_arguments_that_crashed_the_emulator(
+    mode, build_program, run_emu, native_result, describe
+):
     """What the program prints natively (a result or an errno) it prints under the
     emulator, with status 0 -- never 'internal error'."""
     n_rc, n_out, _ = native_result("fault_syscalls", [mode])
@@ -385,7 +386,7 @@ def test_syscall_arguments_that_crashed_the_emulator(mode, build_program, run_em
     assert result[1] == n_out and result[0] == 0, f"native: {n_out!r}\n{describe(result)}"
 
 
-def test_sleep_forever_then_read_the_clock(build_program, run_emu):
+def test_sleep_forever_then_read_the_clock(build_program, run_emu, describe):
     """nanosleep({LONG_MAX, 0}) with no other thread: the virtual clock jumps to the deadline,
     which saturates at KTIME_MAX as the kernel's does (the clock used to overflow a timespec
     and end the emulator)."""

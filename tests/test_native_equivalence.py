@@ -16,7 +16,7 @@ from uintr_emu.engine import native
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "examples" / "bin"
 
-pytestmark = pytest.mark.skipif(not native.available(), reason="fast path not built/enabled")
+pytestmark = pytest.mark.requires_native
 
 CASES = [
     ("pingpong", ["300"], 2),

@@ -4,8 +4,8 @@ Each program in tests/programs/ checks itself and prints deterministic lines end
 "OK".  Under the emulator (with 1, 2 and 4 CPUs) its stdout and exit status must be
 byte-for-byte those of the native run.
 
-The helpers (build_program, run_native, run_emu, guest_env, native_result) are fixtures
-from tests/conftest.py; they are not imported because tests/hw has a conftest.py of its
+The helpers (build_program, run_native, run_emu, guest_env, native_result, describe) are
+fixtures from tests/conftest.py; they are not imported because tests/hw has a conftest.py of its
 own and only one module can be called ``conftest``.
 """
 
@@ -46,47 +46,55 @@ STRACE_LINE = re.compile(rb"^\[\d+\] [a-z_0-9]+\(.*\) = ")
 ARGS = ["one", "two words", "", "\u00fcnic\u00f6de", "last"]
 
 
-def describe(result) -> str:
-    rc, out, err = result
-    return (
-        f"exit status {rc}\n--- stdout (tail) ---\n{out[-1500:].decode(errors='replace')}"
-        f"\n--- stderr (tail) ---\n{err[-2500:].decode(errors='replace')}"
-    )
-
-
 def _param(name: str):
     marks = [pytest.mark.slow] if name in SLOW else []
     return pytest.param(name, marks=marks, id=name)
 
 
-def assert_same_as_native(native, emu, what: str) -> None:
-    n_rc, n_out, _ = native
-    e_rc, e_out, _ = emu
-    e_text, n_text = e_out.decode(errors="replace"), n_out.decode(errors="replace")
-    assert e_text == n_text, f"{what}: stdout differs from the native run\n{describe(emu)}"
-    assert e_out == n_out, f"{what}: stdout bytes differ\n{describe(emu)}"
-    assert e_rc == n_rc, f"{what}: exit status {e_rc}, natively {n_rc}\n{describe(emu)}"
+@pytest.fixture(scope="session")
+def no_traceback(describe):
+    def check(result) -> None:
+        assert b"Traceback" not in result[2], describe(result)
+
+    return check
 
 
-def assert_native_ok(native, name: str) -> None:
-    rc, out, _ = native
-    assert rc == 0 and out.endswith(b"OK\n"), f"{name} fails natively\n{describe(native)}"
+@pytest.fixture(scope="session")
+def assert_same_as_native(describe, no_traceback):
+    """``check(native, emu, what)``: no traceback, and the emulated run's stdout and exit
+    status are the native run's."""
+
+    def check(native, emu, what: str) -> None:
+        no_traceback(emu)
+        n_rc, n_out, _ = native
+        e_rc, e_out, _ = emu
+        e_text, n_text = e_out.decode(errors="replace"), n_out.decode(errors="replace")
+        assert e_text == n_text, f"{what}: stdout differs from the native run\n{describe(emu)}"
+        assert e_out == n_out, f"{what}: stdout bytes differ\n{describe(emu)}"
+        assert e_rc == n_rc, f"{what}: exit status {e_rc}, natively {n_rc}\n{describe(emu)}"
+
+    return check
 
 
-def no_traceback(result) -> None:
-    assert b"Traceback" not in result[2], describe(result)
+@pytest.fixture(scope="session")
+def assert_native_ok(describe):
+    def check(native, name: str) -> None:
+        rc, out, _ = native
+        assert rc == 0 and out.endswith(b"OK\n"), f"{name} fails natively\n{describe(native)}"
+
+    return check
 
 
 # --------------------------------------------------------------------------- native sanity
 
 
 @pytest.mark.parametrize("name", [_param(n) for n in SIMPLE_PROGRAMS])
-def test_native_sanity(name, native_result):
+def test_native_sanity(name, native_result, assert_native_ok):
     """The programs themselves pass on the host (checks the test programs, not the emulator)."""
     assert_native_ok(native_result(name), name)
 
 
-def test_native_sanity_files(tmp_path, build_program, run_native):
+def test_native_sanity_files(tmp_path, build_program, run_native, assert_native_ok):
     native = run_native(build_program("files"), [str(tmp_path)])
     assert_native_ok(native, "files")
     assert list(tmp_path.iterdir()) == [], "files.c left something behind"
@@ -97,39 +105,44 @@ def test_native_sanity_files(tmp_path, build_program, run_native):
 
 @pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("name", [_param(n) for n in SIMPLE_PROGRAMS])
-def test_program_matches_native(name, cpus, native_result, build_program, run_emu):
+def test_program_matches_native(
+    name, cpus, native_result, build_program, run_emu, assert_same_as_native, assert_native_ok
+):
     native = native_result(name)
     assert_native_ok(native, name)
     emu = run_emu(build_program(name), cpus=cpus)
-    no_traceback(emu)
     assert_same_as_native(native, emu, f"{name} --cpus {cpus}")
 
 
-def same_as_native_in_a_directory(name, cpus, native_result, tmp_path_factory, tmp_path,
-                                  build_program, run_emu):  # fmt: skip
-    """Run `name` natively and emulated, each with its own empty directory as argv[1]: the
-    same output, and nothing left behind in the emulator's directory."""
-    native = native_result(name, [str(tmp_path_factory.mktemp(f"native-{name}"))], key="tmp")
-    assert_native_ok(native, name)
-    emu = run_emu(build_program(name), [str(tmp_path)], cpus=cpus)
-    no_traceback(emu)
-    assert_same_as_native(native, emu, f"{name} --cpus {cpus}")
-    assert list(tmp_path.iterdir()) == [], f"{name}.c left something behind under the emulator"
+@pytest.fixture
+def same_as_native_in_a_directory(native_result, tmp_path_factory, tmp_path, build_program,
+                                  run_emu, assert_native_ok, assert_same_as_native):  # fmt: skip
+    """``check(name, cpus)``: run `name` natively and emulated, each with its own empty
+    directory as argv[1]: the same output, and nothing left behind in the emulator's
+    directory."""
+
+    def check(name: str, cpus: int) -> None:
+        native_dir = str(tmp_path_factory.mktemp(f"native-{name}"))
+        native = native_result(name, [native_dir], key="tmp")
+        assert_native_ok(native, name)
+        emu = run_emu(build_program(name), [str(tmp_path)], cpus=cpus)
+        assert_same_as_native(native, emu, f"{name} --cpus {cpus}")
+        assert list(tmp_path.iterdir()) == [], f"{name}.c left something behind under the emulator"
+
+    return check
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cpus", CPUS)
-def test_files(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
-    same_as_native_in_a_directory("files", cpus, native_result, tmp_path_factory, tmp_path,
-                                  build_program, run_emu)  # fmt: skip
+def test_files(cpus, same_as_native_in_a_directory):
+    same_as_native_in_a_directory("files", cpus)
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
-def test_umask(cpus, native_result, tmp_path_factory, tmp_path, build_program, run_emu):
+def test_umask(cpus, same_as_native_in_a_directory):
     """umask returns the previous mask and created files get mode & ~umask, also where the
     guest's mask grants what the emulator's own umask would take away (umask 0: 0666)."""
-    same_as_native_in_a_directory("umask", cpus, native_result, tmp_path_factory, tmp_path,
-                                  build_program, run_emu)  # fmt: skip
+    same_as_native_in_a_directory("umask", cpus)
 
 
 def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
@@ -152,11 +165,10 @@ def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
 
 
 @pytest.mark.parametrize("slice_", [1000, 100_000])
-def test_threads_with_slice(slice_, native_result, build_program, run_emu):
+def test_threads_with_slice(slice_, native_result, build_program, run_emu, assert_same_as_native):
     """Other scheduling slices give other interleavings; the results must not change."""
     native = native_result("threads")
     emu = run_emu(build_program("threads"), cpus=4, extra=["--slice", str(slice_)])
-    no_traceback(emu)
     assert_same_as_native(native, emu, f"threads --cpus 4 --slice {slice_}")
 
 
@@ -164,49 +176,53 @@ def test_threads_with_slice(slice_, native_result, build_program, run_emu):
 
 
 @pytest.mark.parametrize("cpus", CPUS)
-def test_args_env(cpus, native_result, build_program, run_emu):
+def test_args_env(cpus, native_result, build_program, run_emu, describe, assert_same_as_native):
     native = native_result("args_env", ARGS)
     assert native[0] == 3, describe(native)
     assert b"UEMU_TEST_VAR=(unset)\n" in native[1]
     emu = run_emu(build_program("args_env"), ARGS, cpus=cpus)
-    no_traceback(emu)
     assert_same_as_native(native, emu, f"args_env --cpus {cpus}")
     # The guest's own stderr passes through untouched.
     assert emu[2] == native[2], describe(emu)
 
 
-def test_args_env_set_variable(build_program, run_emu, run_native, guest_env):
+def test_args_env_set_variable(
+    build_program, run_emu, run_native, guest_env, describe, assert_same_as_native
+):
     """-E VAR=VAL sets a guest variable that the host environment does not have."""
     path = build_program("args_env")
     native = run_native(path, ARGS, env=guest_env(UEMU_TEST_VAR="hello"))
     assert b"UEMU_TEST_VAR=hello\n" in native[1], describe(native)
     emu = run_emu(path, ARGS, extra=["-E", "UEMU_TEST_VAR=hello"], env=guest_env())
-    no_traceback(emu)
     assert_same_as_native(native, emu, "args_env -E UEMU_TEST_VAR=hello")
 
 
-def test_args_env_unset_variable(build_program, run_emu, run_native, guest_env):
+def test_args_env_unset_variable(
+    build_program, run_emu, run_native, guest_env, describe, assert_same_as_native
+):
     """-U VAR removes a variable that the host environment has."""
     path = build_program("args_env")
     native = run_native(path, ARGS, env=guest_env())
     assert b"UEMU_UNSET_ME is unset\n" in native[1], describe(native)
     emu = run_emu(path, ARGS, extra=["-U", "UEMU_UNSET_ME"], env=guest_env(UEMU_UNSET_ME="1"))
-    no_traceback(emu)
     assert_same_as_native(native, emu, "args_env -U UEMU_UNSET_ME")
 
 
-def test_args_env_host_environment_passes_through(build_program, run_emu, run_native, guest_env):
+def test_args_env_host_environment_passes_through(
+    build_program, run_emu, run_native, guest_env, describe, assert_same_as_native
+):
     path = build_program("args_env")
     env = guest_env(UEMU_TEST_VAR="from the host", UEMU_UNSET_ME="1")
     native = run_native(path, ARGS, env=env)
     assert b"UEMU_TEST_VAR=from the host\n" in native[1], describe(native)
     assert b"UEMU_UNSET_ME is set\n" in native[1], describe(native)
     emu = run_emu(path, ARGS, env=env)
-    no_traceback(emu)
     assert_same_as_native(native, emu, "args_env with the host environment")
 
 
-def test_args_env_set_overrides_host(build_program, run_emu, run_native, guest_env):
+def test_args_env_set_overrides_host(
+    build_program, run_emu, run_native, guest_env, assert_same_as_native
+):
     path = build_program("args_env")
     native = run_native(path, ARGS, env=guest_env(UEMU_TEST_VAR="override"))
     emu = run_emu(
@@ -215,17 +231,17 @@ def test_args_env_set_overrides_host(build_program, run_emu, run_native, guest_e
         extra=["-E", "UEMU_TEST_VAR=override"],
         env=guest_env(UEMU_TEST_VAR="from the host"),
     )
-    no_traceback(emu)
     assert_same_as_native(native, emu, "args_env -E over a host variable")
 
 
-def test_args_env_guest_options_are_not_parsed(build_program, run_emu, run_native):
+def test_args_env_guest_options_are_not_parsed(
+    build_program, run_emu, run_native, assert_same_as_native
+):
     """Everything after PROGRAM belongs to the guest, options included."""
     args = ["--cpus", "9", "-E", "X=Y", "--strace", "--help"]
     path = build_program("args_env")
     native = run_native(path, args)
     emu = run_emu(path, args, cpus=2)
-    no_traceback(emu)
     assert_same_as_native(native, emu, "args_env with option-like guest arguments")
 
 
@@ -247,7 +263,7 @@ def _symbol_range(binary, symbol: str) -> tuple[int, int] | None:
 
 
 @pytest.mark.parametrize("cpus", CPUS)
-def test_segfault(cpus, native_result, build_program, run_emu):
+def test_segfault(cpus, native_result, build_program, run_emu, describe, no_traceback):
     native = native_result("segfault")
     assert native[0] == -11, f"natively: expected death by signal 11\n{describe(native)}"
     path = build_program("segfault")
@@ -266,7 +282,7 @@ def test_segfault(cpus, native_result, build_program, run_emu):
 
 
 @pytest.mark.parametrize("cpus", [1, 4])
-def test_abort(cpus, native_result, build_program, run_emu):
+def test_abort(cpus, native_result, build_program, run_emu, describe, no_traceback):
     native = native_result("signals", ["abort"])
     assert native[0] == -6, f"natively: expected death by SIGABRT\n{describe(native)}"
     emu = run_emu(build_program("signals"), ["abort"], cpus=cpus)
@@ -282,13 +298,14 @@ def test_abort(cpus, native_result, build_program, run_emu):
 
 
 @pytest.mark.parametrize("extra", [[], ["--seed", "12345"]], ids=["default-seed", "seed-12345"])
-def test_strace_is_deterministic(extra, native_result, build_program, run_emu):
+def test_strace_is_deterministic(
+    extra, native_result, build_program, run_emu, describe, assert_same_as_native
+):
     """Two runs with the same options give byte-identical stdout and strace output."""
     path = build_program("threads")
     cmd_extra = ["--strace", *extra]
     first = run_emu(path, cpus=2, extra=cmd_extra)
     second = run_emu(path, cpus=2, extra=cmd_extra)
-    no_traceback(first)
     assert_same_as_native(native_result("threads"), first, "threads --cpus 2 --strace")
     assert first[0] == second[0]
     assert first[1] == second[1], "stdout differs between two identical runs"
@@ -300,10 +317,9 @@ def test_strace_is_deterministic(extra, native_result, build_program, run_emu):
     assert len(tids) >= 2, f"only one thread id in the strace output: {tids}"
 
 
-def test_strace_format(native_result, build_program, run_emu):
+def test_strace_format(native_result, build_program, run_emu, describe, assert_same_as_native):
     native = native_result("args_env", ARGS)
     emu = run_emu(build_program("args_env"), ARGS, cpus=1, extra=["--strace"])
-    no_traceback(emu)
     # strace goes to stderr only: stdout is untouched.
     assert_same_as_native(native, emu, "args_env --strace")
     lines = emu[2].splitlines()
@@ -312,7 +328,7 @@ def test_strace_format(native_result, build_program, run_emu):
     assert b"args_env: a line on stderr\n" in emu[2], describe(emu)
 
 
-def test_strace_shows_exit_group(build_program, run_emu):
+def test_strace_shows_exit_group(build_program, run_emu, describe, no_traceback):
     """exit_group is a system call too (strace prints it as 'exit_group(3) = ?')."""
     emu = run_emu(build_program("args_env"), ARGS, cpus=1, extra=["--strace"])
     no_traceback(emu)
@@ -323,7 +339,7 @@ def test_strace_shows_exit_group(build_program, run_emu):
 # --------------------------------------------------------------------------- runaway guests
 
 
-def test_max_insns_stops_runaway(build_program, run_emu):
+def test_max_insns_stops_runaway(build_program, run_emu, describe, no_traceback):
     emu = run_emu(build_program("spin"), cpus=1, extra=["--max-insns", "1000000"], timeout=60)
     no_traceback(emu)
     assert emu[0] == 124, f"expected exit status 124\n{describe(emu)}"
@@ -334,7 +350,7 @@ def test_max_insns_stops_runaway(build_program, run_emu):
 
 
 @pytest.mark.parametrize("cpus", [1, 4])
-def test_timeout_stops_runaway(cpus, build_program, run_emu):
+def test_timeout_stops_runaway(cpus, build_program, run_emu, describe, no_traceback):
     start = time.monotonic()
     emu = run_emu(build_program("spin"), cpus=cpus, extra=["--timeout", "1"], timeout=60)
     elapsed = time.monotonic() - start
@@ -377,7 +393,7 @@ LIMIT_CASES = {
 
 
 @pytest.mark.parametrize("case", list(LIMIT_CASES))
-def test_task_limits(case, build_program, run_emu):
+def test_task_limits(case, build_program, run_emu, describe, no_traceback):
     """Past --max-threads / --max-procs, clone and fork fail with EAGAIN (copy_process at
     threads-max and RLIMIT_NPROC); the emulator notes it once on stderr and the program goes
     on (the note comes once, however many calls fail). getrlimit(RLIMIT_NPROC) reports
@@ -396,12 +412,11 @@ def test_task_limits(case, build_program, run_emu):
 # --------------------------------------------------------------------------- the example
 
 
-def test_example_threads_demo(run_emu, run_native):
+def test_example_threads_demo(run_emu, run_native, describe, assert_same_as_native):
     demo = EXAMPLES_DIR / "bin" / "threads_demo"
     if not demo.exists():
         pytest.skip("examples/bin/threads_demo has not been built (make -C examples)")
     native = run_native(demo)
     assert native[0] == 0 and native[1].endswith(b"Success\n"), describe(native)
     emu = run_emu(demo, cpus=4)
-    no_traceback(emu)
     assert_same_as_native(native, emu, "examples/bin/threads_demo")

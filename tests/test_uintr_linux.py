@@ -6,7 +6,8 @@ lines and ends with "OK" (exit 0); a failed check prints what failed and exits 1
 UINTR on the host, so the stdout is compared with golden files in tests/golden/uintr/
 (``<stem>.<abi>.out``, or ``<stem>.out`` when both ABIs print the same), not with a native run.
 
-The helpers (build_program, run_emu) are fixtures from tests/conftest.py.
+The helpers (build_program, run_emu, describe, golden) are fixtures from tests/conftest.py;
+``pytest --update-golden`` rewrites the golden files (tests/README.md).
 """
 
 from __future__ import annotations
@@ -25,19 +26,10 @@ UINTR_CFLAGS = ("-muintr", "-mgeneral-regs-only", "-I", str(EXAMPLES_DIR))
 ABI_CFLAGS = {"next": (), "rfc": ("-DUINTR_ABI_RFC",)}
 
 
-def describe(result) -> str:
-    rc, out, err = result
-    return (
-        f"exit status {rc}\n--- stdout ---\n{out[-3000:].decode(errors='replace')}"
-        f"\n--- stderr (tail) ---\n{err[-2000:].decode(errors='replace')}"
-    )
-
-
-def golden(stem: str, abi: str) -> str:
+def golden_file(stem: str, abi: str) -> Path:
+    """``<stem>.<abi>.out``, or ``<stem>.out`` when there is none (both ABIs print the same)."""
     path = GOLDEN / f"{stem}.{abi}.out"
-    if not path.exists():
-        path = GOLDEN / f"{stem}.out"
-    return path.read_text()
+    return path if path.exists() else GOLDEN / f"{stem}.out"
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +44,26 @@ def uintr_run(build_program, run_emu):
     return run
 
 
-def assert_output(result, expected: str, what: str) -> None:
-    rc, out, err = result
-    assert b"Traceback" not in err, describe(result)
-    assert out.decode(errors="replace") == expected, f"{what}: stdout differs\n{describe(result)}"
-    assert rc == 0, f"{what}: exit status {rc}\n{describe(result)}"
+@pytest.fixture(scope="session")
+def assert_output(describe, golden):
+    """``assert_output(result, expected, what)``: no traceback, exit status 0 and stdout
+    ``expected``: a string, or a golden file's Path (rewritten under --update-golden)."""
+
+    def check(result, expected: str | Path, what: str) -> None:
+        rc, out, err = result
+        assert b"Traceback" not in err, describe(result)
+        status = f"{what}: exit status {rc}\n{describe(result)}"
+        stdout = out.decode(errors="replace")
+        message = f"{what}: stdout differs\n{describe(result)}"
+        if isinstance(expected, Path):
+            if golden.update:
+                assert rc == 0, status  # a failing run's output is no golden output
+            golden.check(expected, stdout, message)
+        else:
+            assert stdout == expected, message
+        assert rc == 0, status
+
+    return check
 
 
 # --------------------------------------------------------------------------- 1, 2: errors
@@ -64,18 +71,18 @@ def assert_output(result, expected: str, what: str) -> None:
 
 @pytest.mark.parametrize("cpus", [1, 4])
 @pytest.mark.parametrize("abi", ABIS)
-def test_errors(abi, cpus, uintr_run):
+def test_errors(abi, cpus, uintr_run, assert_output):
     """Every errno of docs/uintr-linux.md, one line per check; the UITT fills at 256."""
     result = uintr_run("uintr_errors", abi, cpus=cpus)
-    assert_output(result, golden("errors", abi), f"uintr_errors {abi} --cpus {cpus}")
+    assert_output(result, golden_file("errors", abi), f"uintr_errors {abi} --cpus {cpus}")
 
 
 @pytest.mark.parametrize("abi", ABIS)
-def test_without_the_cpu_feature(abi, uintr_run):
+def test_without_the_cpu_feature(abi, uintr_run, assert_output):
     """--cpu-features=-uintr: CPUID bit clear, ENOSYS (next) / EOPNOTSUPP (rfc) from every
     call, SIGILL from every UINTR instruction."""
     result = uintr_run("uintr_nofeature", abi, cpus=1, extra=["--cpu-features=-uintr"])
-    assert_output(result, golden("nofeature", abi), f"uintr_nofeature {abi}")
+    assert_output(result, golden_file("nofeature", abi), f"uintr_nofeature {abi}")
 
 
 def test_errors_program_needs_the_feature(uintr_run):
@@ -105,12 +112,12 @@ def _signal_cases():
 
 
 @pytest.mark.parametrize(("mode", "abi"), list(_signal_cases()))
-def test_sigill_sigsegv(mode, abi, uintr_run):
+def test_sigill_sigsegv(mode, abi, uintr_run, assert_output):
     """SENDUIPI faults: #UD -> SIGILL/ILL_ILLOPN, #GP -> SIGSEGV/SI_KERNEL (si_addr 0), with a
     handler and as a child's termination signal; closing a vector fd removes its senders; a
     guest access to the kernel's UPID/UITT area -> SIGSEGV/SEGV_MAPERR."""
     result = uintr_run("uintr_sigill_sigsegv", abi, [mode])
-    assert_output(result, golden(f"sigill_sigsegv-{mode}", abi), f"{mode} {abi}")
+    assert_output(result, golden_file(f"sigill_sigsegv-{mode}", abi), f"{mode} {abi}")
 
 
 # --------------------------------------------------------------------------- 4, 5: scheduling
@@ -118,19 +125,19 @@ def test_sigill_sigsegv(mode, abi, uintr_run):
 
 @pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("abi", ABIS)
-def test_descheduled_receiver(abi, cpus, uintr_run):
+def test_descheduled_receiver(abi, cpus, uintr_run, assert_output):
     """Posts to a receiver that is off its CPU (SN = 1) are delivered once when it runs again;
     repeated posts of one vector coalesce."""
     result = uintr_run("uintr_descheduled", abi, cpus=cpus)
-    assert_output(result, golden("descheduled", abi), f"uintr_descheduled {abi} --cpus {cpus}")
+    assert_output(result, golden_file("descheduled", abi), f"uintr_descheduled {abi} --cpus {cpus}")
 
 
 @pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("abi", ABIS)
-def test_uintr_wait(abi, cpus, uintr_run):
+def test_uintr_wait(abi, cpus, uintr_run, assert_output):
     """uintr_wait: EINTR after the handler ran; uintr-next: 0 after the full timeout."""
     result = uintr_run("uintr_wait", abi, cpus=cpus)
-    assert_output(result, golden("wait", abi), f"uintr_wait {abi} --cpus {cpus}")
+    assert_output(result, golden_file("wait", abi), f"uintr_wait {abi} --cpus {cpus}")
 
 
 # --------------------------------------------------------------------------- 6: WAITING flags
@@ -154,7 +161,7 @@ def waiting_expected(flag: str, kinds: list[str]) -> str:
 
 @pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("flag", ["receiver", "sender"])
-def test_waiting_flag_interrupts_blocking_calls(flag, cpus, uintr_run):
+def test_waiting_flag_interrupts_blocking_calls(flag, cpus, uintr_run, assert_output):
     """uintr-next WAITING_RECEIVER / WAITING_SENDER: sleeps, futex, pipe, poll and wait4 end
     with EINTR, the handler having run first."""
     result = uintr_run("uintr_waiting_flags", "next", [flag, *WAITS], cpus=cpus)
@@ -163,14 +170,14 @@ def test_waiting_flag_interrupts_blocking_calls(flag, cpus, uintr_run):
 
 @pytest.mark.parametrize("kind", ["eventfd", "socket"])
 @pytest.mark.parametrize("flag", ["receiver", "sender"])
-def test_waiting_flag_interrupts_reads(flag, kind, uintr_run):
+def test_waiting_flag_interrupts_reads(flag, kind, uintr_run, assert_output):
     """docs/uintr-linux.md: with a WAITING flag, eventfd and socket reads are interrupted too."""
     result = uintr_run("uintr_waiting_flags", "next", [flag, kind])
     assert_output(result, waiting_expected(flag, [kind]), f"{flag} {kind}")
 
 
 @pytest.mark.parametrize("cpus", CPUS)
-def test_without_waiting_flag_nothing_is_interrupted(cpus, uintr_run):
+def test_without_waiting_flag_nothing_is_interrupted(cpus, uintr_run, assert_output):
     """Without a flag (RFC behaviour) no blocking call is ended by a user interrupt; the
     interrupt is delivered as the call returns normally."""
     kinds = [*WAITS, "eventfd", "socket"]
@@ -178,7 +185,7 @@ def test_without_waiting_flag_nothing_is_interrupted(cpus, uintr_run):
     assert_output(result, waiting_expected("none", kinds), f"none --cpus {cpus}")
 
 
-def test_waiting_flags_rejected_by_rfc(uintr_run):
+def test_waiting_flags_rejected_by_rfc(uintr_run, describe):
     """RFC v1 has no WAITING flags: register_handler(h, 0x1000) is EINVAL."""
     rc, out, err = uintr_run("uintr_waiting_flags", "rfc", ["receiver", "nanosleep"])
     assert rc == 1, describe((rc, out, err))
@@ -190,26 +197,26 @@ def test_waiting_flags_rejected_by_rfc(uintr_run):
 
 @pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("abi", ABIS)
-def test_fork(abi, cpus, uintr_run):
+def test_fork(abi, cpus, uintr_run, assert_output):
     """A forked child (UIF = 0) sends through the inherited fd; uintr-next: it may also use
     the parent's UITT index, RFC v1: SIGILL."""
     result = uintr_run("uintr_fork", abi, cpus=cpus)
-    assert_output(result, golden("fork", abi), f"uintr_fork {abi} --cpus {cpus}")
+    assert_output(result, golden_file("fork", abi), f"uintr_fork {abi} --cpus {cpus}")
 
 
 @pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("abi", ABIS)
-def test_scm_rights(abi, cpus, uintr_run):
+def test_scm_rights(abi, cpus, uintr_run, assert_output):
     """A vector fd (and an eventfd) passed with SCM_RIGHTS to a child that closed its own."""
     result = uintr_run("uintr_scm_rights", abi, cpus=cpus)
-    assert_output(result, golden("scm_rights", abi), f"uintr_scm_rights {abi} --cpus {cpus}")
+    assert_output(result, golden_file("scm_rights", abi), f"uintr_scm_rights {abi} --cpus {cpus}")
 
 
 # --------------------------------------------------------------------------- 9: determinism
 
 
 @pytest.mark.parametrize("abi", ABIS)
-def test_deterministic(abi, uintr_run):
+def test_deterministic(abi, uintr_run, describe):
     """Two runs give the same stdout and the same uintr/sched trace, event for event."""
     extra = ["--trace", "uintr,sched"]
     first = uintr_run("uintr_descheduled", abi, cpus=2, extra=extra)
@@ -221,8 +228,8 @@ def test_deterministic(abi, uintr_run):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_results_do_not_depend_on_the_schedule(seed, uintr_run):
+def test_results_do_not_depend_on_the_schedule(seed, uintr_run, assert_output):
     """--seed N varies slice lengths and placement: the programs' results stay the same."""
     for name, stem in (("uintr_descheduled", "descheduled"), ("uintr_wait", "wait")):
         result = uintr_run(name, "next", cpus=2, extra=["--seed", str(seed)])
-        assert_output(result, golden(stem, "next"), f"{name} --seed {seed}")
+        assert_output(result, golden_file(stem, "next"), f"{name} --seed {seed}")

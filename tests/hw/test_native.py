@@ -9,7 +9,6 @@ registers, memory and the pages the Linux layer has vouched for.
 from __future__ import annotations
 
 import ctypes
-import os
 import struct
 
 import pytest
@@ -23,19 +22,13 @@ from uintr_emu.hw.cpu import CR4_UINTR
 from uintr_emu.hw.faults import InvalidOpcode, PageFault
 from uintr_emu.hw.uintr import UintrUnit
 
-pytestmark = pytest.mark.skipif(not native.available(), reason="fast path not built/enabled")
+pytestmark = pytest.mark.requires_native
 
 KBASE = 0xFFFF_8880_0000_0000
 KSIZE = 2 * 4096
 UBASE = 0x7FFF_F000_0000
 UPAGES = 4
 _QQ = struct.Struct("<QQ")
-
-
-def test_fast_path_is_built_unless_disabled() -> None:
-    """`pip install` builds it (setup.py); only UINTR_EMU_NATIVE=0 may turn it off."""
-    if os.environ.get("UINTR_EMU_NATIVE", "1") != "0":
-        assert native.available()
 
 
 class Env:

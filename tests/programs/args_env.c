@@ -13,16 +13,9 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "check.h"
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+extern char **environ;
 
 int main(int argc, char **argv, char **envp)
 {

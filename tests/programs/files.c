@@ -22,28 +22,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s (errno=%d)\n", __FILE__, __LINE__, #cond,   \
-                   errno);                                                     \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+#include "check.h"
+#include "workdir.h"
 
 #define NMANY 200
-
-static char base[3000];
-
-static const char *at(const char *name)
-{
-    static char buf[4][4096];
-    static int n;
-    char *p = buf[n++ % 4];
-    snprintf(p, 4096, "%s/%s", base, name);
-    return p;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -59,72 +41,72 @@ static void file_io(void)
 
     const char *path = at("data.bin");
     int fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
-    CHECK(fd >= 0);
-    CHECK(open(path, O_CREAT | O_EXCL | O_RDWR, 0644) == -1 && errno == EEXIST);
-    CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
-    CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR);
+    CHECK_ERRNO(fd >= 0);
+    CHECK_ERRNO(open(path, O_CREAT | O_EXCL | O_RDWR, 0644) == -1 && errno == EEXIST);
+    CHECK_ERRNO((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    CHECK_ERRNO((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR);
 
-    CHECK(write(fd, buf, sizeof buf) == (ssize_t)sizeof buf);
+    CHECK_ERRNO(write(fd, buf, sizeof buf) == (ssize_t)sizeof buf);
     struct stat st;
-    CHECK(fstat(fd, &st) == 0);
-    CHECK(S_ISREG(st.st_mode));
-    CHECK((st.st_mode & 0777) == 0644);
-    CHECK(st.st_size == 8192);
-    CHECK(lseek(fd, 0, SEEK_CUR) == 8192);
+    CHECK_ERRNO(fstat(fd, &st) == 0);
+    CHECK_ERRNO(S_ISREG(st.st_mode));
+    CHECK_ERRNO((st.st_mode & 0777) == 0644);
+    CHECK_ERRNO(st.st_size == 8192);
+    CHECK_ERRNO(lseek(fd, 0, SEEK_CUR) == 8192);
 
     /* pwrite past the end leaves a hole and does not move the offset */
-    CHECK(pwrite(fd, "TAIL", 4, 20000) == 4);
-    CHECK(lseek(fd, 0, SEEK_CUR) == 8192);
-    CHECK(fstat(fd, &st) == 0 && st.st_size == 20004);
-    CHECK(pread(fd, tmp, 100, 10000) == 100);
+    CHECK_ERRNO(pwrite(fd, "TAIL", 4, 20000) == 4);
+    CHECK_ERRNO(lseek(fd, 0, SEEK_CUR) == 8192);
+    CHECK_ERRNO(fstat(fd, &st) == 0 && st.st_size == 20004);
+    CHECK_ERRNO(pread(fd, tmp, 100, 10000) == 100);
     for (int i = 0; i < 100; i++)
-        CHECK(tmp[i] == 0);
-    CHECK(pread(fd, tmp, 10, 19998) == 6); /* short read at end of file */
-    CHECK(memcmp(tmp, "\0\0TAIL", 6) == 0);
-    CHECK(pread(fd, tmp, 8192, 0) == 8192 && memcmp(tmp, buf, 8192) == 0);
+        CHECK_ERRNO(tmp[i] == 0);
+    CHECK_ERRNO(pread(fd, tmp, 10, 19998) == 6); /* short read at end of file */
+    CHECK_ERRNO(memcmp(tmp, "\0\0TAIL", 6) == 0);
+    CHECK_ERRNO(pread(fd, tmp, 8192, 0) == 8192 && memcmp(tmp, buf, 8192) == 0);
 
-    CHECK(lseek(fd, 0, SEEK_END) == 20004);
-    CHECK(lseek(fd, -4, SEEK_END) == 20000);
-    CHECK(read(fd, tmp, sizeof tmp) == 4 && memcmp(tmp, "TAIL", 4) == 0);
-    CHECK(read(fd, tmp, sizeof tmp) == 0); /* EOF */
-    CHECK(lseek(fd, -1, SEEK_SET) == -1 && errno == EINVAL);
+    CHECK_ERRNO(lseek(fd, 0, SEEK_END) == 20004);
+    CHECK_ERRNO(lseek(fd, -4, SEEK_END) == 20000);
+    CHECK_ERRNO(read(fd, tmp, sizeof tmp) == 4 && memcmp(tmp, "TAIL", 4) == 0);
+    CHECK_ERRNO(read(fd, tmp, sizeof tmp) == 0); /* EOF */
+    CHECK_ERRNO(lseek(fd, -1, SEEK_SET) == -1 && errno == EINVAL);
 
     /* readv scatters into three buffers */
-    CHECK(lseek(fd, 100, SEEK_SET) == 100);
+    CHECK_ERRNO(lseek(fd, 100, SEEK_SET) == 100);
     unsigned char a[10], b[20], c[30];
     struct iovec riov[3] = {{a, sizeof a}, {b, sizeof b}, {c, sizeof c}};
-    CHECK(readv(fd, riov, 3) == 60);
-    CHECK(memcmp(a, buf + 100, 10) == 0 && memcmp(b, buf + 110, 20) == 0 &&
+    CHECK_ERRNO(readv(fd, riov, 3) == 60);
+    CHECK_ERRNO(memcmp(a, buf + 100, 10) == 0 && memcmp(b, buf + 110, 20) == 0 &&
           memcmp(c, buf + 130, 30) == 0);
-    CHECK(lseek(fd, 0, SEEK_CUR) == 160);
+    CHECK_ERRNO(lseek(fd, 0, SEEK_CUR) == 160);
 
     /* writev gathers at the end */
-    CHECK(lseek(fd, 0, SEEK_END) == 20004);
+    CHECK_ERRNO(lseek(fd, 0, SEEK_END) == 20004);
     struct iovec wiov[3] = {{"abc", 3}, {"defgh", 5}, {"ij", 2}};
-    CHECK(writev(fd, wiov, 3) == 10);
-    CHECK(fstat(fd, &st) == 0 && st.st_size == 20014);
-    CHECK(pread(fd, tmp, 14, 20000) == 14 && memcmp(tmp, "TAILabcdefghij", 14) == 0);
+    CHECK_ERRNO(writev(fd, wiov, 3) == 10);
+    CHECK_ERRNO(fstat(fd, &st) == 0 && st.st_size == 20014);
+    CHECK_ERRNO(pread(fd, tmp, 14, 20000) == 14 && memcmp(tmp, "TAILabcdefghij", 14) == 0);
 
-    CHECK(ftruncate(fd, 5000) == 0);
-    CHECK(fstat(fd, &st) == 0 && st.st_size == 5000);
-    CHECK(fsync(fd) == 0);
-    CHECK(close(fd) == 0);
-    CHECK(close(fd) == -1 && errno == EBADF);
+    CHECK_ERRNO(ftruncate(fd, 5000) == 0);
+    CHECK_ERRNO(fstat(fd, &st) == 0 && st.st_size == 5000);
+    CHECK_ERRNO(fsync(fd) == 0);
+    CHECK_ERRNO(close(fd) == 0);
+    CHECK_ERRNO(close(fd) == -1 && errno == EBADF);
 
-    CHECK(stat(path, &st) == 0 && st.st_size == 5000);
-    CHECK(access(path, R_OK | W_OK) == 0);
-    CHECK(access(at("missing"), F_OK) == -1 && errno == ENOENT);
-    CHECK(open(at("missing"), O_RDONLY) == -1 && errno == ENOENT);
-    CHECK(rename(path, at("renamed.bin")) == 0);
-    CHECK(access(path, F_OK) == -1 && errno == ENOENT);
+    CHECK_ERRNO(stat(path, &st) == 0 && st.st_size == 5000);
+    CHECK_ERRNO(access(path, R_OK | W_OK) == 0);
+    CHECK_ERRNO(access(at("missing"), F_OK) == -1 && errno == ENOENT);
+    CHECK_ERRNO(open(at("missing"), O_RDONLY) == -1 && errno == ENOENT);
+    CHECK_ERRNO(rename(path, at("renamed.bin")) == 0);
+    CHECK_ERRNO(access(path, F_OK) == -1 && errno == ENOENT);
 
     /* O_APPEND always writes at the end */
     fd = open(at("renamed.bin"), O_WRONLY | O_APPEND);
-    CHECK(fd >= 0);
-    CHECK(lseek(fd, 0, SEEK_SET) == 0);
-    CHECK(write(fd, "Z", 1) == 1);
-    CHECK(fstat(fd, &st) == 0 && st.st_size == 5001);
-    CHECK(close(fd) == 0);
+    CHECK_ERRNO(fd >= 0);
+    CHECK_ERRNO(lseek(fd, 0, SEEK_SET) == 0);
+    CHECK_ERRNO(write(fd, "Z", 1) == 1);
+    CHECK_ERRNO(fstat(fd, &st) == 0 && st.st_size == 5001);
+    CHECK_ERRNO(close(fd) == 0);
     printf("file io: ok\n");
 }
 
@@ -134,22 +116,22 @@ static void stdio_files(void)
     static const char *names[] = {"c.txt", "a.txt", "b.txt"};
     for (int i = 0; i < 3; i++) {
         FILE *f = fopen(at(names[i]), "w");
-        CHECK(f != NULL);
+        CHECK_ERRNO(f != NULL);
         for (int line = 0; line < 100; line++)
             fprintf(f, "%s line %d\n", names[i], line);
-        CHECK(fclose(f) == 0);
+        CHECK_ERRNO(fclose(f) == 0);
     }
     FILE *f = fopen(at("b.txt"), "r");
-    CHECK(f != NULL);
+    CHECK_ERRNO(f != NULL);
     char line[100];
     int n = 0;
     while (fgets(line, sizeof line, f)) {
         char expect[100];
         snprintf(expect, sizeof expect, "b.txt line %d\n", n);
-        CHECK(strcmp(line, expect) == 0);
+        CHECK_ERRNO(strcmp(line, expect) == 0);
         n++;
     }
-    CHECK(feof(f) && !ferror(f));
+    CHECK_ERRNO(feof(f) && !ferror(f));
     fclose(f);
     printf("stdio files: %d lines read back\n", n);
 }
@@ -158,20 +140,20 @@ static void stdio_files(void)
 static int list_dir(const char *path, char **names, int max)
 {
     DIR *d = opendir(path);
-    CHECK(d != NULL);
+    CHECK_ERRNO(d != NULL);
     int n = 0;
     struct dirent *e;
     errno = 0;
     while ((e = readdir(d)) != NULL) {
-        CHECK(n < max);
+        CHECK_ERRNO(n < max);
         if (strcmp(e->d_name, "zdir") == 0)
-            CHECK(e->d_type == DT_DIR || e->d_type == DT_UNKNOWN);
+            CHECK_ERRNO(e->d_type == DT_DIR || e->d_type == DT_UNKNOWN);
         if (strcmp(e->d_name, "a.txt") == 0)
-            CHECK(e->d_type == DT_REG || e->d_type == DT_UNKNOWN);
+            CHECK_ERRNO(e->d_type == DT_REG || e->d_type == DT_UNKNOWN);
         names[n++] = strdup(e->d_name);
     }
-    CHECK(errno == 0);
-    CHECK(closedir(d) == 0);
+    CHECK_ERRNO(errno == 0);
+    CHECK_ERRNO(closedir(d) == 0);
     qsort(names, n, sizeof *names, cmp_str);
     return n;
 }
@@ -179,11 +161,11 @@ static int list_dir(const char *path, char **names, int max)
 static void directories(void)
 {
     char *names[64];
-    CHECK(mkdir(at("zdir"), 0755) == 0);
-    CHECK(mkdir(at("zdir"), 0755) == -1 && errno == EEXIST);
+    CHECK_ERRNO(mkdir(at("zdir"), 0755) == 0);
+    CHECK_ERRNO(mkdir(at("zdir"), 0755) == -1 && errno == EEXIST);
     struct stat st;
-    CHECK(stat(at("zdir"), &st) == 0 && S_ISDIR(st.st_mode));
-    CHECK(rmdir(base) == -1 && errno == ENOTEMPTY);
+    CHECK_ERRNO(stat(at("zdir"), &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK_ERRNO(rmdir(base) == -1 && errno == ENOTEMPTY);
 
     int n = list_dir(base, names, 64);
     printf("listing:");
@@ -195,7 +177,7 @@ static void directories(void)
 
     /* Many entries with long names (about 264 bytes each in a getdents64 buffer):
      * glibc's 32 KiB readdir buffer needs several getdents64 calls to read them all. */
-    CHECK(mkdir(at("zdir/many"), 0755) == 0);
+    CHECK_ERRNO(mkdir(at("zdir/many"), 0755) == 0);
     char long_name[240];
     memset(long_name, 'n', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = 0;
@@ -203,36 +185,36 @@ static void directories(void)
     for (int i = 0; i < NMANY; i++) {
         snprintf(p, sizeof p, "%s/zdir/many/%s-%04d", base, long_name, i);
         int fd = open(p, O_CREAT | O_WRONLY, 0600);
-        CHECK(fd >= 0);
+        CHECK_ERRNO(fd >= 0);
         close(fd);
     }
     DIR *d = opendir(at("zdir/many"));
-    CHECK(d != NULL);
+    CHECK_ERRNO(d != NULL);
     long count = 0, sum = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        CHECK(strlen(e->d_name) == strlen(long_name) + 5);
-        CHECK(strncmp(e->d_name, long_name, strlen(long_name)) == 0);
+        CHECK_ERRNO(strlen(e->d_name) == strlen(long_name) + 5);
+        CHECK_ERRNO(strncmp(e->d_name, long_name, strlen(long_name)) == 0);
         int k = atoi(e->d_name + strlen(long_name) + 1);
         count++;
         sum += k;
     }
     closedir(d);
     printf("big directory: %ld entries, sum %ld\n", count, sum);
-    CHECK(count == NMANY && sum == (NMANY - 1L) * NMANY / 2);
+    CHECK_ERRNO(count == NMANY && sum == (NMANY - 1L) * NMANY / 2);
     for (int i = 0; i < NMANY; i++) {
         snprintf(p, sizeof p, "%s/zdir/many/%s-%04d", base, long_name, i);
-        CHECK(unlink(p) == 0);
+        CHECK_ERRNO(unlink(p) == 0);
     }
-    CHECK(rmdir(at("zdir/many")) == 0);
+    CHECK_ERRNO(rmdir(at("zdir/many")) == 0);
 
     /* remove everything again */
-    CHECK(unlink(at("renamed.bin")) == 0);
-    CHECK(unlink(at("renamed.bin")) == -1 && errno == ENOENT);
-    CHECK(unlink(at("a.txt")) == 0 && unlink(at("b.txt")) == 0 && unlink(at("c.txt")) == 0);
-    CHECK(rmdir(at("zdir")) == 0);
+    CHECK_ERRNO(unlink(at("renamed.bin")) == 0);
+    CHECK_ERRNO(unlink(at("renamed.bin")) == -1 && errno == ENOENT);
+    CHECK_ERRNO(unlink(at("a.txt")) == 0 && unlink(at("b.txt")) == 0 && unlink(at("c.txt")) == 0);
+    CHECK_ERRNO(rmdir(at("zdir")) == 0);
     n = list_dir(base, names, 64);
     printf("after cleanup:");
     for (int i = 0; i < n; i++) {
@@ -263,11 +245,11 @@ static void *pipe_writer(void *arg)
     while (off < PIPE_BYTES) {
         size_t n = PIPE_BYTES - off < chunk ? PIPE_BYTES - off : chunk;
         ssize_t w = write(WRITE_FD, pipe_src + off, n);
-        CHECK(w > 0);
+        CHECK_ERRNO(w > 0);
         off += (size_t)w;
         chunk = chunk * 3 % 9001 + 1; /* vary the write sizes */
     }
-    CHECK(close(WRITE_FD) == 0); /* the last write end: the reader sees EOF */
+    CHECK_ERRNO(close(WRITE_FD) == 0); /* the last write end: the reader sees EOF */
     return NULL;
 }
 
@@ -281,27 +263,27 @@ static void pipe_transfer(void)
     uint32_t expect = fnv1a(2166136261u, pipe_src, PIPE_BYTES);
 
     int p[2];
-    CHECK(pipe(p) == 0);
-    CHECK(dup2(p[1], WRITE_FD) == WRITE_FD);
-    CHECK(close(p[1]) == 0);
+    CHECK_ERRNO(pipe(p) == 0);
+    CHECK_ERRNO(dup2(p[1], WRITE_FD) == WRITE_FD);
+    CHECK_ERRNO(close(p[1]) == 0);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, pipe_writer, NULL) == 0);
+    CHECK_ERRNO(pthread_create(&t, NULL, pipe_writer, NULL) == 0);
 
     static unsigned char rbuf[7000];
     uint32_t h = 2166136261u;
     size_t total = 0;
     for (;;) {
         ssize_t r = read(p[0], rbuf, sizeof rbuf);
-        CHECK(r >= 0);
+        CHECK_ERRNO(r >= 0);
         if (r == 0)
             break;
         h = fnv1a(h, rbuf, (size_t)r);
         total += (size_t)r;
     }
-    CHECK(pthread_join(t, NULL) == 0);
-    CHECK(close(p[0]) == 0);
+    CHECK_ERRNO(pthread_join(t, NULL) == 0);
+    CHECK_ERRNO(close(p[0]) == 0);
     printf("pipe: %zu bytes, fnv1a %08x, %s\n", total, h, h == expect ? "match" : "MISMATCH");
-    CHECK(total == PIPE_BYTES && h == expect);
+    CHECK_ERRNO(total == PIPE_BYTES && h == expect);
 }
 
 /* ---------------------------------------------------------------- stdout redirection */
@@ -309,22 +291,22 @@ static void redirect_stdout(void)
 {
     fflush(stdout);
     int saved = dup(1);
-    CHECK(saved >= 0);
+    CHECK_ERRNO(saved >= 0);
     int q[2];
-    CHECK(pipe2(q, O_CLOEXEC) == 0);
-    CHECK(dup2(q[1], 1) == 1);
-    CHECK((fcntl(1, F_GETFD) & FD_CLOEXEC) == 0); /* dup2 clears close-on-exec */
-    CHECK(write(1, "through the pipe\n", 17) == 17);
-    CHECK(dup2(saved, 1) == 1);
-    CHECK(close(saved) == 0 && close(q[1]) == 0);
+    CHECK_ERRNO(pipe2(q, O_CLOEXEC) == 0);
+    CHECK_ERRNO(dup2(q[1], 1) == 1);
+    CHECK_ERRNO((fcntl(1, F_GETFD) & FD_CLOEXEC) == 0); /* dup2 clears close-on-exec */
+    CHECK_ERRNO(write(1, "through the pipe\n", 17) == 17);
+    CHECK_ERRNO(dup2(saved, 1) == 1);
+    CHECK_ERRNO(close(saved) == 0 && close(q[1]) == 0);
     char buf[64];
     ssize_t n = read(q[0], buf, sizeof buf);
-    CHECK(n == 17 && memcmp(buf, "through the pipe\n", 17) == 0);
-    CHECK(read(q[0], buf, sizeof buf) == 0);
+    CHECK_ERRNO(n == 17 && memcmp(buf, "through the pipe\n", 17) == 0);
+    CHECK_ERRNO(read(q[0], buf, sizeof buf) == 0);
     close(q[0]);
     int d = fcntl(1, F_DUPFD_CLOEXEC, 40);
-    CHECK(d >= 40);
-    CHECK(close(d) == 0);
+    CHECK_ERRNO(d >= 40);
+    CHECK_ERRNO(close(d) == 0);
     printf("dup2 redirect: ok\n");
 }
 
@@ -336,8 +318,8 @@ int main(int argc, char **argv)
     }
     umask(022);
     snprintf(base, sizeof base, "%s/uemu_files", argv[1]);
-    CHECK(mkdir(base, 0755) == 0);
-    CHECK(access(base, R_OK | W_OK | X_OK) == 0);
+    CHECK_ERRNO(mkdir(base, 0755) == 0);
+    CHECK_ERRNO(access(base, R_OK | W_OK | X_OK) == 0);
 
     file_io();
     stdio_files();
@@ -345,7 +327,7 @@ int main(int argc, char **argv)
     pipe_transfer();
     redirect_stdout();
 
-    CHECK(rmdir(base) == 0);
+    CHECK_ERRNO(rmdir(base) == 0);
     printf("OK\n");
     return 0;
 }

@@ -12,14 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 static uint32_t rnd(uint32_t *state)
 {

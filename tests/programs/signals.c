@@ -27,14 +27,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 static volatile sig_atomic_t usr1_count, usr2_count, nested;
 static volatile int order[16];

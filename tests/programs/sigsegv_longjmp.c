@@ -20,14 +20,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 static sigjmp_buf env;
 static volatile sig_atomic_t handled;

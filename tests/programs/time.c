@@ -16,14 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 static int64_t ns(clockid_t clk)
 {

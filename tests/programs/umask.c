@@ -20,31 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s (errno=%d)\n", __FILE__, __LINE__, #cond,   \
-                   errno);                                                     \
-            fflush(stdout);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
-
-static char base[3000];
-
-static const char *at(const char *name)
-{
-    static char buf[2][4096];
-    static int n;
-    char *p = buf[n++ % 2];
-    snprintf(p, 4096, "%s/%s", base, name);
-    return p;
-}
+#include "check.h"
+#include "workdir.h"
 
 static unsigned mode_of(const char *path)
 {
     struct stat st;
-    CHECK(stat(path, &st) == 0);
+    CHECK_ERRNO(stat(path, &st) == 0);
     return st.st_mode & 07777;
 }
 
@@ -53,13 +35,13 @@ static void create(const char *name, unsigned fmode, unsigned dmode)
 {
     char dir[64];
     int fd = open(at(name), O_CREAT | O_EXCL | O_WRONLY, fmode);
-    CHECK(fd >= 0);
+    CHECK_ERRNO(fd >= 0);
     close(fd);
     snprintf(dir, sizeof dir, "%s.d", name);
-    CHECK(mkdir(at(dir), dmode) == 0);
+    CHECK_ERRNO(mkdir(at(dir), dmode) == 0);
     printf("%s: open(0%o) -> 0%o, mkdir(0%o) -> 0%o\n", name, fmode, mode_of(at(name)), dmode,
            mode_of(at(dir)));
-    CHECK(unlink(at(name)) == 0 && rmdir(at(dir)) == 0);
+    CHECK_ERRNO(unlink(at(name)) == 0 && rmdir(at(dir)) == 0);
 }
 
 static void *set_in_thread(void *arg)
@@ -76,7 +58,7 @@ int main(int argc, char **argv)
         return 2;
     }
     snprintf(base, sizeof base, "%s/uemu_umask", argv[1]);
-    CHECK(mkdir(base, 0755) == 0 || errno == EEXIST);
+    CHECK_ERRNO(mkdir(base, 0755) == 0 || errno == EEXIST);
 
     mode_t inherited = umask(027);
     printf("inherited umask 0%o\n", (unsigned)inherited);
@@ -93,14 +75,14 @@ int main(int argc, char **argv)
     /* O_CREAT of an existing file leaves its mode alone */
     umask(0);
     int fd = open(at("kept"), O_CREAT | O_WRONLY, 0640);
-    CHECK(fd >= 0);
+    CHECK_ERRNO(fd >= 0);
     close(fd);
     umask(077);
     fd = open(at("kept"), O_CREAT | O_WRONLY, 0666);
-    CHECK(fd >= 0);
+    CHECK_ERRNO(fd >= 0);
     close(fd);
     printf("existing file keeps 0%o\n", mode_of(at("kept")));
-    CHECK(unlink(at("kept")) == 0);
+    CHECK_ERRNO(unlink(at("kept")) == 0);
 
     /* only the low 9 bits of the (int) mask count */
     umask(07777 | 0x10000);
@@ -111,7 +93,7 @@ int main(int argc, char **argv)
     /* a child's umask is its own */
     fflush(stdout);
     pid_t pid = fork();
-    CHECK(pid >= 0);
+    CHECK_ERRNO(pid >= 0);
     if (pid == 0) {
         printf("child inherits 0%o\n", (unsigned)umask(0));
         create("child", 0666, 0777);
@@ -119,16 +101,16 @@ int main(int argc, char **argv)
         _exit(0);
     }
     int status;
-    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_ERRNO(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("parent still 0%o\n", (unsigned)umask(077));
 
     /* threads share it (CLONE_FS) */
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, set_in_thread, NULL) == 0);
-    CHECK(pthread_join(th, NULL) == 0);
+    CHECK_ERRNO(pthread_create(&th, NULL, set_in_thread, NULL) == 0);
+    CHECK_ERRNO(pthread_join(th, NULL) == 0);
     printf("after a thread's umask(011): 0%o\n", (unsigned)umask(0)); /* left at 0 */
 
-    CHECK(rmdir(base) == 0);
+    CHECK_ERRNO(rmdir(base) == 0);
     printf("OK\n");
     return 0;
 }
