@@ -48,7 +48,6 @@ from engine_harness import (
     uitte,
     upid_low,
 )
-from uintr_emu.engine import native
 from uintr_emu.hw.cpu import (
     RFLAGS_AF,
     RFLAGS_CF,
@@ -87,17 +86,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ``model_only``: they check the state after each trapped instruction, which only the model
     reports (the fast path executes most instructions without leaving the engine)."""
     if "fast_path" in metafunc.fixturenames:
-        only = metafunc.definition.get_closest_marker("model_only") is not None
-        metafunc.parametrize("fast_path", ["model"] if only else ["model", "native"],
-                             indirect=True)  # fmt: skip
+        paths = ["model"]
+        if metafunc.definition.get_closest_marker("model_only") is None:
+            paths.append(pytest.param("native", marks=pytest.mark.requires_native))
+        metafunc.parametrize("fast_path", paths, indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Which path executes the UINTR instructions for every `Bare` machine of the test."""
     on = request.param == "native"
-    if on and not native.available():
-        pytest.skip("the native fast path is not built (UINTR_EMU_NATIVE=0)")
     monkeypatch.setattr(Bare, "default_fast_path", on)
     return on
 
