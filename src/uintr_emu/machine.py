@@ -419,6 +419,7 @@ class Machine:
         self.bus.on_ipi = self._on_ipi
         self.os: OperatingSystem = _NoOs()
         self.executing: Cpu | None = None  # the CPU whose run is in the engine (Cpu.run)
+        self.woken = False  # an interrupt reached a halted CPU since the OS last looked
         # Hardware events for tracing: events(cpu_index, kind, **fields), or None.
         self.events: Callable[..., None] | None = None
         self._cpuid: dict[tuple[int, int], tuple[int, int, int, int]] = {}
@@ -499,6 +500,8 @@ class Machine:
         now = src.now()
         dst.ipi_arrived = True
         dst.sync(now)
+        if dst.halted:
+            self.woken = True
         if self.events is not None:
             self.events(src.index, "ipi", target=dst.index, vector=vector)
         e = src.running

@@ -363,6 +363,9 @@ class Kernel:
 
     def _idle_interrupts(self) -> None:
         """Halted CPUs take their pending interrupts (the idle loop runs with IF = 1)."""
+        if not self.machine.woken:
+            return
+        self.machine.woken = False
         for rq in self.sched.rqs:
             cpu = rq.cpu
             if cpu.halted and cpu.ipi_arrived:

@@ -180,7 +180,10 @@ class Scheduler:
         if rq.current is None and rq.queue:
             rq.current = rq.queue.popleft()
             self._switch_in(rq, rq.current)
-        rq.cpu.halted = rq.current is None
+        cpu = rq.cpu
+        cpu.halted = rq.current is None
+        if cpu.halted and cpu.ipi_arrived:  # it halts with an interrupt pending: it takes it
+            cpu.machine.woken = True
 
     def halt_all(self) -> None:
         """The machine stops: every loaded thread is switched out, no other one in."""
