@@ -6,12 +6,24 @@ import fcntl
 import os
 import select
 import stat as st
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
+from ..abi import (
+    DIRENT64,
+    FD_PAIR,
+    INT,
+    IOVEC,
+    POLLERR,
+    POLLFD,
+    POLLHUP,
+    POLLIN,
+    POLLNVAL,
+    POLLOUT,
+    STAT,
+)
 from ..control import BLOCK
 from ..mm import TASK_SIZE, AddressSpace, GuestFault
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
@@ -33,7 +45,6 @@ F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 FD_CLOEXEC = 1
 NOFILE = RLIMITS[RLIMIT_NOFILE][0]  # the soft RLIMIT_NOFILE getrlimit reports (fixed)
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
-POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
 UIO_MAXIOV = 1024
 SEEK_MAX = 4  # SEEK_HOLE
 MAX_RW_COUNT = 0x7FFF_F000  # INT_MAX & PAGE_MASK: the most one read or write moves
@@ -266,12 +277,12 @@ def import_iovec(mem: AddressSpace, iov: int, n: int) -> list[tuple[int, int]] |
     MAX_RW_COUNT -- one segment is cut before its access_ok (import_ubuf), several after."""
     if n > UIO_MAXIOV:
         return -E.EINVAL
-    if n and not access_ok(iov, 16 * n):
+    if n and not access_ok(iov, IOVEC.size * n):
         return -E.EFAULT  # user_access_begin over the whole array
     vecs = []
     for i in range(n):
         try:
-            base, length = struct.unpack("<QQ", mem.read(iov + 16 * i, 16))
+            base, length = IOVEC.unpack(mem.read(iov + IOVEC.size * i, IOVEC.size))
         except GuestFault:
             return -E.EFAULT
         if length >> 63:
@@ -393,12 +404,11 @@ def sys_lseek(k: Kernel, t: Thread, fd: int, offset: int, whence: int) -> int:
 
 
 def pack_stat_fields(*fields: int, times_ns: tuple[int, int, int]) -> bytes:
-    """struct stat of x86-64 (arch/x86/include/uapi/asm/stat.h), 144 bytes, from st_dev,
-    st_ino, st_nlink, st_mode, st_uid, st_gid, st_rdev, st_size, st_blksize, st_blocks."""
+    """struct stat from st_dev, st_ino, st_nlink, st_mode, st_uid, st_gid, st_rdev, st_size,
+    st_blksize, st_blocks and the atime, mtime and ctime in nanoseconds."""
     dev, ino, nlink, mode, uid, gid, rdev, size, blksize, blocks = fields
     secs = [v for ns in times_ns for v in divmod(ns, 1_000_000_000)]
-    return struct.pack("<QQQIIIiQqqq6q24x", dev, ino, nlink, mode, uid, gid, 0, rdev, size,
-                       blksize, blocks, *secs)  # fmt: skip
+    return STAT.pack(dev, ino, nlink, mode, uid, gid, 0, rdev, size, blksize, blocks, *secs)
 
 
 def pack_stat(s: os.stat_result) -> bytes:
@@ -683,12 +693,12 @@ def sys_getdents64(k: Kernel, t: Thread, fd: int, dirp: int, count: int) -> int:
     out = bytearray()
     while f.dir_pos < len(f.dir_entries):
         name, ino, dtype = f.dir_entries[f.dir_pos]
-        reclen = (19 + len(name) + 1 + 7) & ~7
+        reclen = (DIRENT64.size + len(name) + 1 + 7) & ~7  # the name's NUL, 8-byte aligned
         if len(out) + reclen > count:
             if not out:
                 return -E.EINVAL
             break
-        rec = struct.pack("<QqHB", ino, f.dir_pos + 1, reclen, dtype) + name + b"\0"
+        rec = DIRENT64.pack(ino, f.dir_pos + 1, reclen, dtype) + name + b"\0"
         out += rec.ljust(reclen, b"\0")
         f.dir_pos += 1
     t.process.mem.write(dirp, bytes(out))
@@ -800,7 +810,7 @@ def sys_ioctl(k: Kernel, t: Thread, fd: int, req: int, arg: int) -> int:
         t.process.mem.write(arg, data)
         return 0
     if req == FIONREAD and isinstance(f, PipeEnd):
-        t.process.mem.write(arg, struct.pack("<i", len(f.pipe.buf)))
+        t.process.mem.write(arg, INT.pack(len(f.pipe.buf)))
         return 0
     return -E.ENOTTY
 
@@ -816,7 +826,7 @@ def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
     cloexec = bool(flags & O_CLOEXEC)
     fr = t.process.fds.install(r, cloexec=cloexec)
     fw = t.process.fds.install(w, cloexec=cloexec)
-    t.process.mem.write(fds_addr, struct.pack("<ii", fr, fw))
+    t.process.mem.write(fds_addr, FD_PAIR.pack(fr, fw))
     return 0
 
 
@@ -854,11 +864,11 @@ def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | No
     if nfds > 4096:
         return -E.EINVAL
     mem = t.process.mem
-    raw = bytearray(mem.read(fds_addr, 8 * nfds))
+    raw = bytearray(mem.read(fds_addr, POLLFD.size * nfds))
     ready = 0
     pipes = []
     for i in range(nfds):
-        fd, events, _ = struct.unpack_from("<ihh", raw, 8 * i)
+        fd, events, _ = POLLFD.unpack_from(raw, POLLFD.size * i)
         rev = 0
         if fd >= 0:
             f = t.process.fds.get(fd)
@@ -867,7 +877,7 @@ def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | No
                 pipes.append(f.pipe)
             elif f is not None and hasattr(f, "poll"):
                 pipes.append(f)
-        struct.pack_into("<h", raw, 8 * i + 6, rev)
+        POLLFD.pack_into(raw, POLLFD.size * i, fd, events, rev)
         ready += rev != 0
     if ready or timeout_ns == 0:
         mem.write(fds_addr, bytes(raw))

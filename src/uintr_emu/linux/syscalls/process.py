@@ -9,6 +9,17 @@ from typing import TYPE_CHECKING
 
 from ...engine.unicorn import PAGE
 from .. import errno as E
+from ..abi import (
+    CMSGHDR,
+    FD_PAIR,
+    INT,
+    MSG_CONTROLLEN,
+    MSGHDR,
+    RUSAGE,
+    SIGINFO_CHLD,
+    SIGINFO_SIZE,
+    U64,
+)
 from ..control import BLOCK
 from ..ipc import EventFd, UnixSocket, release
 from ..mm import GuestFault
@@ -189,9 +200,9 @@ def sys_wait4(k: Kernel, t: Thread, pid: int, status: int, options: int,
     if done:
         child = done[0]
         if status:
-            p.mem.write(status, struct.pack("<i", child.wait_status))
+            p.mem.write(status, INT.pack(child.wait_status))
         if rusage:
-            p.mem.write(rusage, bytes(144))
+            p.mem.write(rusage, bytes(RUSAGE.size))
         _reap(k, p, child)
         return child.pid
     if options & WNOHANG:
@@ -215,14 +226,13 @@ def sys_waitid(k: Kernel, t: Thread, idtype: int, id: int, infop: int,
         code, st = (CLD_KILLED, c.wait_status) if c.wait_status & 0x7F else (
             CLD_EXITED, c.wait_status >> 8)  # fmt: skip
         if infop:
-            info = struct.pack("<iii4xiI", SIGCHLD, 0, code, c.pid, 0) + struct.pack("<i", st)
-            p.mem.write(infop, info.ljust(128, b"\0"))
+            p.mem.write(infop, SIGINFO_CHLD.pack(SIGCHLD, 0, code, c.pid, 0, st))
         if not options & WNOWAIT:
             _reap(k, p, c)
         return 0
     if options & WNOHANG:
         if infop:
-            p.mem.write(infop, bytes(128))
+            p.mem.write(infop, bytes(SIGINFO_SIZE))
         return 0
     k.block(t, Wait("wait4", key=p, restart=True))
     return BLOCK
@@ -255,7 +265,7 @@ def sys_socketpair(k: Kernel, t: Thread, domain: int, type: int, protocol: int, 
     cloexec = bool(type & SOCK_CLOEXEC)
     fa = t.process.fds.install(a, cloexec=cloexec)
     fb = t.process.fds.install(b, cloexec=cloexec)
-    t.process.mem.write(sv, struct.pack("<ii", fa, fb))
+    t.process.mem.write(sv, FD_PAIR.pack(fa, fb))
     return 0
 
 
@@ -270,8 +280,8 @@ def _msghdr(t: Thread, msg: int) -> tuple[list[tuple[int, int]], int, int] | int
     """A user msghdr: (iovec segments, msg_control, msg_controllen), or -errno.
     __copy_msghdr: a negative msg_namelen (an int) with a msg_name is EINVAL, more than
     UIO_MAXIOV segments EMSGSIZE; then import_iovec's checks."""
-    name, namelen, iov, iovlen, control, clen, _flags = struct.unpack(
-        "<QI4xQQQQi4x", t.process.mem.read(msg, 56)
+    name, namelen, iov, iovlen, control, clen, _flags = MSGHDR.unpack(
+        t.process.mem.read(msg, MSGHDR.size)
     )
     if name and s32(namelen) < 0:
         return -E.EINVAL
@@ -294,13 +304,14 @@ def sys_sendmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | ob
     data = b"".join(mem.read(b, n) for b, n in vecs)
     files = []
     pos = 0
-    while pos + 16 <= clen:  # control messages (cmsghdr, 8-byte aligned)
-        length, level, ctype = struct.unpack("<Qii", mem.read(control + pos, 16))
-        if length < 16:
+    while pos + CMSGHDR.size <= clen:  # control messages (cmsghdr, 8-byte aligned)
+        length, level, ctype = CMSGHDR.unpack(mem.read(control + pos, CMSGHDR.size))
+        if length < CMSGHDR.size:
             return -E.EINVAL
         if level == SOL_SOCKET and ctype == SCM_RIGHTS:
-            for i in range((length - 16) // 4):
-                n = struct.unpack("<i", mem.read(control + pos + 16 + 4 * i, 4))[0]
+            for i in range((length - CMSGHDR.size) // INT.size):
+                off = control + pos + CMSGHDR.size + INT.size * i
+                n = INT.unpack(mem.read(off, INT.size))[0]
                 f = t.process.fds.get(n)
                 if f is None:
                     return -E.EBADF
@@ -338,16 +349,16 @@ def sys_recvmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | ob
         pos += len(chunk)
     used = 0
     if files:
-        room = max(0, (clen - 16) // 4)
+        room = max(0, (clen - CMSGHDR.size) // INT.size)
         fds = [t.process.fds.install(f, cloexec=bool(flags & MSG_CMSG_CLOEXEC))
                for f in files[:room]]  # fmt: skip
         for f in files:
             release(f)  # the message's in-flight reference
         if fds:
-            body = struct.pack(f"<{len(fds)}i", *fds)
-            used = 16 + len(body)
-            mem.write(control, struct.pack("<Qii", used, SOL_SOCKET, SCM_RIGHTS) + body)
-    mem.write(msg + 40, struct.pack("<Q", (used + 7) & ~7 if used else 0))
+            body = b"".join(INT.pack(n) for n in fds)
+            used = CMSGHDR.size + len(body)
+            mem.write(control, CMSGHDR.pack(used, SOL_SOCKET, SCM_RIGHTS) + body)
+    mem.write(msg + MSG_CONTROLLEN, U64.pack((used + 7) & ~7 if used else 0))
     return len(data)
 
 
