@@ -1,4 +1,4 @@
-"""uname, prlimit64, getrandom, umask, sysinfo and other small calls."""
+"""uname, prlimit64, getrandom, sysinfo and other small calls."""
 
 from __future__ import annotations
 
@@ -48,14 +48,6 @@ def sys_getrandom(k: Kernel, t: Thread, buf: int, count: int, flags: int) -> int
     count = min(count, 1 << 20)
     t.process.mem.write(buf, k.random_bytes(count))
     return count
-
-
-@syscall(95, mask="hex")
-def sys_umask(k: Kernel, t: Thread, mask: int) -> int:
-    # the guest's own (current->fs->umask), never the host's: S_IRWXUGO bits of an int
-    p = t.process
-    old, p.umask = p.umask, mask & 0o777
-    return old
 
 
 @syscall(99)

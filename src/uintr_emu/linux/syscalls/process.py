@@ -26,8 +26,9 @@ from ..mm import GuestFault
 from ..process import Wait
 from ..signals import SIGCHLD
 from . import syscall
-from .fs import AT_FDCWD, UIO_MAXIOV, host_path, import_iovec, s32
 from .misc import RLIMIT_STACK, RLIMITS
+from .paths import FDCWD, host_path, s32
+from .rw import UIO_MAXIOV, import_iovec
 from .thread import CLONE_VFORK, CLONE_VM, create_thread
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def exec_strings(mem: AddressSpace, filename: bytes, argv: int,
 def sys_execve(k: Kernel, t: Thread, path: int, argv: int, envp: int) -> int | object:
     mem = t.process.mem
     filename = mem.read_cstr(path)
-    hp = host_path(k, t.process, AT_FDCWD & 0xFFFF_FFFF, filename, readonly=True)
+    hp = host_path(k, t.process, FDCWD, filename, readonly=True)
     if isinstance(hp, int):
         return hp
     # The file is opened before the arguments are read (alloc_bprm -> do_open_execat).
