@@ -21,8 +21,8 @@ class Syscall:
 
 
 FAMILIES = (
-    "mm", "thread", "futex", "paths", "open", "rw", "stat", "dirs", "pipes", "time", "signal",
-    "process", "misc",
+    "mm", "thread", "futex", "paths", "open", "rw", "stat", "dirs", "pipes", "net", "eventfd",
+    "time", "signal", "process", "misc",
 )  # fmt: skip
 
 
