@@ -9,6 +9,7 @@ from . import errno as E
 from .abi import POLLHUP, POLLIN, POLLOUT, U64
 from .control import BLOCK
 from .process import File, Wait
+from .signals import SIGPIPE, SigInfo
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -102,8 +103,6 @@ class UnixSocket(File):
         return out, files
 
     def send(self, k: Kernel, t: Thread, data: bytes, files: list[File]) -> int | object:
-        from .signals import SIGPIPE, SigInfo
-
         peer = self.peer
         if peer is None or peer.closed:
             k.send_signal(t, SigInfo(SIGPIPE, 0, pid=t.process.pid))

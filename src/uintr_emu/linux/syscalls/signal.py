@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...engine import unicorn as eng
 from .. import errno as E
 from .. import signals as S
 from ..abi import STACK_T, U64
 from ..control import BLOCK
+from ..process import Wait
 from . import syscall
 
 if TYPE_CHECKING:
@@ -70,8 +72,6 @@ def sys_rt_sigpending(k: Kernel, t: Thread, set: int, size: int) -> int:
 
 @syscall(130, size="int")
 def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
-    from ..process import Wait
-
     if size != 8:
         return -E.EINVAL
     new = U64.unpack(t.process.mem.read(mask, U64.size))[0] & ~S.UNBLOCKABLE
@@ -85,8 +85,6 @@ def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
 
 @syscall(131)
 def sys_sigaltstack(k: Kernel, t: Thread, ss: int, old: int) -> int:
-    from ...engine import unicorn as eng
-
     sp, flags, size = t.altstack
     rsp = t.process.engine.reg_read(eng.RSP)
     on = size and sp <= rsp < sp + size and not flags & S.SS_DISABLE
