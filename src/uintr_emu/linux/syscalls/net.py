@@ -3,14 +3,17 @@ shutdown. The sockets themselves are `linux/ipc.py`'s UnixSocket."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .. import errno as E
-from ..abi import CMSGHDR, FD_PAIR, INT, MSG_CONTROLLEN, MSGHDR, U64
+from ..abi import CMSGHDR, INT, MSG_CONTROLLEN, MSGHDR, U64
 from ..ipc import UnixSocket, release
 from . import syscall
+from .open import install_pair
 from .paths import s32
-from .rw import UIO_MAXIOV, import_iovec, scatter
+from .rw import UIO_MAXIOV, Iovec, import_iovec, scatter
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -33,11 +36,7 @@ def sys_socketpair(k: Kernel, t: Thread, domain: int, type: int, protocol: int, 
     a, b = UnixSocket(kind == SOCK_STREAM), UnixSocket(kind == SOCK_STREAM)
     a.peer, b.peer = b, a
     a.nonblock = b.nonblock = bool(type & SOCK_NONBLOCK)
-    cloexec = bool(type & SOCK_CLOEXEC)
-    fa = t.process.fds.install(a, cloexec=cloexec)
-    fb = t.process.fds.install(b, cloexec=cloexec)
-    t.process.mem.write(sv, FD_PAIR.pack(fa, fb))
-    return 0
+    return install_pair(t, a, b, bool(type & SOCK_CLOEXEC), sv)
 
 
 def _socket(t: Thread, fd: int) -> UnixSocket | int:
@@ -47,10 +46,14 @@ def _socket(t: Thread, fd: int) -> UnixSocket | int:
     return f if isinstance(f, UnixSocket) else -E.ENOTSOCK
 
 
-def _msghdr(t: Thread, msg: int) -> tuple[list[tuple[int, int]], int, int] | int:
-    """A user msghdr: (iovec segments, msg_control, msg_controllen), or -errno.
-    __copy_msghdr: a negative msg_namelen (an int) with a msg_name is EINVAL, more than
-    UIO_MAXIOV segments EMSGSIZE; then import_iovec's checks."""
+def _msghdr(t: Thread, fd: int, msg: int) -> tuple[UnixSocket, Iovec, int, int] | int:
+    """The socket and its user msghdr: (socket, iovec segments, msg_control, msg_controllen),
+    or -errno. The fd first (EBADF, ENOTSOCK), then __copy_msghdr: a negative msg_namelen (an
+    int) with a msg_name is EINVAL, more than UIO_MAXIOV segments EMSGSIZE; then
+    import_iovec's checks."""
+    sock = _socket(t, fd)
+    if isinstance(sock, int):
+        return sock
     name, namelen, iov, iovlen, control, clen, _flags = MSGHDR.unpack(
         t.process.mem.read(msg, MSGHDR.size)
     )
@@ -59,19 +62,26 @@ def _msghdr(t: Thread, msg: int) -> tuple[list[tuple[int, int]], int, int] | int
     if iovlen > UIO_MAXIOV:
         return -E.EMSGSIZE
     vecs = import_iovec(t.process.mem, iov, iovlen)
-    return vecs if isinstance(vecs, int) else (vecs, control, clen)
+    return vecs if isinstance(vecs, int) else (sock, vecs, control, clen)
+
+
+@contextmanager
+def _dontwait(sock: UnixSocket, flags: int) -> Iterator[None]:
+    """MSG_DONTWAIT: this one call does not block, whatever the socket's O_NONBLOCK."""
+    nonblock, sock.nonblock = sock.nonblock, sock.nonblock or bool(flags & MSG_DONTWAIT)
+    try:
+        yield
+    finally:
+        sock.nonblock = nonblock
 
 
 @syscall(46, fd="int", flags="hex")
 def sys_sendmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | object:
-    sock = _socket(t, fd)
-    if isinstance(sock, int):
-        return sock
-    mem = t.process.mem
-    hdr = _msghdr(t, msg)
+    hdr = _msghdr(t, fd, msg)
     if isinstance(hdr, int):
         return hdr
-    vecs, control, clen = hdr
+    sock, vecs, control, clen = hdr
+    mem = t.process.mem
     data = b"".join(mem.read(b, n) for b, n in vecs)
     files = []
     pos = 0
@@ -88,28 +98,19 @@ def sys_sendmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | ob
                     return -E.EBADF
                 files.append(f)
         pos += (length + 7) & ~7
-    nonblock, sock.nonblock = sock.nonblock, sock.nonblock or bool(flags & MSG_DONTWAIT)
-    try:
+    with _dontwait(sock, flags):
         return sock.send(k, t, data, files)
-    finally:
-        sock.nonblock = nonblock
 
 
 @syscall(47, fd="int", flags="hex")
 def sys_recvmsg(k: Kernel, t: Thread, fd: int, msg: int, flags: int) -> int | object:
-    sock = _socket(t, fd)
-    if isinstance(sock, int):
-        return sock
-    mem = t.process.mem
-    hdr = _msghdr(t, msg)
+    hdr = _msghdr(t, fd, msg)
     if isinstance(hdr, int):
         return hdr
-    vecs, control, clen = hdr
-    nonblock, sock.nonblock = sock.nonblock, sock.nonblock or bool(flags & MSG_DONTWAIT)
-    try:
+    sock, vecs, control, clen = hdr
+    mem = t.process.mem
+    with _dontwait(sock, flags):
         r = sock.recv(k, t, sum(n for _, n in vecs))
-    finally:
-        sock.nonblock = nonblock
     if not isinstance(r, tuple):
         return r
     data, files = r

@@ -8,8 +8,8 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import errno as E
-from ..abi import INT
-from ..process import HostFile, PipeEnd
+from ..abi import FD_PAIR, INT
+from ..process import File, HostFile, PipeEnd
 from . import syscall
 from .misc import RLIMIT_NOFILE, RLIMITS
 from .paths import FDCWD, guest_path, host_path, oserr, s32, unmask
@@ -69,6 +69,15 @@ def sys_umask(k: Kernel, t: Thread, mask: int) -> int:
     p = t.process
     old, p.umask = p.umask, mask & 0o777
     return old
+
+
+def install_pair(t: Thread, a: File, b: File, cloexec: bool, addr: int) -> int:
+    """Give two new files the lowest free fds, in order, and store the pair at `addr` (pipe2,
+    socketpair); 0."""
+    fa = t.process.fds.install(a, cloexec=cloexec)
+    fb = t.process.fds.install(b, cloexec=cloexec)
+    t.process.mem.write(addr, FD_PAIR.pack(fa, fb))
+    return 0
 
 
 @syscall(32, fd="int")

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
-from ..abi import FD_PAIR, POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT
+from ..abi import POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT
 from ..control import BLOCK
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from . import syscall
-from .open import O_CLOEXEC, O_NONBLOCK
+from .open import O_CLOEXEC, O_NONBLOCK, install_pair
 from .paths import s32
 from .time import read_timespec
 
@@ -72,11 +72,7 @@ def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
     pipe.born_ns = k.realtime_ns()
     r, w = PipeEnd(pipe, False), PipeEnd(pipe, True)
     r.nonblock = w.nonblock = bool(flags & O_NONBLOCK)
-    cloexec = bool(flags & O_CLOEXEC)
-    fr = t.process.fds.install(r, cloexec=cloexec)
-    fw = t.process.fds.install(w, cloexec=cloexec)
-    t.process.mem.write(fds_addr, FD_PAIR.pack(fr, fw))
-    return 0
+    return install_pair(t, r, w, bool(flags & O_CLOEXEC), fds_addr)
 
 
 @syscall(22)

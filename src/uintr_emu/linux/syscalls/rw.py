@@ -23,6 +23,7 @@ UIO_MAXIOV = 1024
 SEEK_MAX = 4  # SEEK_HOLE
 MAX_RW_COUNT = 0x7FFF_F000  # INT_MAX & PAGE_MASK: the most one read or write moves
 IO_CHUNK = 1 << 24  # the most read from the host at once: a short read, which read(2) allows
+Iovec = list[tuple[int, int]]  # the (base, length) segments of a user iovec array
 
 
 def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
@@ -109,7 +110,7 @@ def sys_write(k: Kernel, t: Thread, fd: int, buf: int, count: int) -> int | obje
     return do_write(k, t, f, t.process.mem.read(buf, count))
 
 
-def import_iovec(mem: AddressSpace, iov: int, n: int) -> list[tuple[int, int]] | int:
+def import_iovec(mem: AddressSpace, iov: int, n: int) -> Iovec | int:
     """import_iovec: the (base, len) segments of a user iovec array, or -errno. More than
     UIO_MAXIOV entries is EINVAL; copy_iovec_from_user reads the entries in order (EFAULT)
     and refuses a len that is negative as an ssize_t (EINVAL); then each segment must lie in
@@ -139,7 +140,7 @@ def import_iovec(mem: AddressSpace, iov: int, n: int) -> list[tuple[int, int]] |
     return vecs
 
 
-def scatter(mem: AddressSpace, vecs: list[tuple[int, int]], data: bytes) -> None:
+def scatter(mem: AddressSpace, vecs: Iovec, data: bytes) -> None:
     """Copy `data` into the iovec segments in order, as far as it goes."""
     pos = 0
     for base, n in vecs:
@@ -148,7 +149,7 @@ def scatter(mem: AddressSpace, vecs: list[tuple[int, int]], data: bytes) -> None
         pos += len(chunk)
 
 
-def _iov_total(vecs: list[tuple[int, int]] | int) -> int:
+def _iov_total(vecs: Iovec | int) -> int:
     return 0 if isinstance(vecs, int) else sum(n for _, n in vecs)
 
 
