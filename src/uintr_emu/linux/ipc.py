@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import errno as E
+from .abi import POLLHUP, POLLIN, POLLOUT, U64
 from .control import BLOCK
 from .process import File, Wait
+from .signals import SIGPIPE, SigInfo
 
 if TYPE_CHECKING:
     from .kernel import Kernel
     from .process import Thread
 
-POLLIN, POLLOUT, POLLHUP = 1, 4, 16
 EVENTFD_MAX = 0xFFFF_FFFF_FFFF_FFFE
 SOCKET_CAPACITY = 212_992  # the default net.core.wmem_default
 
@@ -37,12 +37,12 @@ class EventFd(File):
         value = 1 if self.semaphore else self.counter
         self.counter -= value
         k.sched.notify(self)
-        return struct.pack("<Q", value)
+        return U64.pack(value)
 
     def write(self, k: Kernel, t: Thread, data: bytes) -> int | object:
         if len(data) < 8:
             return -E.EINVAL
-        value = struct.unpack_from("<Q", data)[0]
+        value = U64.unpack_from(data)[0]
         if value == 0xFFFF_FFFF_FFFF_FFFF:
             return -E.EINVAL
         if self.counter + value > EVENTFD_MAX:
@@ -103,8 +103,6 @@ class UnixSocket(File):
         return out, files
 
     def send(self, k: Kernel, t: Thread, data: bytes, files: list[File]) -> int | object:
-        from .signals import SIGPIPE, SigInfo
-
         peer = self.peer
         if peer is None or peer.closed:
             k.signals.send(t, SigInfo(SIGPIPE, 0, pid=t.process.pid))

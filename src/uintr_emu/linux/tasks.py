@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..engine import unicorn as eng
 from . import errno as E
 from . import signals as S
+from .abi import U32
 from .control import RESTART, GuestExit
 from .loader import LoadedProgram, LoadError, build_stack, load_elf
 from .mm import AddressSpace, GuestFault, OutOfMemory
@@ -30,7 +31,7 @@ def put_tid(mem: AddressSpace, addr: int, tid: int) -> None:
     for the child's), so the child exists and runs and clone returns its id."""
     if addr:
         try:
-            mem.write(addr, tid.to_bytes(4, "little"))
+            mem.write(addr, U32.pack(tid))
         except GuestFault:
             pass
 

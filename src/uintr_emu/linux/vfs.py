@@ -8,6 +8,7 @@ built, reaches a host file outside it (the way a chroot resolves paths).
 
 from __future__ import annotations
 
+import errno
 import os
 
 MAX_SYMLINKS = 40  # the kernel's limit on nested symlinks (ELOOP)
@@ -36,8 +37,6 @@ def resolve(root: str, path: str, *, follow_last: bool = True) -> str:
         if (todo or follow_last) and os.path.islink(host):
             links += 1
             if links > MAX_SYMLINKS:
-                import errno
-
                 raise PathError(errno.ELOOP)
             target = os.readlink(host)
             if target.startswith("/"):

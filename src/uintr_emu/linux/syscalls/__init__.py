@@ -20,7 +20,10 @@ class Syscall:
     fmt: dict[str, str]  # argument name -> "str" (print as string), "hex", "int"
 
 
-FAMILIES = ("mm", "thread", "futex", "fs", "time", "signal", "process", "misc", "uintr")
+FAMILIES = (
+    "mm", "thread", "futex", "paths", "open", "rw", "stat", "dirs", "pipes", "net", "eventfd",
+    "time", "signal", "process", "misc", "uintr",
+)  # fmt: skip
 
 
 def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -3,10 +3,10 @@ timeouts on the virtual clock (kernel/futex/)."""
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
+from ..abi import U32
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
@@ -34,7 +34,7 @@ def sys_futex(k: Kernel, t: Thread, uaddr: int, op: int, val: int, timeout: int,
         bitset = val3 & 0xFFFF_FFFF if cmd == FUTEX_WAIT_BITSET else FUTEX_BITSET_MATCH_ANY
         if bitset == 0:
             return -E.EINVAL
-        cur = struct.unpack("<I", p.mem.read(uaddr, 4))[0]
+        cur = U32.unpack(p.mem.read(uaddr, U32.size))[0]
         if cur != val:
             return -E.EAGAIN
         deadline = None
@@ -63,7 +63,7 @@ def sys_futex(k: Kernel, t: Thread, uaddr: int, op: int, val: int, timeout: int,
         return k.futexes.wake(p, uaddr, val, bitset)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if cmd == FUTEX_CMP_REQUEUE:
-            cur = struct.unpack("<I", p.mem.read(uaddr, 4))[0]
+            cur = U32.unpack(p.mem.read(uaddr, U32.size))[0]
             if cur != val3 & 0xFFFF_FFFF:
                 return -E.EAGAIN
         n_requeue = timeout & 0x7FFF_FFFF  # val2 travels in the timeout argument
@@ -84,9 +84,9 @@ def _wake_op(k: Kernel, t: Thread, uaddr: int, nr_wake: int, nr_wake2: int, uadd
     cmparg = encoded & 0xFFF
     if encoded >> 31 & 1:  # FUTEX_OP_OPARG_SHIFT
         oparg = 1 << (oparg & 31)
-    old = struct.unpack("<I", p.mem.read(uaddr2, 4))[0]
+    old = U32.unpack(p.mem.read(uaddr2, U32.size))[0]
     new = [oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg][op] if op < 5 else old
-    p.mem.write(uaddr2, struct.pack("<I", new & 0xFFFF_FFFF))
+    p.mem.write(uaddr2, U32.pack(new & 0xFFFF_FFFF))
     woken = k.futexes.wake(p, uaddr, nr_wake)
     s_old = old - (1 << 32) if old >> 31 else old
     ok = [s_old == cmparg, s_old != cmparg, s_old < cmparg, s_old <= cmparg, s_old > cmparg,

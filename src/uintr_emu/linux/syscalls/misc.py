@@ -1,11 +1,11 @@
-"""uname, prlimit64, getrandom, umask, sysinfo and other small calls."""
+"""uname, prlimit64, getrandom, sysinfo and other small calls."""
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
+from ..abi import RLIMIT64, SYSINFO, UTSNAME
 from . import syscall
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ RLIMITS = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 4096)}
 @syscall(63)
 def sys_uname(k: Kernel, t: Thread, buf: int) -> int:
     fields = [b"Linux", b"uintr-emu", b"6.0.0-uintr", b"#1 SMP uintr-emu", b"x86_64", b"(none)"]
-    t.process.mem.write(buf, b"".join(f.ljust(65, b"\0") for f in fields))
+    t.process.mem.write(buf, UTSNAME.pack(*fields))
     return 0
 
 
@@ -32,7 +32,7 @@ def sys_prlimit64(k: Kernel, t: Thread, pid: int, resource: int, new: int, old: 
         cur = RLIMITS.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
         if resource == RLIMIT_NPROC:  # Linux counts threads against it (getrlimit(2))
             cur = (k.opt.max_threads, k.opt.max_threads)
-        t.process.mem.write(old, struct.pack("<QQ", *cur))
+        t.process.mem.write(old, RLIMIT64.pack(*cur))
     return 0
 
 
@@ -50,22 +50,11 @@ def sys_getrandom(k: Kernel, t: Thread, buf: int, count: int, flags: int) -> int
     return count
 
 
-@syscall(95, mask="hex")
-def sys_umask(k: Kernel, t: Thread, mask: int) -> int:
-    # the guest's own (current->fs->umask), never the host's: S_IRWXUGO bits of an int
-    p = t.process
-    old, p.umask = p.umask, mask & 0o777
-    return old
-
-
 @syscall(99)
 def sys_sysinfo(k: Kernel, t: Thread, info: int) -> int:
     uptime = k.clock.monotonic_ns() // 1_000_000_000
-    # struct sysinfo: uptime, loads[3], totalram, freeram, sharedram, bufferram, totalswap,
-    # freeswap, procs, pad, totalhigh, freehigh, mem_unit
-    data = struct.pack("<q3Q6QHH4xQQI", uptime, 0, 0, 0, 24 << 30, 20 << 30, 0, 0, 0, 0,
-                       len(k.threads), 0, 0, 0, 1)  # fmt: skip
-    t.process.mem.write(info, data.ljust(112, b"\0"))
+    data = SYSINFO.pack(uptime, 0, 0, 0, 24 << 30, 20 << 30, 0, 0, 0, 0, len(k.threads), 0, 0, 0, 1)
+    t.process.mem.write(info, data)
     return 0
 
 

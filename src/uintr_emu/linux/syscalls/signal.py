@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from ...engine import unicorn as eng
 from .. import errno as E
 from .. import signals as S
+from ..abi import STACK_T, U64
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
@@ -44,9 +44,9 @@ def sys_rt_sigprocmask(k: Kernel, t: Thread, how: int, set: int, oldset: int, si
     if size != 8:
         return -E.EINVAL
     if oldset:
-        t.process.mem.write(oldset, struct.pack("<Q", t.sigmask))
+        t.process.mem.write(oldset, U64.pack(t.sigmask))
     if set:
-        new = struct.unpack("<Q", t.process.mem.read(set, 8))[0]
+        new = U64.unpack(t.process.mem.read(set, U64.size))[0]
         if how == SIG_BLOCK:
             t.sigmask |= new
         elif how == SIG_UNBLOCK:
@@ -66,7 +66,7 @@ def sys_rt_sigpending(k: Kernel, t: Thread, set: int, size: int) -> int:
     pending = 0
     for info in t.pending:
         pending |= S.bit(info.signo)
-    t.process.mem.write(set, struct.pack("<Q", pending)[:size])
+    t.process.mem.write(set, U64.pack(pending)[:size])
     return 0
 
 
@@ -74,7 +74,7 @@ def sys_rt_sigpending(k: Kernel, t: Thread, set: int, size: int) -> int:
 def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
     if size != 8:
         return -E.EINVAL
-    new = struct.unpack("<Q", t.process.mem.read(mask, 8))[0] & ~S.UNBLOCKABLE
+    new = U64.unpack(t.process.mem.read(mask, U64.size))[0] & ~S.UNBLOCKABLE
     t.saved_sigmask = t.sigmask
     t.sigmask = new
     if any(not new & S.bit(i.signo) for i in t.pending):
@@ -89,9 +89,9 @@ def sys_sigaltstack(k: Kernel, t: Thread, ss: int, old: int) -> int:
     rsp = t.process.engine.reg_read(eng.RSP)
     on = size and sp <= rsp < sp + size and not flags & S.SS_DISABLE
     if old:
-        t.process.mem.write(old, struct.pack("<QiiQ", sp, S.SS_ONSTACK if on else flags, 0, size))
+        t.process.mem.write(old, STACK_T.pack(sp, S.SS_ONSTACK if on else flags, 0, size))
     if ss:
-        nsp, nflags, _, nsize = struct.unpack("<QiiQ", t.process.mem.read(ss, 24))
+        nsp, nflags, _, nsize = STACK_T.unpack(t.process.mem.read(ss, STACK_T.size))
         if on:
             return -E.EPERM
         if nflags & ~(S.SS_DISABLE | 0x8000_0000):

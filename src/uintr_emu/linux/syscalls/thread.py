@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import struct
 from typing import TYPE_CHECKING
 
 from ...engine import unicorn as eng
 from .. import errno as E
+from ..abi import CLONE_ARGS
 from ..control import RESTART
 from ..tasks import put_tid
 from . import syscall
@@ -73,8 +73,8 @@ def sys_clone(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int
 def sys_clone3(k: Kernel, t: Thread, args: int, size: int) -> int:
     if size < 64:
         return -E.EINVAL
-    flags, _pidfd, ctid, ptid, _sig, stack, stack_size, tls = struct.unpack(
-        "<8Q", t.process.mem.read(args, 64)
+    flags, _pidfd, ctid, ptid, _sig, stack, stack_size, tls = CLONE_ARGS.unpack(
+        t.process.mem.read(args, CLONE_ARGS.size)
     )
     if stack and not stack_size:
         return -E.EINVAL

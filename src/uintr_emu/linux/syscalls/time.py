@@ -3,10 +3,10 @@ gettimeofday, time, clock_getres, nanosleep, clock_nanosleep."""
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
+from ..abi import ITIMERVAL, TIMESPEC, TIMEVAL
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
@@ -34,7 +34,7 @@ def ktime_set(sec: int, nsec: int) -> int:
 def read_timespec(t: Thread, addr: int) -> int | None:
     """A struct timespec timeout: None if invalid (EINVAL), else nanoseconds, saturated at
     KTIME_MAX like timespec64_to_ktime."""
-    sec, nsec = struct.unpack("<qq", t.process.mem.read(addr, 16))
+    sec, nsec = TIMESPEC.unpack(t.process.mem.read(addr, TIMESPEC.size))
     if sec < 0 or not 0 <= nsec < NSEC:
         return None
     return ktime_set(sec, nsec)
@@ -62,7 +62,7 @@ def clock_value(k: Kernel, t: Thread, clk: int) -> int | None:
 
 def _timespec(ns: int) -> bytes:
     ns = min(max(ns, 0), KTIME_MAX)  # a ktime_t never exceeds KTIME_MAX (ktime_to_timespec64)
-    return struct.pack("<qq", ns // NSEC, ns % NSEC)
+    return TIMESPEC.pack(ns // NSEC, ns % NSEC)
 
 
 @syscall(228, clk="int")
@@ -131,13 +131,13 @@ ITIMER_REAL = 0
 
 def _timeval(ns: int) -> bytes:
     ns = min(max(ns, 0), KTIME_MAX)
-    return struct.pack("<qq", ns // NSEC, ns // 1000 % 1_000_000)
+    return TIMEVAL.pack(ns // NSEC, ns // 1000 % 1_000_000)
 
 
 def _itimer_value(k: Kernel, t: Thread) -> bytes:
     cur = t.process.itimer
     if cur is None:
-        return bytes(32)
+        return bytes(ITIMERVAL.size)
     deadline, interval = cur
     return _timeval(interval) + _timeval(max(0, deadline - k.clock_ns()))
 
@@ -158,7 +158,7 @@ def sys_setitimer(k: Kernel, t: Thread, which: int, new: int, old: int) -> int:
     if old:
         t.process.mem.write(old, _itimer_value(k, t))
     if new:
-        isec, iusec, vsec, vusec = struct.unpack("<qqqq", t.process.mem.read(new, 32))
+        isec, iusec, vsec, vusec = ITIMERVAL.unpack(t.process.mem.read(new, ITIMERVAL.size))
         if not (0 <= iusec < 1_000_000 and 0 <= vusec < 1_000_000) or isec < 0 or vsec < 0:
             return -E.EINVAL
         value, interval = ktime_set(vsec, vusec * 1000), ktime_set(isec, iusec * 1000)
