@@ -263,14 +263,16 @@ class Trace:
 
 @dataclass
 class Bare:
-    """One engine, one address space, an N-CPU machine; ``cpu`` is the CPU under test."""
+    """One engine, one address space, an N-CPU machine; ``cpu`` is the CPU under test.
+    ``python_counters``: the engine counts with its Python callbacks (engine/counting.py)."""
 
     ncpus: int = 1
     features: CpuFeatures = field(default_factory=CpuFeatures)
     cr4_uintr: bool = True
+    python_counters: bool = False
 
     def __post_init__(self) -> None:
-        self.engine = eng.Engine()
+        self.engine = eng.Engine(python_counters=self.python_counters)
         self.machine = Machine(self.ncpus, self.features)
         self.mem = AddressSpace(self.engine)
         self.mem.map(CODE, CODE_SIZE, PROT_READ | PROT_EXEC, name="code")
