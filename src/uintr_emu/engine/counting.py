@@ -86,8 +86,9 @@ def slot(pc: int) -> int:
     return (pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)
 
 
-_HOOK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
-                            ctypes.c_void_p)  # fmt: skip
+#: A UC_HOOK_CODE / UC_HOOK_BLOCK callback: (uc, address, size, user_data).
+CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                           ctypes.c_void_p)  # fmt: skip
 _ENTRY_SIZE = ctypes.sizeof(BlockEntry)
 
 
@@ -121,7 +122,7 @@ def _python_counters(c: Counter) -> tuple[Any, Any]:
         c.last_size = size
         c.last_n = e.n
 
-    return _HOOK_CB(count_insn), _HOOK_CB(count_block)
+    return CODE_CB(count_insn), CODE_CB(count_block)
 
 
 _NATIVE = (native.address("uf_count_insn"), native.address("uf_count_block"))

@@ -24,8 +24,8 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
-from . import counting, native
-from .counting import MISS, NO_BLOCK, OVER, Counter, Counters
+from . import native
+from .counting import CODE_CB, MISS, NO_BLOCK, OVER, Counter, Counters, hook_order
 from .errors import EngineError
 from .replay import MEM_FETCH as MEM_FETCH
 from .replay import MEM_READ as MEM_READ
@@ -58,15 +58,11 @@ SYSCALL_REGS: tuple[int, ...] = (
 #: Exceptions that are faults (SDM Vol. 3 Table 6-1): RIP is the faulting instruction, which
 #: may be inside a block; the others (#DB traps, #BP, #OF, INT n) leave RIP after theirs.
 FAULT_VECTORS = frozenset({0, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21})
+
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p)
 _INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
-_CODE_CB = ctypes.CFUNCTYPE(
-    None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
-)
-
-
 _MEMFAULT_CB = ctypes.CFUNCTYPE(
     ctypes.c_bool,
     ctypes.c_void_p,
@@ -147,7 +143,7 @@ class Engine:
         # before the instruction runs and is recorded in `breakpoint_hit`; a hit at
         # `breakpoint_skip` is ignored once (resuming from a breakpoint address).
         self._breakpoints: dict[int, tuple[int, int]] = {}
-        self._breakpoint_cb = _CODE_CB(self._on_breakpoint)
+        self._breakpoint_cb = CODE_CB(self._on_breakpoint)
         self.breakpoint_hit: int | None = None
         self.breakpoint_skip: int | None = None
         self.stop_requested = False  # `stop()` was called during the last `run()`
@@ -348,7 +344,7 @@ class Engine:
         )  # fmt: skip
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"cannot set a breakpoint at {address:#x}: {UcError(status)}")
-        self._breakpoints[address] = (h.value, next(counting.hook_order))
+        self._breakpoints[address] = (h.value, next(hook_order))
         self.invalidate_code(address, 1)
 
     def remove_breakpoint(self, address: int) -> None:
