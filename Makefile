@@ -5,8 +5,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint bench clean
 
-# setup.py builds the native fast path (src/uintr_emu/native/fastpath.c) into the package.
-$(STAMP): pyproject.toml setup.py src/uintr_emu/native/fastpath.c
+# setup.py builds the native library (src/uintr_emu/native/*.c) into the package.
+$(STAMP): pyproject.toml setup.py $(wildcard src/uintr_emu/native/*.[ch])
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)

@@ -288,12 +288,15 @@ class Bare:
     ``fast_path``: the native fast path executes the UINTR instructions it can (as in the
     emulator), or (False) the Python model executes every one; None takes
     :attr:`default_fast_path`, which a test module may set for all its machines. ``traces``
-    records the instructions that reached the model (all of them without the fast path)."""
+    records the instructions that reached the model (all of them without the fast path).
+    ``python_counters``: the engine counts with its Python callbacks (engine/counting.py), not
+    the native library's."""
 
     ncpus: int = 1
     features: CpuFeatures = field(default_factory=CpuFeatures)
     cr4_uintr: bool = True
     fast_path: bool | None = None
+    python_counters: bool = False
     default_fast_path: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
@@ -302,7 +305,7 @@ class Bare:
         self.machine = Machine(self.ncpus, self.features, fast_path=self.fast_path)
         self.os = BareOs()
         self.machine.attach(self.os)
-        self.engine = e = self.machine.new_engine()
+        self.engine = e = self.machine.new_engine(python_counters=self.python_counters)
         self.mem = AddressSpace(e)
         self.mem.map(CODE, CODE_SIZE, PROT_READ | PROT_EXEC, name="code")
         self.mem.map(STACK, STACK_SIZE, PROT_READ | PROT_WRITE, name="stack")

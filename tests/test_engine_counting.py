@@ -1,13 +1,16 @@
 """Instruction counting on the engine: the per-block counter the scheduler slices with must give
-the same counts as the per-instruction one (engine/unicorn.py docstring), only with slices that
+the same counts as the per-instruction one (engine/counting.py docstring), only with slices that
 end at block boundaries.
 
-Snippets run on the bare CPU of tests/engine_harness.py; each test runs both counters.
+Snippets run on the bare CPU of tests/engine_harness.py; each test runs both counters, and
+each runs twice: with the counters of the native library and with their Python fallback
+(engine/counting.py), which must count alike.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -22,10 +25,24 @@ from engine_harness import (
     GuestMemoryFault,
     UnexpectedInterrupt,
 )
-from uintr_emu.engine import unicorn as eng
+from uintr_emu.engine import counting, native
 
 MODES = [pytest.param(True, id="precise"), pytest.param(False, id="blocks")]
 UNMAPPED = 0x9_0000  # nothing is mapped there (engine_harness memory layout)
+NewBare = Callable[[], Bare]
+
+
+@pytest.fixture(params=[False, True], ids=["library", "python"])
+def new_bare(request: pytest.FixtureRequest) -> NewBare:
+    """Makes bare CPUs whose engine counts with the library's or with the Python callbacks."""
+    python = request.param
+
+    def make() -> Bare:
+        bare = Bare(python_counters=python)
+        assert bare.engine._counters.python == (python or native.LIB is None)
+        return bare
+
+    return make
 
 
 def loop(n: int) -> Asm:
@@ -47,10 +64,10 @@ def run_slices(bare: Bare, limit: int, precise: bool) -> tuple[int, list[int]]:
 
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 100, 1000, 10**6])
-def test_block_counts_equal_instruction_counts_over_slices(limit: int) -> None:
+def test_block_counts_equal_instruction_counts_over_slices(new_bare: NewBare, limit: int) -> None:
     totals = {}
     for precise in (True, False):
-        bare = Bare()
+        bare = new_bare()
         bare.load(loop(500))
         total, counts = run_slices(bare, limit, precise)
         assert bare.reg(RAX) == bare.reg(RBX) == 500
@@ -62,9 +79,9 @@ def test_block_counts_equal_instruction_counts_over_slices(limit: int) -> None:
     assert totals[True] == totals[False] == 2 + 4 * 500
 
 
-def test_a_block_longer_than_the_slice_runs_whole() -> None:
+def test_a_block_longer_than_the_slice_runs_whole(new_bare: NewBare) -> None:
     """Progress: the first block of a run runs even when it alone exceeds the limit."""
-    bare = Bare()
+    bare = new_bare()
     a = Asm()
     for _ in range(20):
         a.inc(RAX)
@@ -74,8 +91,8 @@ def test_a_block_longer_than_the_slice_runs_whole() -> None:
     assert bare.engine.counter.count == 21  # 20 x inc, int3
 
 
-def test_a_slice_ends_at_the_last_block_boundary_within_the_limit() -> None:
-    bare = Bare()
+def test_a_slice_ends_at_the_last_block_boundary_within_the_limit(new_bare: NewBare) -> None:
+    bare = new_bare()
     bare.load(loop(100))
     bare.run(CODE, 13, precise=False)  # mov + top block: 1 + 4 (5), 9 -- and 13 fits exactly
     assert bare.engine.counter.count == 13
@@ -88,10 +105,12 @@ def test_a_slice_ends_at_the_last_block_boundary_within_the_limit() -> None:
 
 @pytest.mark.parametrize("precise", MODES)
 @pytest.mark.parametrize("at", [0, 1, 3])
-def test_a_fault_inside_a_block_counts_up_to_the_faulting_instruction(at: int, precise) -> None:
+def test_a_fault_inside_a_block_counts_up_to_the_faulting_instruction(
+    new_bare: NewBare, at: int, precise
+) -> None:
     """A memory fault ends a block early: the faulting instruction counts, the rest of the
     block does not (as the per-instruction counter sees it)."""
-    bare = Bare()
+    bare = new_bare()
     a = Asm()
     for _ in range(at):
         a.inc(RAX)
@@ -105,10 +124,10 @@ def test_a_fault_inside_a_block_counts_up_to_the_faulting_instruction(at: int, p
     assert bare.rip == CODE + 3 * at + 10
 
 
-def test_changed_code_is_counted_afresh() -> None:
+def test_changed_code_is_counted_afresh(new_bare: NewBare) -> None:
     """Same address, same block size, other instructions: the learnt count is dropped with the
     translation (invalidate_code), so the new block is counted right."""
-    bare = Bare()
+    bare = new_bare()
     bare.load(Asm().emit(b"\xff\xc0" * 4).int3())  # 4 x inc eax (2 bytes each)
     bare.run(CODE, 1000, precise=False)
     assert bare.engine.counter.count == 5
@@ -118,12 +137,14 @@ def test_changed_code_is_counted_afresh() -> None:
     assert bare.engine.counter.count == 3
 
 
-def test_blocks_sharing_a_table_slot_are_counted_exactly() -> None:
+def test_blocks_sharing_a_table_slot_are_counted_exactly(new_bare: NewBare) -> None:
     """Two blocks of one loop in the same direct-mapped slot evict each other on every
     iteration: slow, but every count is right."""
     first = CODE + 16
-    second = next(p for p in range(CODE + 0x100, CODE + 0xE000) if eng._slot(p) == eng._slot(first))
-    bare = Bare()
+    second = next(
+        p for p in range(CODE + 0x100, CODE + 0xE000) if counting.slot(p) == counting.slot(first)
+    )
+    bare = new_bare()
     n = 50
     bare.poke(CODE, Asm().mov_imm(RCX, n).bytes() + b"\xe9" + struct.pack("<i", first - CODE - 15))
     body = Asm(first).inc(RAX).bytes()
@@ -136,10 +157,10 @@ def test_blocks_sharing_a_table_slot_are_counted_exactly() -> None:
     assert total == 2 + n * 5 + 1  # mov, jmp; n x (inc, jmp, inc, dec, jnz); int3
 
 
-def test_switching_counters_keeps_counting() -> None:
+def test_switching_counters_keeps_counting(new_bare: NewBare) -> None:
     """set_counting flushes translated code: blocks translated under one counter are counted
     by the other after a switch."""
-    bare = Bare()
+    bare = new_bare()
     bare.load(loop(200))
     total = 0
     rip = CODE
@@ -154,10 +175,12 @@ def test_switching_counters_keeps_counting() -> None:
 
 
 @pytest.mark.parametrize("precise", MODES)
-def test_a_divide_error_inside_a_block_counts_the_faulting_instruction(precise) -> None:
+def test_a_divide_error_inside_a_block_counts_the_faulting_instruction(
+    new_bare: NewBare, precise
+) -> None:
     """#DE is a fault (SDM Vol. 3 Table 6-1): RIP stays at the div, which counts; the rest of
     its block does not run."""
-    bare = Bare()
+    bare = new_bare()
     a = Asm().inc(RAX).inc(RAX).emit(b"\x31\xc9")  # xor ecx, ecx
     a.emit(b"\x48\xf7\xf1").inc(RAX).int3()  # div rcx
     bare.load(a)
@@ -169,10 +192,12 @@ def test_a_divide_error_inside_a_block_counts_the_faulting_instruction(precise) 
 
 
 @pytest.mark.parametrize("precise", MODES)
-def test_breakpoints_and_single_steps_inside_a_block_count_exactly(precise) -> None:
+def test_breakpoints_and_single_steps_inside_a_block_count_exactly(
+    new_bare: NewBare, precise
+) -> None:
     """The debugger stops before a breakpoint's instruction and steps one instruction: the
     counts of the pieces add up to the count of the plain run."""
-    bare = Bare()
+    bare = new_bare()
     a = Asm()
     for _ in range(6):
         a.inc(RAX)
@@ -191,3 +216,25 @@ def test_breakpoints_and_single_steps_inside_a_block_count_exactly(precise) -> N
     bare.run(bare.rip, 1000, precise=precise)
     assert e.counter.count == 2  # inc, int3
     assert bare.reg(RAX) == 6
+
+
+STATE = ("count", "limit", "last_pc", "last_size", "last_n", "stop_why", "miss_size", "miss_pc")
+
+
+@pytest.mark.skipif(native.LIB is None, reason="native library not built")
+@pytest.mark.parametrize("precise", MODES)
+def test_python_counters_leave_the_state_of_the_native_ones(precise) -> None:
+    """The fallback is the C code step for step: after every slice (stopped at the limit, at a
+    block to learn, or by the int3) every field of the counter is the same."""
+    bares = [Bare(python_counters=python) for python in (False, True)]
+    for bare in bares:
+        bare.load(loop(30))
+    rips = [CODE, CODE]
+    while not bares[0].interrupts:
+        states = []
+        for i, bare in enumerate(bares):
+            bare.run(rips[i], 11, precise=precise)
+            rips[i] = bare.rip
+            states.append([getattr(bare.engine.counter, f) for f in STATE])
+        assert states[0] == states[1]
+    assert bares[0].interrupts == bares[1].interrupts == [3]

@@ -40,8 +40,8 @@ REGS = [*eng.GPR_IDS, eng.RIP, eng.RFLAGS, eng.FS_BASE, eng.GS_BASE]
 
 
 class Bench:
-    def __init__(self) -> None:
-        e = self.e = Engine()
+    def __init__(self, python_counters: bool = False) -> None:
+        e = self.e = Engine(python_counters=python_counters)
         uc = e.uc
         uc.mem_map(CODE, 0x1000, eng.PROT_R | eng.PROT_X)
         uc.mem_map(STACK, 0x10000, eng.PROT_R | eng.PROT_W)
@@ -182,10 +182,13 @@ def test_engine_runs_on_after_a_replay(bench: Bench) -> None:
     assert bench.faults[-1] == (eng.ucc.UC_MEM_READ_UNMAPPED, 0x10, 8)
 
 
+@pytest.mark.parametrize("python", [False, True], ids=["library", "python"])
 @pytest.mark.parametrize("precise", [False, True], ids=["per-block", "per-instruction"])
-def test_replay_keeps_the_instruction_counter(bench: Bench, precise: bool) -> None:
+def test_replay_keeps_the_instruction_counter(precise: bool, python: bool) -> None:
     """Neither counter stops the replay (the block counter stops at a block it has no count
-    for: the faulting instruction starts one), and the counter is as the run left it."""
+    for: the faulting instruction starts one), and the counter is as the run left it; also
+    with the Python counters, which read the table through the counter as the native ones."""
+    bench = Bench(python_counters=python)
     e = bench.e
     e.set_counting(True, precise=precise)
     e.uc.mem_write(CODE, bytes.fromhex("90" * 5 + MOV_RAX_RBX + INT3))

@@ -427,9 +427,10 @@ class Machine:
     def attach(self, os: OperatingSystem) -> None:
         self.os = os
 
-    def new_engine(self) -> eng.Engine:
-        """An engine (one address space) whose hooks are this machine's processors."""
-        e = eng.Engine()
+    def new_engine(self, *, python_counters: bool = False) -> eng.Engine:
+        """An engine (one address space) whose hooks are this machine's processors
+        (`python_counters`: engine/counting.py's fallback counters, for tests)."""
+        e = eng.Engine(python_counters=python_counters)
         e.on_syscall = self._on_syscall
         e.on_invalid = self._on_invalid
         e.on_interrupt = self._on_interrupt

@@ -1,10 +1,22 @@
-"""The native fast path (native/fastpath.c): loading it and one context per address space.
+"""The native library (native/*.c): loading it, and the UINTR fast path's context per engine.
 
-What it does and why: docs/performance.md, "The native fast path". In short, the engine's #UD
-hook is a C function that executes the common cases of the five UINTR instructions and of
-delivery on the shared UINTR state (`hw.uintr.NativeUnit`) and hands everything else, before
-changing anything, to the Python model. The library is built by `pip install` (setup.py);
-without it, or with UINTR_EMU_NATIVE=0 in the environment, the model executes everything.
+The library (`uintr_emu._fastpath`, built by `pip install`, setup.py) holds two things:
+- the UINTR fast path (fastpath.c; what it does and why: docs/performance.md, "The native fast
+  path"). In short, the engine's #UD hook is a C function that executes the common cases of the
+  five UINTR instructions and of delivery on the shared UINTR state (`hw.uintr.NativeUnit`) and
+  hands everything else, before changing anything, to the Python model;
+- the instruction counters (counter.c), installed by engine/counting.py.
+
+UINTR_EMU_NATIVE=0 in the environment turns the fast path off: the Python model then executes
+every UINTR instruction, which is what the variable is for (checking the model, comparing the
+two). It does not touch the counters: they are no model of anything, count the same either way,
+and come from the library whenever it is built, so that a run with the variable differs from one
+without only in who executes UINTR. Without the library (no C compiler at install) there is no
+fast path, and the counters are Python callbacks with the same logic (engine/counting.py): exact,
+only slower.
+
+`Page` and `Ctx` are `struct page` and `struct ctx` of native/shared.h; tests/test_native_layout.py
+checks that both sides lay them out alike.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ DELIVER_CB = ctypes.CFUNCTYPE(ctypes.c_bool)
 
 
 class Page(ctypes.Structure):
+    """`struct page` of native/shared.h: a user page the fast path may access."""
+
     _fields_ = [
         ("vpage", ctypes.c_uint64),
         ("host", ctypes.c_uint64),
@@ -42,7 +56,7 @@ class Page(ctypes.Structure):
 
 
 class Ctx(ctypes.Structure):
-    """`struct ctx` of fastpath.c."""
+    """`struct ctx` of native/shared.h: the fast path's view of one engine."""
 
     _fields_ = [
         ("unit", ctypes.c_void_p),
@@ -79,8 +93,6 @@ def _library_path() -> Path | None:
 
 
 def _load() -> ctypes.CDLL | None:
-    if os.environ.get("UINTR_EMU_NATIVE", "1") == "0":
-        return None
     path = _library_path()
     if path is None:
         return None
@@ -98,14 +110,26 @@ def _load() -> ctypes.CDLL | None:
     return lib
 
 
+#: The library, when it is built (also with UINTR_EMU_NATIVE=0: the counters use it).
 LIB: ctypes.CDLL | None = _load()
-HOOK_ADDRESS: int | None = (
-    ctypes.cast(LIB.uf_ud_hook, ctypes.c_void_p).value if LIB is not None else None
-)
+#: The fast path is used: the library is built and UINTR_EMU_NATIVE is not 0.
+FAST_PATH = LIB is not None and os.environ.get("UINTR_EMU_NATIVE", "1") != "0"
+
+
+def address(name: str) -> int | None:
+    """The address of the library's function `name`, None without the library."""
+    if LIB is None:
+        return None
+    return ctypes.cast(getattr(LIB, name), ctypes.c_void_p).value
+
+
+#: The native #UD hook, None without the fast path.
+HOOK_ADDRESS: int | None = address("uf_ud_hook") if FAST_PATH else None
 
 
 def available() -> bool:
-    return LIB is not None
+    """The UINTR fast path is in use (see the module docstring)."""
+    return FAST_PATH
 
 
 def raw_entry(function: Any) -> Any:
@@ -125,7 +149,7 @@ def notifier(unit: Any, buf: bytearray, base: int) -> Callable[[], int] | None:
     """Native notification processing for `unit` (a hw.uintr.UintrUnit) with kernel memory
     `buf` at guest address `base`: a call returns 0 when done, SLOW when the model must do it.
     None without the fast path."""
-    if LIB is None:
+    if not FAST_PATH or LIB is None:
         return None
     kmem = ctypes.c_void_p(buffer_address(buf))
     return functools.partial(raw_entry(LIB.uf_notify), unit.pointer, kmem, ctypes.c_uint64(base),

@@ -11,79 +11,13 @@
  * fault is always raised, and reported, by the model. Section numbers (§) refer to
  * ../shared/docs/uintr-architecture.md, as in the model.
  *
- * No libunicorn symbol is linked: the engine's functions and register ids arrive as pointers and
- * numbers in `struct ctx`, filled by engine/native.py.
+ * The structures shared with Python are in shared.h. No libunicorn symbol is linked: the engine's
+ * functions and register ids arrive as pointers and numbers in `struct ctx`, filled by
+ * engine/native.py.
  */
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
 
-typedef uint64_t u64;
-typedef uint32_t u32;
-typedef uint8_t u8;
-
-/* Must match hw/uintr.py UintrState / NativeUnit and engine/native.py _Ctx, _Page. */
-struct uintr_state {
-    u64 uirr, handler, stack_adjust, uitt_addr, upid_addr;
-    u32 uitt_size;
-    u8 uinv, uif, senduipi_enabled, pad;
-};
-
-struct unit {
-    struct uintr_state st;
-    u8 enabled;        /* CPUID.UINTR = 1 and CR4.UINTR = 1 */
-    u8 user_mode;      /* CPL = 3 */
-    u8 flexible_uiret; /* CPUID.(7,1):EDX[17] */
-    u8 traced;         /* the model reports events: every instruction goes to Python */
-    u8 ipi_arrived;    /* an interrupt waits in the local APIC: Python services it */
-    u8 pad[3];
-};
-
-enum { PERM_R = 1, PERM_W = 2 };
-#define NPAGES 16
-
-struct page {
-    u64 vpage; /* guest page number; ~0 = empty */
-    u64 host;  /* host address of the page */
-    u32 perms; /* PERM_R | PERM_W as the page's VMA allows */
-    u32 pad;
-};
-
-enum { REG_RIP, REG_RSP, REG_RFLAGS, NREGS };
-enum { S_CLUI, S_STUI, S_TESTUI, S_UIRET, S_SENDUIPI, S_DELIVER, S_SLOW, NSTATS };
-
-typedef int (*reg_fn)(void *uc, int regid, void *value);
-typedef int (*mem_read_fn)(void *uc, u64 address, void *bytes, u64 size);
-typedef bool (*slow_fn)(void *uc, void *user_data);
-typedef int (*post_fn)(u64 upid, u32 notify, u32 nv, u64 ndst);
-typedef bool (*deliver_fn)(void);
-typedef int (*emu_start_fn)(void *uc, u64 begin, u64 until, u64 timeout, size_t count);
-typedef int (*emu_stop_fn)(void *uc);
-typedef int (*context_fn)(void *uc, void *context);
-
-enum { POST_OK = 1, POST_STOP = 2 }; /* the post callback's result bits */
-
-struct ctx {
-    struct unit *unit; /* the CPU running this address space's thread; NULL: all to Python */
-    u8 *kmem;          /* kernel memory (UPIDs, UITTs): host buffer and guest address */
-    u64 kmem_base, kmem_size;
-    reg_fn reg_read, reg_write;
-    mem_read_fn mem_read;
-    emu_start_fn emu_start;
-    emu_stop_fn emu_stop;
-    context_fn context_save, context_restore;
-    slow_fn slow;         /* the Python #UD handler: executes the instruction with the model */
-    void *slow_data;
-    post_fn post;         /* after a native SENDUIPI: the IPI and the OS's part; POST_* bits */
-    deliver_fn deliver;   /* delivery the fast path cannot make (a fault, an unknown page) */
-    int regs[NREGS];      /* engine ids of RIP, RSP, RFLAGS */
-    int gprs[16];         /* engine ids of the GPRs in x86 encoding order */
-    struct page pages[NPAGES];
-    u32 next_page;
-    u32 pad;
-    u64 stats[NSTATS];
-};
+#include "shared.h"
 
 /* -- constants of the model (hw/uintr.py, hw/cpu.py) ------------------------------------- */
 
@@ -105,8 +39,6 @@ struct ctx {
 #define UPID_SN 2ull
 #define UPID_RESERVED 0xFF00FFFCull /* bits 15:2 and 31:24 */
 #define NUM_USER_VECTORS 64
-
-enum { SLOW = -1 };
 
 /* Canonical for 48-bit linear addresses: bits 63:47 all equal (§2). */
 static inline bool canonical(u64 a)

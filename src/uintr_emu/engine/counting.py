@@ -1,0 +1,278 @@
+"""Instruction counting for `Engine`: the two counters, the block table, and what `Engine.run`
+does when the block counter stops the engine.
+
+Slicing needs an instruction limit, and the virtual clock needs to know how many instructions a
+slice really ran, also when a hook stopped it early. Unicorn's own `count=` cannot say that, and
+any `UC_HOOK_CODE` hook makes the translator sync RIP and the lazy flags before every instruction
+(28% of a 4-thread run, docs/performance.md). So counting is done per translation block:
+`uf_count_block` (native/counter.c), installed as a `UC_HOOK_BLOCK` hook, looks the block's
+instruction count up in a direct-mapped table and adds it on entry. Counts stay exact:
+- a block whose count is not in the table stops the engine before it runs (the hook is called
+  before the block's first instruction); `Engine.run` asks Unicorn for the block's `icount`
+  (`ctl_request_cache`, `Counters.learn`), fills the entry and resumes;
+- a block that would pass the limit stops the engine before it runs, so a slice ends at a block
+  boundary at or below its limit (a block longer than a whole slice runs anyway: progress);
+- SYSCALL, a trapped #UD, INT n and HLT end their translation block, so a hook that stops the
+  engine never leaves a block half counted; a memory fault does, and `run` recounts the faulting
+  block up to and including the faulting instruction (`Counters.recount`), as per-instruction
+  counting would.
+The exact per-instruction counter (`uf_count_insn`, a `UC_HOOK_CODE` hook) is kept for the
+debugger (breakpoints and single steps land inside blocks), seeded runs and the last stretch of
+`--max-insns`. Both stop the engine synchronously with `uc_emu_stop` from inside the hook
+(unicorn-notes G14: never stop asynchronously). Changing hooks flushes translated code (G8), so
+callers switch rarely.
+
+Without the native library the same two functions run as Python callbacks (`_python_counters`):
+the same counts and stops, at Python speed (~1 µs per block, about 100x slower on counted code;
+there is no way to native code without a compiler or an executable page). `Counters(python=True)`
+picks them for tests.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from unicorn import Uc, UcError
+from unicorn import unicorn_const as ucc
+from unicorn import x86_const as x86
+from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
+
+from . import native
+from .errors import EngineError
+
+RIP = x86.UC_X86_REG_RIP
+U64 = 0xFFFF_FFFF_FFFF_FFFF
+
+MISS, OVER = 1, 2  # why the block counter stopped the engine: STOP_MISS, STOP_OVER of shared.h
+
+#: Entries of the block table (a power of two); 16 bytes each, one table per address space.
+BLOCK_TABLE_SIZE = 1 << 15
+NO_BLOCK = U64  # the pc of an emptied entry: no block starts there
+
+#: UC_HOOK_CODE hooks run in the order they were added: numbers drawn from this one sequence tell
+#: which of two such hooks (the per-instruction counter, a breakpoint) runs first.
+hook_order = itertools.count(1)
+
+
+class BlockEntry(ctypes.Structure):
+    """`struct block_entry` of native/shared.h: one slot of the block table."""
+
+    _fields_ = [("pc", ctypes.c_uint64), ("size", ctypes.c_uint32), ("n", ctypes.c_uint32)]
+
+
+class Counter(ctypes.Structure):
+    """`struct counter` of native/shared.h, shared by both counters (`count`, `limit` and `stop`
+    are all the per-instruction one uses)."""
+
+    _fields_ = [
+        ("count", ctypes.c_uint64),
+        ("limit", ctypes.c_uint64),
+        ("stop", ctypes.c_void_p),
+        ("last_pc", ctypes.c_uint64),
+        ("last_size", ctypes.c_uint32),
+        ("last_n", ctypes.c_uint32),
+        ("stop_why", ctypes.c_uint32),
+        ("miss_size", ctypes.c_uint32),
+        ("miss_pc", ctypes.c_uint64),
+        ("mask", ctypes.c_uint64),
+        ("table", ctypes.c_void_p),
+    ]
+
+
+def slot(pc: int) -> int:
+    """The block table entry of `pc`: uf_count_block's hash, `(pc ^ pc >> 12) & mask`."""
+    return (pc ^ (pc >> 12)) & (BLOCK_TABLE_SIZE - 1)
+
+
+#: A UC_HOOK_CODE / UC_HOOK_BLOCK callback: (uc, address, size, user_data).
+CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                           ctypes.c_void_p)  # fmt: skip
+_ENTRY_SIZE = ctypes.sizeof(BlockEntry)
+
+
+def _python_counters(c: Counter) -> tuple[Any, Any]:
+    """`uf_count_insn` and `uf_count_block` of native/counter.c as Python callbacks on `c`, for
+    an install without the library: the same steps, so the same counts and stops."""
+    stop = uclib.uc_emu_stop
+
+    def count_insn(uc: int, _address: int, _size: int, _data: int) -> None:
+        if c.count >= c.limit:
+            stop(uc)
+            return
+        c.count += 1
+
+    def count_block(uc: int, pc: int, size: int, _data: int) -> None:
+        # c.table, not a Python reference to the table: a fault replay swaps it.
+        e = BlockEntry.from_address(c.table + _ENTRY_SIZE * ((pc ^ pc >> 12) & c.mask))
+        if e.pc != pc or e.size != size:
+            c.stop_why = MISS
+            c.miss_size = size
+            c.miss_pc = pc
+            stop(uc)
+            return
+        count = (c.count + e.n) & U64
+        if count > c.limit:
+            c.stop_why = OVER
+            stop(uc)
+            return
+        c.count = count
+        c.last_pc = pc
+        c.last_size = size
+        c.last_n = e.n
+
+    return CODE_CB(count_insn), CODE_CB(count_block)
+
+
+_NATIVE = (native.address("uf_count_insn"), native.address("uf_count_block"))
+
+
+class Counters:
+    """The instruction counters of one engine (module docstring): the installed one, the block
+    table and what was learnt into it. `Engine.run` reads the counter's stop reason and calls
+    `learn`, `fit_first_block` and `recount`.
+
+    `reg_read` reads an engine register. `python`: use the Python callbacks even if the native
+    library is there (for tests; without the library they are used anyway).
+    """
+
+    def __init__(self, uc: Uc, reg_read: Callable[[int], int], *, python: bool = False) -> None:
+        self.uc = uc
+        self._handle = uc._uch
+        self._reg_read = reg_read
+        self.counter = Counter(0, 0, ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
+        insn, block = _NATIVE
+        self.python = python or insn is None or block is None
+        self._python_cbs: tuple[Any, Any] | None = None
+        if self.python:
+            self._python_cbs = _python_counters(self.counter)
+            insn, block = (ctypes.cast(cb, ctypes.c_void_p).value for cb in self._python_cbs)
+        self._callback = {True: insn, False: block}  # by `precise`
+        self.hook: int | None = None  # the installed counter's hook handle
+        self.precise = False  # the installed counter is the per-instruction one
+        self.order = 0  # its place in `hook_order`
+        self._table: ctypes.Array[BlockEntry] | None = None  # block pc -> instruction count
+        self._learned: dict[int, set[int]] = {}  # page -> block pcs in the table
+
+    @property
+    def per_block(self) -> bool:
+        return self.hook is not None and not self.precise
+
+    # --- installing -------------------------------------------------------------------
+
+    def set(self, on: bool, precise: bool = False) -> None:
+        """Install or remove the counter: per block, or per instruction (`precise`).
+        Changing it flushes translated code: call rarely."""
+        if on == (self.hook is not None) and (not on or precise == self.precise):
+            return
+        if self.hook is not None:
+            uclib.uc_hook_del(self._handle, self.hook)
+            self.hook = None
+        if on:
+            if precise:
+                htype = ucc.UC_HOOK_CODE
+            else:
+                htype = ucc.UC_HOOK_BLOCK
+                if self._table is None:
+                    self._table = (BlockEntry * BLOCK_TABLE_SIZE)()
+                    self.counter.table = ctypes.addressof(self._table)
+                    self.counter.mask = BLOCK_TABLE_SIZE - 1
+            h = uc_hook_h()
+            status = uclib.uc_hook_add(
+                self._handle, ctypes.byref(h), htype, ctypes.c_void_p(self._callback[precise]),
+                ctypes.byref(self.counter), ctypes.c_uint64(1), ctypes.c_uint64(0),
+            )  # fmt: skip
+            if status != ucc.UC_ERR_OK:
+                raise EngineError(f"cannot install the instruction counter: {UcError(status)}")
+            self.hook = h.value
+            self.precise = precise
+            self.order = next(hook_order)
+        # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
+        # does not flush on hook_add: without this, code translated while counting was off
+        # would stay uncounted (and never reach a slice limit).
+        self.uc.ctl_flush_tb()
+
+    # --- after the block counter stopped the engine (Engine.run) ---------------------
+
+    def learn(self, pc: int, size: int) -> None:
+        """Put the instruction count of the block at `pc` (as Unicorn translated it) in the
+        table; the slot's previous block, if any, is forgotten (it misses again next time)."""
+        assert self._table is not None
+        _pc, icount, _size = self.uc.ctl_request_cache(pc)
+        entry = self._table[slot(pc)]
+        if entry.size:
+            self._learned.get(entry.pc >> 12, set()).discard(entry.pc)
+        entry.pc, entry.size, entry.n = pc, size, icount
+        self._learned.setdefault(pc >> 12, set()).add(pc)
+
+    def fit_first_block(self) -> int | None:
+        """The first block of a run does not fit in what is left of the limit: raise the limit
+        to let it run whole (progress) and return RIP, where it starts; None if its count is
+        not known."""
+        assert self._table is not None
+        rip = self._reg_read(RIP)
+        entry = self._table[slot(rip)]
+        if entry.pc != rip or not entry.size:
+            return None
+        self.counter.limit = self.counter.count + entry.n
+        return rip
+
+    def recount(self, ran_current: bool) -> None:
+        """The engine stopped inside the block entered last, whose whole count was added on
+        entry: count it up to the instruction at RIP, and that one too if it began (a fault:
+        the per-instruction counter counts an instruction before it runs; a breakpoint or a
+        single step: it has not run). The block from RIP on ends where the entered block ends
+        (same code), unless the translator cut the entered one at its size limit: then the
+        whole block stays counted (deterministic, a few instructions high)."""
+        c = self.counter
+        rip = self._reg_read(RIP)
+        if not c.last_pc <= rip < c.last_pc + c.last_size:
+            return  # e.g. a fetch fault: the block that jumped there ran to its end
+        try:
+            _pc, rest, size = self.uc.ctl_request_cache(rip)
+        except UcError:
+            return
+        if rip + size == c.last_pc + c.last_size and rest <= c.last_n:
+            c.count -= rest - 1 if ran_current else rest
+
+    # --- outside runs -----------------------------------------------------------------
+
+    def forget(self, address: int, size: int) -> None:
+        """The code in [address, address + size) changed: drop the block counts learnt there."""
+        if not self._learned or self._table is None:
+            return
+        first, last = address >> 12, (address + size - 1) >> 12
+        if last - first < len(self._learned):
+            pages = [p for p in range(first, last + 1) if p in self._learned]
+        else:
+            pages = [p for p in self._learned if first <= p <= last]
+        for page in pages:
+            for pc in self._learned.pop(page):
+                entry = self._table[slot(pc)]
+                if entry.pc == pc:
+                    entry.pc, entry.size = NO_BLOCK, 0
+
+    @contextmanager
+    def suspended(self, rip: int) -> Iterator[None]:
+        """Neither counter stops the engine before the instruction at `rip` runs (a fault
+        replay): no limit, and for the block counter a one-entry table in which the block at
+        `rip` counts 0 (it stops at a block it has no entry for). Afterwards every field of the
+        counter is as it was."""
+        c = self.counter
+        saved = bytes(c)
+        c.limit = U64
+        one = (BlockEntry * 1)()
+        if self.per_block:
+            try:
+                _pc, _n, size = self.uc.ctl_request_cache(rip)
+            except UcError:
+                size = 0
+            one[0].pc, one[0].size, one[0].n = rip, size, 0
+            c.table, c.mask = ctypes.addressof(one), 0
+        try:
+            yield
+        finally:
+            ctypes.memmove(ctypes.addressof(c), saved, len(saved))

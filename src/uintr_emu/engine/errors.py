@@ -1,0 +1,17 @@
+"""The engine layer's own exception (a leaf module: every engine module raises it)."""
+
+from __future__ import annotations
+
+from unicorn import unicorn_const as ucc
+
+
+class EngineError(Exception):
+    """Unicorn refused an operation (bad mapping, corrupt state); a bug or bad guest input."""
+
+    def __init__(self, message: str, status: int = ucc.UC_ERR_OK) -> None:
+        super().__init__(message)
+        self.status = status  # Unicorn's uc_err
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.status == ucc.UC_ERR_NOMEM

@@ -1,0 +1,60 @@
+/*
+ * counter.c -- the engine's two instruction counters, as Unicorn hook callbacks
+ * (docs/architecture.md, "Counting instructions"; engine/counting.py installs them).
+ *
+ * Both run inside translated guest code, on every instruction or every block entered, so they do
+ * as little as possible: no call but the stop, which is the last thing they do (a tail call).
+ * They stop the engine from inside the hook, synchronously, before the instruction or block runs
+ * (unicorn-notes G14: an asynchronous stop can run a read-modify-write instruction twice).
+ * engine/counting.py has the same two functions in Python, for an install without a compiler.
+ */
+#include "shared.h"
+
+/*
+ * UC_HOOK_CODE, called before every instruction: count it, or stop before it if `limit`
+ * instructions have run. Exact at any instruction; used by the debugger and where a slice must
+ * be able to end inside a block (seeded runs, the last stretch before --max-insns).
+ */
+void uf_count_insn(void *uc, u64 address, u32 size, void *data)
+{
+    struct counter *c = data;
+    (void)address;
+    (void)size;
+    if (c->count >= c->limit) {
+        c->stop(uc);
+        return;
+    }
+    c->count++;
+}
+
+/*
+ * UC_HOOK_BLOCK, called before a translation block's first instruction with its address and size
+ * in bytes: add its instruction count, looked up in the direct-mapped table. The engine is
+ * stopped before the block runs when its count is not in the table (STOP_MISS: Engine.run learns
+ * it and resumes) or when it would take the count past `limit` (STOP_OVER: the slice ends at this
+ * block boundary). The size is compared too, so that a block retranslated shorter or longer at
+ * the same address is not counted with a stale count. `last_*` let Engine.run count a block that
+ * a fault or breakpoint cut short.
+ */
+void uf_count_block(void *uc, u64 pc, u32 size, void *data)
+{
+    struct counter *c = data;
+    const struct block_entry *e = &c->table[(pc ^ pc >> 12) & c->mask];
+    if (e->pc != pc || e->size != size) {
+        c->stop_why = STOP_MISS;
+        c->miss_size = size;
+        c->miss_pc = pc;
+        c->stop(uc);
+        return;
+    }
+    u64 count = c->count + e->n;
+    if (count > c->limit) {
+        c->stop_why = STOP_OVER;
+        c->stop(uc);
+        return;
+    }
+    c->count = count;
+    c->last_pc = pc;
+    c->last_size = size;
+    c->last_n = e->n;
+}
