@@ -16,7 +16,7 @@ import pytest
 
 from uintr_emu import traps
 from uintr_emu.engine import unicorn as eng
-from uintr_emu.engine.unicorn import Engine, UcError
+from uintr_emu.engine.unicorn import Engine, RunFault
 from uintr_emu.hw.cpu import is_canonical
 from uintr_emu.hw.faults import GeneralProtection, StackFault
 
@@ -60,7 +60,7 @@ class Bench:
     def _syscall(self) -> None:
         self.syscalls += 1
 
-    def run(self, code: str, **regs: int) -> UcError | None:
+    def run(self, code: str, **regs: int) -> RunFault | None:
         e = self.e
         e.uc.mem_write(CODE, bytes.fromhex(code + INT3))
         e.invalidate_code(CODE, 0x800)
@@ -69,7 +69,7 @@ class Bench:
             e.reg_write(getattr(X86, f"UC_X86_REG_{name.upper()}"), value)
         try:
             e.run(CODE, None)
-        except UcError as err:
+        except RunFault as err:
             return err
         return None
 
@@ -194,7 +194,7 @@ def test_replay_keeps_the_instruction_counter(precise: bool, python: bool) -> No
     e.uc.mem_write(CODE, bytes.fromhex("90" * 5 + MOV_RAX_RBX + INT3))
     e.invalidate_code(CODE, 0x100)
     e.reg_write(X86.UC_X86_REG_RBX, NC)
-    with pytest.raises(UcError):
+    with pytest.raises(RunFault):
         e.run(CODE, 6, 0)  # the limit is reached exactly at the faulting instruction
     assert e.counter.count == 6 and e.reg_read(eng.RIP) == CODE + 5
     counter = bytes(e.counter)

@@ -33,8 +33,6 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from unicorn import x86_const as x86
-
 from .engine import unicorn as eng
 from .linux import signals as S
 from .linux.control import GuestExit
@@ -78,31 +76,31 @@ _GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp") + tuple(
     f"r{i}" for i in range(8, 16)
 )
 _CORE: list[tuple[str, int, int | None, str, str]] = [
-    (n, 64, getattr(x86, f"UC_X86_REG_{n.upper()}"),
+    (n, 64, eng.register_id(n),
      "data_ptr" if n in ("rbp", "rsp") else "int64", "general")
     for n in _GPR_NAMES
 ]  # fmt: skip
 _CORE += [
-    ("rip", 64, x86.UC_X86_REG_RIP, "code_ptr", "general"),
-    ("eflags", 32, x86.UC_X86_REG_RFLAGS, "i386_eflags", "general"),
+    ("rip", 64, eng.register_id("rip"), "code_ptr", "general"),
+    ("eflags", 32, eng.register_id("rflags"), "i386_eflags", "general"),
 ]
 _CORE += [(s, 32, None, "int32", "general") for s in ("cs", "ss", "ds", "es", "fs", "gs")]
-_CORE += [(f"st{i}", 80, getattr(x86, f"UC_X86_REG_ST{i}"), "i387_ext", "float") for i in range(8)]
+_CORE += [(f"st{i}", 80, eng.register_id(f"st{i}"), "i387_ext", "float") for i in range(8)]
 _CORE += [
     (name, 32, reg, "int", "float")
     for name, reg in (
-        ("fctrl", x86.UC_X86_REG_FPCW), ("fstat", x86.UC_X86_REG_FPSW),
-        ("ftag", x86.UC_X86_REG_FPTAG), ("fiseg", x86.UC_X86_REG_FCS),
-        ("fioff", x86.UC_X86_REG_FIP), ("foseg", x86.UC_X86_REG_FDS),
-        ("fooff", x86.UC_X86_REG_FDP), ("fop", x86.UC_X86_REG_FOP),
+        ("fctrl", eng.register_id("fpcw")), ("fstat", eng.register_id("fpsw")),
+        ("ftag", eng.register_id("fptag")), ("fiseg", eng.register_id("fcs")),
+        ("fioff", eng.register_id("fip")), ("foseg", eng.register_id("fds")),
+        ("fooff", eng.register_id("fdp")), ("fop", eng.register_id("fop")),
     )
 ]  # fmt: skip
-_SSE = [(f"xmm{i}", 128, getattr(x86, f"UC_X86_REG_XMM{i}"), "vec128", "vector") for i in range(16)]
-_SSE.append(("mxcsr", 32, x86.UC_X86_REG_MXCSR, "i386_mxcsr", "vector"))
+_SSE = [(f"xmm{i}", 128, eng.register_id(f"xmm{i}"), "vec128", "vector") for i in range(16)]
+_SSE.append(("mxcsr", 32, eng.register_id("mxcsr"), "i386_mxcsr", "vector"))
 _LINUX = [("orig_rax", 64, None, "int", "system")]
 _SEGMENTS = [
-    ("fs_base", 64, x86.UC_X86_REG_FS_BASE, "int", "general"),
-    ("gs_base", 64, x86.UC_X86_REG_GS_BASE, "int", "general"),
+    ("fs_base", 64, eng.register_id("fs_base"), "int", "general"),
+    ("gs_base", 64, eng.register_id("gs_base"), "int", "general"),
 ]
 REGISTERS = _CORE + _SSE + _LINUX + _SEGMENTS
 REG_INDEX = {r[0]: i for i, r in enumerate(REGISTERS)}
@@ -736,7 +734,7 @@ class GdbStub:
         if reg is None:
             return  # selectors and orig_rax: fixed
         size = bits // 8
-        if reg == x86.UC_X86_REG_RFLAGS:  # eflags is 32 bits wide for gdb; keep the rest
+        if reg == eng.register_id("rflags"):  # eflags is 32 bits wide for gdb; keep the rest
             data = data[:4] + self._raw_reg(t, reg)[4:8]
             size = 8
         p = t.process

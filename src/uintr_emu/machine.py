@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from unicorn import UcError
-
 from . import traps
 from .engine import native
 from .engine import unicorn as eng
@@ -213,7 +211,7 @@ class Cpu:
         engine.set_fast_unit(self.uintr if m.fast_path else None)
         try:
             n = (runner or engine.run)(None, limit, start)
-        except UcError as err:
+        except eng.RunFault as err:
             n = engine.counter.count if limit is not None else 0
             if not self._fault_reported:
                 fault = traps.from_engine_error(engine, err)

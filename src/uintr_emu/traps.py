@@ -25,9 +25,6 @@ difference.
 
 from __future__ import annotations
 
-from unicorn import UcError
-from unicorn import unicorn_const as ucc
-
 from .engine import unicorn as eng
 from .hw.canonical import MAX_INSTRUCTION_LENGTH, noncanonical_fault
 from .hw.cpu import is_canonical
@@ -62,7 +59,7 @@ def from_interrupt(intno: int) -> ArchFault:
     return CpuException(intno, f"exception or INT {intno:#x}")
 
 
-def from_engine_error(e: eng.Engine, err: UcError) -> ArchFault:
+def from_engine_error(e: eng.Engine, err: eng.RunFault) -> ArchFault:
     """The exception that ended a run with `err` (no hook reported one)."""
     if e.mem_fault is not None:
         kind, address, _size, fault_rip = e.mem_fault
@@ -80,7 +77,7 @@ def from_engine_error(e: eng.Engine, err: UcError) -> ArchFault:
             protection=kind in eng.ACCESS_PROT_KINDS,
             user=True,
         )
-    if err.errno == ucc.UC_ERR_INSN_INVALID:
+    if err.invalid_instruction:
         return InvalidOpcode("the engine cannot execute this instruction")
     return GeneralProtection(f"the engine stopped: {err}")
 
@@ -111,7 +108,7 @@ def classify(e: eng.Engine, kind: int, reported: int, fault_rip: int) -> ArchFau
     if rip == fault_rip:
         try:
             replay = e.replay_fault(is_canonical)
-        except UcError:  # Unicorn refused a control: decide from the report
+        except eng.EngineError:  # Unicorn refused a control: decide from the report
             replay = None
     if replay is None:
         # No replay, or it saw no fault (it always should): judge by the report alone, which

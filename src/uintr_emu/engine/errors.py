@@ -15,3 +15,13 @@ class EngineError(Exception):
     @property
     def out_of_memory(self) -> bool:
         return self.status == ucc.UC_ERR_NOMEM
+
+
+class RunFault(EngineError):
+    """A run ended on an exception no hook consumed (`uc_emu_start` failed): the machine turns
+    it into the architecture's exception (traps.py)."""
+
+    @property
+    def invalid_instruction(self) -> bool:
+        """The engine could not execute an instruction (UC_ERR_INSN_INVALID)."""
+        return self.status == ucc.UC_ERR_INSN_INVALID

@@ -27,7 +27,7 @@ from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
 from . import native
 from .counting import CODE_CB, MISS, NO_BLOCK, OVER, Counter, Counters, hook_order
-from .errors import EngineError
+from .errors import EngineError, RunFault
 from .replay import MEM_FETCH as MEM_FETCH
 from .replay import MEM_READ as MEM_READ
 from .replay import MEM_WRITE as MEM_WRITE
@@ -399,7 +399,7 @@ class Engine:
         block boundary within `limit` (or after one block if even that does not fit). `steps`
         > 0 also stops after that many instructions (Unicorn's own count, for the debugger's
         single step; flushes translated code). Raises the exception of a failed callback, or
-        UcError for a fault no hook consumed.
+        RunFault for a fault no hook consumed.
         """
         c = self.counter
         if limit is not None:
@@ -457,7 +457,7 @@ class Engine:
             err, self.error = self.error, None
             raise err
         if status != ucc.UC_ERR_OK:
-            raise UcError(status)
+            raise RunFault(str(UcError(status)), status)
         return c.count if limit is not None else 0
 
     def stop(self) -> None:
@@ -488,8 +488,11 @@ class Engine:
         nothing faulted."""
         rip = self.reg_read(RIP)
         r = self._replayer
-        with self._isolated(rip, r.halt, r.mem_fault), self._counters.suspended(rip):
-            return r.replay(rip, canonical)
+        try:
+            with self._isolated(rip, r.halt, r.mem_fault), self._counters.suspended(rip):
+                return r.replay(rip, canonical)
+        except UcError as err:  # Unicorn refused a control of the replay
+            raise EngineError(f"fault replay: {err}", err.errno) from None
 
     @contextmanager
     def _isolated(
@@ -639,6 +642,11 @@ class Engine:
         block counts learnt there."""
         self.uc.ctl_remove_cache(address, address + size)
         self._counters.forget(address, size)
+
+
+def register_id(name: str) -> int:
+    """The engine's id of the x86 register `name` ("rip", "xmm0", "st7", "fpcw", ...)."""
+    return getattr(x86, f"UC_X86_REG_{name.upper()}")  # type: ignore[no-any-return]
 
 
 @functools.cache
