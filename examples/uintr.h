@@ -5,7 +5,7 @@
  *     gcc -O2 -static -muintr -mgeneral-regs-only -pthread prog.c            (uintr-next ABI)
  *     gcc -O2 -static -muintr -mgeneral-regs-only -pthread -DUINTR_ABI_RFC prog.c  (RFC v1 ABI)
  *
- * Two generations of the kernel interface exist (docs: uintr-architecture.md, section 10):
+ * Two generations of the kernel interface exist (docs/uintr.md §10):
  *
  *   RFC v1 (-DUINTR_ABI_RFC), syscalls 449-454:
  *     449 uintr_register_handler(handler, flags)   450 uintr_unregister_handler(flags)

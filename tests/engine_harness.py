@@ -214,7 +214,8 @@ def handler_code(base: int = HANDLER) -> bytes:
 
 
 def uitte(vector: int, upid: int, *, valid: bool = True, reserved: int = 0) -> tuple[int, int]:
-    """A UITT entry as its two qwords: V | UV << 8 | reserved bits, UPIDADDR (§5.1)."""
+    """A UITT entry as its two qwords: V | UV << 8 | reserved bits, UPIDADDR
+    (docs/uintr.md §5.1)."""
     return (int(valid) | (vector << 8) | reserved, upid)
 
 

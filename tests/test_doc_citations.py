@@ -18,14 +18,10 @@ import re
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "tests", "benchmarks", "docs", "examples", "README.md")
 TEXT_SUFFIXES = {".py", ".c", ".h", ".S", ".md", ".txt", ".toml"}
 SKIPPED_DIRS = {"__pycache__", "bin", "build", ".venv"}
-# Lists the old spellings on purpose; deleted once the citations are migrated.
-TEMPORARY = {"docs/CITATIONS-MIGRATION.md"}
 THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
 # Names of the external documents and the old spellings used to cite them.
@@ -67,7 +63,6 @@ def scanned_files() -> list[Path]:
                 f.is_file()
                 and f.suffix in TEXT_SUFFIXES
                 and not SKIPPED_DIRS.intersection(rel.parts)
-                and rel.as_posix() not in TEMPORARY
             ):
                 files.append(f)
     return files
@@ -168,7 +163,6 @@ def test_bare_sections_resolve() -> None:
     assert not bad, "bare section numbers without a heading:\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="citations migrated by the lead")
 def test_no_citation_leaves_the_repo() -> None:
     """Nothing cites ../shared/docs or the old names of the references (arch doc §n,
     unicorn-notes §n, uintr-architecture.md, ...); scripts/migrate_citations.py rewrites them."""

@@ -3,9 +3,9 @@
 Each test runs a few instruction bytes through the real path -- Unicorn raises #UD on a UINTR
 encoding, the native fast path or the hardware model executes it and writes RIP/RSP/RFLAGS
 back -- and checks registers, guest and kernel memory, and faults. The
-checks are the kvm-unit-tests UINTR checks (docs/uintr-architecture.md §14) plus the
+checks are the kvm-unit-tests UINTR checks (docs/uintr.md §14) plus the
 instruction rules of §6 and the delivery rules of §8. Test names end with the rule they cite:
-``arch_6_1`` = architecture doc §6.1, ``sdm_senduipi`` = the SDM SENDUIPI page, ``kvm`` =
+``arch_6_1`` = docs/uintr.md §6.1, ``sdm_senduipi`` = the SDM SENDUIPI page, ``kvm`` =
 kvm-unit-tests.
 
 The harness is tests/engine_harness.py (see its docstring for the memory layout).

@@ -1198,10 +1198,10 @@ def test_uintr_register_handler_address(abi, handler, harness) -> None:
     ],
 )
 def test_uintr_alt_stack_value(sp, size, adjust, on_cpu, harness) -> None:
-    """uintr_alt_stack programs UISTACKADJUST := (sp + size) | 1 in 64 bits (§17 #8). The
-    kernel validates nothing and writes the MSR with wrmsrl_safe: a non-canonical value's #GP
-    is swallowed, the MSR keeps its value (here 128) and the call returns 0. The same whether
-    the thread's state is on its CPU or saved."""
+    """uintr_alt_stack programs UISTACKADJUST := (sp + size) | 1 in 64 bits (docs/uintr.md §17 #8).
+    The kernel validates nothing and writes the MSR with wrmsrl_safe: a non-canonical value's #GP is
+    swallowed, the MSR keeps its value (here 128) and the call returns 0. The same whether the
+    thread's state is on its CPU or saved."""
     h = harness("next", rich=True)
     nr = uintr_nr(h.kernel, "alt_stack")
 

@@ -1,7 +1,7 @@
 """Helpers for the hardware-model tests (imported as ``hwmachine``; pytest puts tests/hw on
 sys.path). A tiny machine: N CPUs, an APIC bus and paged memory with a
 supervisor-only "kernel" region (UITT, UPIDs) and a user stack, as the Linux layer will set it up
-(architecture doc §5.2 emulator choice)."""
+(docs/uintr.md §5.2 emulator choice)."""
 
 from __future__ import annotations
 

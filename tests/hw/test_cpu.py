@@ -1,4 +1,5 @@
-"""CPU model: feature switches, CPUID answers, CR4.UINTR and canonical addresses (§1, §2)."""
+"""CPU model: feature switches, CPUID answers, CR4.UINTR and canonical addresses (docs/uintr.md §1,
+§2)."""
 
 from __future__ import annotations
 

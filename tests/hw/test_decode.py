@@ -1,4 +1,4 @@
-"""Decoder for the UINTR encodings (§6.2; SDM Vol.2 §2.1-2.2 prefixes and REX)."""
+"""Decoder for the UINTR encodings (docs/uintr.md §6.2; SDM Vol.2 §2.1-2.2 prefixes and REX)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""CLUI, STUI, TESTUI, UIRET and the common #UD rules of all five instructions (§6.1, §6.3,
-§6.4; SDM instruction pages)."""
+"""CLUI, STUI, TESTUI, UIRET and the common #UD rules of all five instructions (docs/uintr.md §6.1,
+§6.3, §6.4; SDM instruction pages)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""UINTR MSRs (§3, SDM "User-Interrupt MSRs") and XSAVE state component 14 (§4, SDM Vol.1
-§13.5.11)."""
+"""UINTR MSRs (docs/uintr.md §3, SDM "User-Interrupt MSRs") and XSAVE state component 14 (§4,
+SDM Vol.1 §13.5.11)."""
 
 from __future__ import annotations
 

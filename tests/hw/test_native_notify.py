@@ -1,5 +1,5 @@
 """Native notification processing (`uf_notify`, native/fastpath.c) against the Python model
-(`UintrUnit.process_notification`, §7), without the engine.
+(`UintrUnit.process_notification`, docs/uintr.md §7), without the engine.
 
 As for the other native functions (tests/hw/test_native.py): for any UPID contents, UIRR and
 UPIDADDR, the native call either leaves exactly the model's UPID bytes and UIRR, or says SLOW

@@ -1,4 +1,4 @@
-"""Notification identification and processing (§7), recognition and delivery (§8)."""
+"""Notification identification and processing (docs/uintr.md §7), recognition and delivery (§8)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""End-to-end hardware scenarios: the kvm-unit-tests UINTR checks of §14 ported to the model,
-plus cross-CPU flows (send -> IPI -> identification -> processing -> delivery -> UIRET)."""
+"""End-to-end hardware scenarios: the kvm-unit-tests UINTR checks of docs/uintr.md §14 ported to the
+model, plus cross-CPU flows (send -> IPI -> identification -> processing -> delivery -> UIRET)."""
 
 from __future__ import annotations
 

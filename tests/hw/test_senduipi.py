@@ -1,4 +1,4 @@
-"""SENDUIPI (§6.5, SDM SENDUIPI Operation; UITT entry §5.1, UPID §5.2)."""
+"""SENDUIPI (docs/uintr.md §6.5, SDM SENDUIPI Operation; UITT entry §5.1, UPID §5.2)."""
 
 from __future__ import annotations
 

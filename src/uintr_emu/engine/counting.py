@@ -19,8 +19,8 @@ instruction count up in a direct-mapped table and adds it on entry. Counts stay 
 The exact per-instruction counter (`uf_count_insn`, a `UC_HOOK_CODE` hook) is kept for the
 debugger (breakpoints and single steps land inside blocks), seeded runs and the last stretch of
 `--max-insns`. Both stop the engine synchronously with `uc_emu_stop` from inside the hook
-(unicorn-notes G14: never stop asynchronously). Changing hooks flushes translated code (G8), so
-callers switch rarely.
+(docs/engine-notes.md G14: never stop asynchronously). Changing hooks flushes translated code
+(docs/engine-notes.md G8), so callers switch rarely.
 
 Without the native library the same two functions run as Python callbacks (`_python_counters`):
 the same counts and stops, at Python speed (~1 µs per block, about 100x slower on counted code;

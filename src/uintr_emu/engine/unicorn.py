@@ -2,10 +2,10 @@
 
 One `Engine` is one address space (one guest process): one `Uc` instance whose hooks are
 installed once, plus fast register access through direct ctypes calls into libunicorn (the
-binding's `reg_read` costs ~2.2 µs, the direct call ~0.7 µs; unicorn-notes §5.3). Two parts live
-in their own modules: instruction counting (engine/counting.py, `Counters`) and the replay of a
-faulting instruction (engine/replay.py, `FaultReplayer`); the UINTR fast path is
-engine/native.py. Only the engine package touches Unicorn.
+binding's `reg_read` costs ~2.2 µs, the direct call ~0.7 µs; docs/engine-notes.md §5.3). Two parts
+live in their own modules: instruction counting (engine/counting.py, `Counters`) and the replay of a
+faulting instruction (engine/replay.py, `FaultReplayer`); the UINTR fast path is engine/native.py.
+Only the engine package touches Unicorn.
 
 Two private details of the Python binding are used, hence the `unicorn==2.1.4` pin:
 `unicorn.unicorn_py3.unicorn.uclib` (the loaded library) and `Uc._uch` (the engine handle).
@@ -93,15 +93,15 @@ class Engine:
 
     The owner sets the callbacks (`on_syscall`, `on_invalid`, `on_interrupt`, `on_mem_fault`,
     `on_cpuid`) before running. An exception raised by a callback stops the engine and is
-    re-raised by `run()` (unicorn-notes G6: the binding would otherwise swallow it).
+    re-raised by `run()` (docs/engine-notes.md G6: the binding would otherwise swallow it).
     """
 
     def __init__(self, *, python_counters: bool = False) -> None:
         """`python_counters`: count with the Python callbacks even if the native library is
         there (engine/counting.py; for tests)."""
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
-        # Haswell: the richest model TCG really implements, with a sane CR4 (unicorn-notes §10).
-        # Must be the first call after Uc().
+        # Haswell: the richest model TCG really implements, with a sane CR4
+        # (docs/engine-notes.md §10). Must be the first call after Uc().
         self.uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
         self.handle = self.uc._uch
         self.error: BaseException | None = None
@@ -162,7 +162,9 @@ class Engine:
         self._replay_ctx: Any = None  # the registers saved around a replay
 
         cr4 = self.reg_read(CR4)
-        if cr4 == 0:  # G11: models without OSFXSR/OSXMMEXCPT would #UD on the first SSE insn.
+        # docs/engine-notes.md G11: models without OSFXSR/OSXMMEXCPT would #UD on the first SSE
+        # insn.
+        if cr4 == 0:
             self.reg_write(CR4, 0x600)
         self._install_hooks()
 
@@ -461,7 +463,8 @@ class Engine:
         return c.count if limit is not None else 0
 
     def stop(self) -> None:
-        """Stop the engine; only ever called from inside a hook (synchronous, G14)."""
+        """Stop the engine; only ever called from inside a hook (synchronous,
+        docs/engine-notes.md G14)."""
         self.stop_requested = True
         if self._defer_stop:
             self._stop_deferred = True  # the native hook stops the engine on its way out
@@ -474,7 +477,7 @@ class Engine:
         uclib.uc_emu_stop(self.handle)
 
     def stop_async(self) -> None:
-        """Stop the engine from another host thread (the watchdog; unicorn-notes G14)."""
+        """Stop the engine from another host thread (the watchdog; docs/engine-notes.md G14)."""
         self.stop_requested = True
         uclib.uc_emu_stop(self.handle)
 
@@ -638,8 +641,8 @@ class Engine:
             native.forget_pages(self.fast)
 
     def invalidate_code(self, address: int, size: int) -> None:
-        """Drop translations of a range whose bytes changed behind the engine (G13), and the
-        block counts learnt there."""
+        """Drop translations of a range whose bytes changed behind the engine
+        (docs/engine-notes.md G13), and the block counts learnt there."""
         self.uc.ctl_remove_cache(address, address + size)
         self._counters.forget(address, size)
 

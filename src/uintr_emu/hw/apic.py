@@ -33,7 +33,7 @@ class LocalApic:
 
     def __init__(self, apic_id: int, x2apic: bool = True) -> None:
         self.apic_id = apic_id
-        # The machine's APICs run in x2APIC mode (architecture doc §5.2, emulator choice).
+        # The machine's APICs run in x2APIC mode (docs/uintr.md §5.2, emulator choice).
         self.x2apic = x2apic
         self.irr = 0  # bit v: vector v requested
         self.isr = 0  # bit v: vector v in service

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 # CR4 bits (SDM Vol.3 §2.5 "Control Registers").
 CR4_PKE = 1 << 22  # must stay 0 under Unicorn: with PKE=1 CLUI/STUI run as RDPKRU/WRPKRU
-CR4_UINTR = 1 << 25  # architecture doc §1: enables delivery, identification and the 5 instructions
+CR4_UINTR = 1 << 25  # docs/uintr.md §1: enables delivery, identification and the 5 instructions
 
-# IA32_XSS bit of the UINTR supervisor state component (architecture doc §4).
+# IA32_XSS bit of the UINTR supervisor state component (docs/uintr.md §4).
 XSS_UINTR = 1 << 14
 XSTATE_UINTR_COMPONENT = 14
 XSTATE_UINTR_SIZE = 48
@@ -31,7 +31,7 @@ RFLAGS_IF = 1 << 9
 RFLAGS_OF = 1 << 11
 RFLAGS_RF = 1 << 16
 
-# Canonical for the maximum linear-address width, 48 bits (architecture doc §2, emulator choice):
+# Canonical for the maximum linear-address width, 48 bits (docs/uintr.md §2, emulator choice):
 # bits 63:47 all equal.
 LINEAR_ADDRESS_BITS = 48
 _CANON_SHIFT = LINEAR_ADDRESS_BITS - 1
@@ -51,7 +51,7 @@ _FEATURE_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
 @dataclass(frozen=True, slots=True)
 class CpuFeatures:
-    """Feature switches of the CPU model (architecture doc §1, emulator choice).
+    """Feature switches of the CPU model (docs/uintr.md §1, emulator choice).
 
     ``uintr``: CPUID.(7,0):EDX[5]; without it CR4.UINTR cannot be set, the five instructions #UD and
     the UINTR MSRs #GP. ``flexible_uiret``: CPUID.(7,1):EDX[17], UIRET loads UIF from bit 1 of the
@@ -146,8 +146,8 @@ def cpuid_adjust(
     """Turn the engine's own CPUID answer for (leaf, subleaf) into the guest-visible one.
 
     UINTR bits follow ``features``; AVX, FMA, F16C, AVX2 and the AVX-512 family are never
-    advertised (Unicorn cannot run VEX-256/EVEX code and mis-emulates VEX-128; see the Unicorn
-    notes §10), nor are their XSAVE components.
+    advertised (Unicorn cannot run VEX-256/EVEX code and mis-emulates VEX-128; see
+    docs/engine-notes.md §10), nor are their XSAVE components.
     """
     uintr = features.uintr
     if leaf == 1:

@@ -1,4 +1,4 @@
-"""Decoder for the five UINTR instructions (architecture doc §6.2), in 64-bit mode.
+"""Decoder for the five UINTR instructions (docs/uintr.md §6.2), in 64-bit mode.
 
 The engine raises #UD for every UINTR encoding; the hook hands the bytes at RIP to :func:`decode`.
 It returns a :class:`Decoded` record for a UINTR instruction, None for anything else (the caller

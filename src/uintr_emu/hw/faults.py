@@ -1,7 +1,7 @@
 """Architectural faults raised by the hardware model.
 
 A fault is a value that leaves the hardware layer: the engine hook (or the Linux layer) catches it
-and turns it into what the processor would do next, e.g. a signal (architecture doc §12). Every
+and turns it into what the processor would do next, e.g. a signal (docs/uintr.md §12). Every
 fault carries the vector, its mnemonic, the error code pushed by the processor (0 where the
 exception has none) and ``rule``: a one-line message naming the architectural rule that failed.
 """

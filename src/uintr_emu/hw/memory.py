@@ -2,7 +2,7 @@
 
 The hardware model never touches the engine directly: it reads and writes linear addresses through
 the :class:`Memory` protocol. Each access says whether it is a *supervisor* access (SENDUIPI's UITT
-and UPID accesses and notification processing, architecture doc §6.5/§7, are supervisor accesses
+and UPID accesses and notification processing, docs/uintr.md §6.5/§7, are supervisor accesses
 whatever the CPL) or a *user* access (the delivery pushes and the UIRET pops at CPL3, §6.4/§8).
 
 Paging rules modelled (SDM Vol.3 §4.6 "Access Rights"), with CR0.WP = 1 as Linux sets it:

@@ -2,7 +2,7 @@
 instructions, notification processing, recognition and delivery.
 
 Rules are those of the SDM ("User Interrupts" chapter and the CLUI/STUI/TESTUI/UIRET/SENDUIPI
-instruction pages) as restated in docs/uintr-architecture.md (cited as §n). Where the SDM is
+instruction pages) as restated in docs/uintr.md (cited as §n). Where the SDM is
 silent the code follows Bochs ``cpu/uintr.cc`` and says so.
 
 The engine calls these functions from its hooks, so the hot paths (instructions, notification,
@@ -388,8 +388,9 @@ class UintrUnit:
         notification no longer touches the saved UIRR. Not gated by CR4.UINTR.
 
         None when the component is in its initial configuration (every field 0, UIF too):
-        XSAVES then writes XSTATE_BV[14] = 0 and no image (the init optimization, SDM Vol.1
-        §13.6 "Processor Tracking of XSAVE-Managed State" and §13.11 "Operation of XSAVES")."""
+        XSAVES then writes XSTATE_BV[14] = 0 and no image (the init optimization: SDM Vol.1
+        §13.6 "Processor Tracking of XSAVE-Managed State", SDM Vol.1 §13.11 "Operation of
+        XSAVES")."""
         self._check_xss("XSAVES")
         st = self.state
         ev = self._events

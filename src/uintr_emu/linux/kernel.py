@@ -6,12 +6,12 @@ entropy, tasks (tasks.py: spawn, fork, exec, exit), signals (signaling.py), fute
 the UINTR support (uintr.py), the system calls (syscalls/) and --strace (strace.py).
 
 The run loop follows docs/engine-notes.md §6: one host thread, one engine run at a time (so
-guest LOCK instructions are atomic by construction, G1); hooks act on the instruction they trap
-and stop the engine synchronously (G14); the loop does everything else. Like QEMU's cpu_loop,
-a CPU's turn is: the way back to user mode (`exit_to_user`), a run of user code until a trap,
-and the trap's handling. A system call is handled inside its hook (a stop and restart of the
-engine would cost more than the call), but through the same `exit_to_user`; context switches
-happen only in the loop (sched.py).
+guest LOCK instructions are atomic by construction, docs/engine-notes.md G1); hooks act on the
+instruction they trap and stop the engine synchronously (docs/engine-notes.md G14); the loop does
+everything else. Like QEMU's cpu_loop, a CPU's turn is: the way back to user mode (`exit_to_user`),
+a run of user code until a trap, and the trap's handling. A system call is handled inside its hook
+(a stop and restart of the engine would cost more than the call), but through the same
+`exit_to_user`; context switches happen only in the loop (sched.py).
 """
 
 from __future__ import annotations
@@ -251,8 +251,8 @@ class Kernel:
                 watchdog.cancel()
 
     def _on_timeout(self) -> None:
-        # The only asynchronous stop: the guest is being killed, so G14's double execution of
-        # the interrupted instruction cannot be observed.
+        # The only asynchronous stop: the guest is being killed, so docs/engine-notes.md G14's
+        # double execution of the interrupted instruction cannot be observed.
         self.timed_out.set()
         for p in list(self.processes.values()):
             p.engine.stop_async()

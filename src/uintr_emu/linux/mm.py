@@ -2,8 +2,8 @@
 
 Every guest mapping is a slice of a Python-owned anonymous host `mmap`, given to Unicorn with
 `mem_map_ptr`. Splitting such regions (partial munmap/mprotect) is cheap, unlike `mem_map`
-regions, which Unicorn splits by copying (unicorn-notes G4). Protections are tracked here too,
-so accesses made on the guest's behalf (syscall arguments, UINTR frame pushes) fault exactly
+regions, which Unicorn splits by copying (docs/engine-notes.md G4). Protections are tracked here
+too, so accesses made on the guest's behalf (syscall arguments, UINTR frame pushes) fault exactly
 like the guest's own accesses.
 """
 

@@ -5,7 +5,7 @@
  * Both run inside translated guest code, on every instruction or every block entered, so they do
  * as little as possible: no call but the stop, which is the last thing they do (a tail call).
  * They stop the engine from inside the hook, synchronously, before the instruction or block runs
- * (unicorn-notes G14: an asynchronous stop can run a read-modify-write instruction twice).
+ * (docs/engine-notes.md G14: an asynchronous stop can run a read-modify-write instruction twice).
  * engine/counting.py has the same two functions in Python, for an install without a compiler.
  */
 #include "shared.h"

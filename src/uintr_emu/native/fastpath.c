@@ -9,7 +9,7 @@
  * else -- a fault, memory it cannot reach, tracing, an IPI waiting in the APIC -- is handed back
  * *before any state changes*, and the Python model executes the instruction from the start; so a
  * fault is always raised, and reported, by the model. Section numbers (§) refer to
- * ../shared/docs/uintr-architecture.md, as in the model.
+ * docs/uintr.md, as in the model.
  *
  * The structures shared with Python are in shared.h. No libunicorn symbol is linked: the engine's
  * functions and register ids arrive as pointers and numbers in `struct ctx`, filled by
