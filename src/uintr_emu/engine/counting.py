@@ -193,7 +193,7 @@ class Counters:
         # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
         # does not flush on hook_add: without this, code translated while counting was off
         # would stay uncounted (and never reach a slice limit).
-        self.uc.ctl_flush_tb()
+        self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
 
     # --- after the block counter stopped the engine (Engine.run) ---------------------
 

@@ -105,18 +105,18 @@ class FaultReplayer:
         )  # fmt: skip
         try:
             if status == ucc.UC_ERR_OK:
-                self.uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
+                self.uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]  # (not in the hints)
                 self._flush_tlb()  # every access of the replay goes through the fill hook
                 uclib.uc_emu_start(self._handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, 0)
         finally:
-            self.uc.ctl_set_tlb_mode(ucc.UC_TLB_CPU)
+            self.uc.ctl_set_tlb_mode(ucc.UC_TLB_CPU)  # type: ignore[attr-defined]  # (not in the hints)
             self._flush_tlb()
             if status == ucc.UC_ERR_OK:
                 uclib.uc_hook_del(self._handle, hook.value)
             self._canonical = None
         return self._first
 
-    def halt(self, *_args: Any) -> bool:
+    def halt(self, *_args: Any) -> Any:
         """The engine's callbacks during a replay: whatever else happens ends it."""
         uclib.uc_emu_stop(self._handle)
         return False

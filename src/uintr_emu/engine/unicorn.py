@@ -412,7 +412,7 @@ class Engine:
         self.fault_stop = False
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
-            self.uc.ctl_flush_tb()
+            self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
         # What the block counter's stops mean (engine/counting.py). This loop runs once per
         # slice, so the usual stops (at the limit, or by a hook) cost a field read or two.
         counters = self._counters
@@ -432,13 +432,14 @@ class Engine:
                 break
             why = c.stop_why
             if why == MISS and status == ucc.UC_ERR_OK and self.error is None:
-                rip = c.miss_pc  # a block not yet in the table: it has not run
-                if rip == missed:  # learnt, and still a miss: Unicorn and we disagree
+                miss: int = c.miss_pc  # a block not yet in the table: it has not run
+                rip = miss
+                if miss == missed:  # learnt, and still a miss: Unicorn and we disagree
                     self.set_counting(True, precise=True)
                     blocks = False
                 else:
-                    counters.learn(rip, c.miss_size)
-                    missed = rip
+                    counters.learn(miss, c.miss_size)
+                    missed = miss
                 continue
             if why == OVER:
                 if c.count == progress and not self.stop_requested:
@@ -499,7 +500,7 @@ class Engine:
 
     @contextmanager
     def _isolated(
-        self, rip: int, halt: Callable[..., bool], mem_fault: Callable[[int, int, int], None]
+        self, rip: int, halt: Callable[..., Any], mem_fault: Callable[[int, int, int], None]
     ) -> Iterator[None]:
         """For a run of the instruction at `rip` that must change nothing outside itself: the
         syscall, #UD, interrupt and CPUID callbacks are `halt` (every #UD reaches it: no fast

@@ -51,7 +51,8 @@ class Memory(Protocol):
 
 def read_u64(mem: Memory, addr: int, supervisor: bool) -> int:
     """Read a little-endian qword."""
-    return _U64.unpack(mem.read(addr, 8, supervisor=supervisor))[0]
+    value: int = _U64.unpack(mem.read(addr, 8, supervisor=supervisor))[0]
+    return value
 
 
 def write_u64(mem: Memory, addr: int, value: int, supervisor: bool) -> None:

@@ -105,6 +105,17 @@ class UintrState(ctypes.Structure):
     of the state. Construct with keywords; ``==`` compares the fields.
     """
 
+    # What ctypes gives for each field (for the type checker; `_fields_` makes them).
+    uirr: int
+    handler: int
+    stack_adjust: int
+    uitt_addr: int
+    upid_addr: int
+    uitt_size: int
+    uinv: int
+    uif: bool
+    senduipi_enabled: bool
+
     _fields_ = [
         ("uirr", ctypes.c_uint64),
         ("handler", ctypes.c_uint64),
@@ -266,7 +277,7 @@ class UintrUnit:
         # Set by the machine when the native fast path is there: notification processing on a
         # UPID in kernel memory, in C; returns 0 if done, else the model does it.
         self.fast_notification: Callable[[], int] | None = None
-        self.state = self.native.state
+        self.state: UintrState = self.native.state
         self._user_mode = True
         self._events: EventSink | None = None
         self._cr4 = 0
@@ -560,6 +571,8 @@ class UintrUnit:
         if high != 0 and high != _CANON_HIGH:
             raise GeneralProtection(f"SENDUIPI: UITT entry address {entry_addr:#x} not canonical")
         mem = self.mem
+        entry: int
+        upid_addr: int
         entry, upid_addr = _QQ.unpack(mem.read(entry_addr, 16, supervisor=True))
         # IF UITTE.V = 0 or UITTE sets a reserved bit THEN #GP(0). All are #GP(0); the order of
         # the checks (V, reserved, UV, alignment) follows Bochs SENDUIPI_Eq.
