@@ -300,17 +300,18 @@ class Cpu:
         if notify:
             self.uintr.send_notification(nv, ndst)
         if self.ipi_arrived:
-            try:
-                self.deliver_pending(e)
-            except ArchFault as f:
-                self._report(f, stop=False)
-                return False
+            return self._in_hook(self.deliver_pending, e)
         return True
 
     def deliver_after(self, e: eng.Engine) -> bool:
         """After a native STUI or UIRET: the delivery the fast path left to the model."""
+        return self._in_hook(self.deliver_model, e)
+
+    def _in_hook(self, step: Callable[[eng.Engine], object], e: eng.Engine) -> bool:
+        """`step(e)` inside the #UD hook; the hook's result: False (the run stops) when the
+        step raised an exception, which goes to the OS."""
         try:
-            self.deliver_model(e)
+            step(e)
         except ArchFault as f:
             self._report(f, stop=False)
             return False
