@@ -168,7 +168,10 @@ def sys_ioctl(k: Kernel, t: Thread, fd: int, req: int, arg: int) -> int:
     if req in (TCGETS, TIOCGWINSZ):
         if not isinstance(f, HostFile) or not os.isatty(f.fd):
             return -E.ENOTTY
-        size = 60 if req == TCGETS else 8
+        # The kernel's struct termios (include/uapi/asm-generic/termbits.h: four tcflag_t,
+        # c_line, c_cc[19]) is 36 bytes, struct winsize 8. (glibc's own struct termios, 60
+        # bytes, is filled from the kernel's: writing 60 would overrun its caller's buffer.)
+        size = 36 if req == TCGETS else 8
         try:
             data = fcntl.ioctl(f.fd, req, bytes(size))
         except OSError as e:
