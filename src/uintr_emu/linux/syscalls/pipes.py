@@ -13,6 +13,7 @@ from ..abi import POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT
 from ..control import BLOCK
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from . import syscall
+from .misc import RLIMIT_NOFILE, RLIMITS
 from .open import O_CLOEXEC, O_NONBLOCK, install_pair
 from .paths import s32
 from .time import read_timespec
@@ -103,7 +104,7 @@ def _poll_ready(f: File | None, events: int) -> int:
 
 
 def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | None) -> object:
-    if nfds > 4096:
+    if nfds > RLIMITS[RLIMIT_NOFILE][0]:  # do_sys_poll: nfds > rlimit(RLIMIT_NOFILE), the soft one
         return -E.EINVAL
     mem = t.process.mem
     raw = bytearray(mem.read(fds_addr, POLLFD.size * nfds))
