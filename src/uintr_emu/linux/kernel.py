@@ -16,6 +16,7 @@ a run of user code until a trap, and the trap's handling. A system call is handl
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -109,28 +110,19 @@ class Kernel:
         """Receive every event from now on (trace.Event); turns the hardware's reports on."""
         self.tracer.subscribe(sink)
         for cpu in self.machine.cpus:
-            cpu.uintr.events = self._hw_reporter(cpu.index)
-        self.machine.events = self._machine_event
+            cpu.uintr.events = functools.partial(self._hardware_event, cpu.index)
+        self.machine.events = self._hardware_event
 
     def _tid_on(self, index: int) -> int:
         t = self.sched.rqs[index].current
         return t.tid if t is not None else 0
 
-    def _hw_reporter(self, index: int) -> Any:
-        def report(kind: str, **fields: Any) -> None:
-            self.tracer.emit(kind, index, self._tid_on(index), **fields)
-
-        return report
-
-    def _machine_event(self, index: int, kind: str, **fields: Any) -> None:
+    def _hardware_event(self, index: int, kind: str, **fields: Any) -> None:
+        """An event the hardware reports on CPU `index`, with the thread loaded there."""
         self.tracer.emit(kind, index, self._tid_on(index), **fields)
 
     def warn(self, msg: str) -> None:
         os.write(self.opt.warn_stream, f"uintr-emu: {msg}\n".encode())
-
-    @property
-    def current_cpu(self) -> int:
-        return self.cpu.index
 
     def spawn(self, path: str, argv: list[str], env: list[str]) -> Process:
         return self.tasks.spawn(path, argv, env)

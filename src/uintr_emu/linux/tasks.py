@@ -244,7 +244,7 @@ class Tasks:
             return
         p.exit_status = status
         if k.tracer.sinks:
-            k.tracer.emit("process_exit", k.current_cpu, p.pid, pid=p.pid, status=status)
+            k.tracer.emit("process_exit", k.cpu.index, p.pid, pid=p.pid, status=status)
         # wait(2) status: exit code in bits 15:8, or the terminating signal in bits 6:0.
         p.wait_status = signaled if signaled else (status & 0xFF) << 8
         for t in p.threads:
