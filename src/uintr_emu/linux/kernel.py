@@ -117,9 +117,10 @@ class Kernel:
         t = self.sched.rqs[index].current
         return t.tid if t is not None else 0
 
-    def _hardware_event(self, index: int, kind: str, **fields: Any) -> None:
-        """An event the hardware reports on CPU `index`, with the thread loaded there."""
-        self.tracer.emit(kind, index, self._tid_on(index), **fields)
+    def _hardware_event(self, cpu: int, kind: str, /, **fields: Any) -> None:
+        """An event the hardware reports on CPU `cpu`, with the thread loaded there (positional
+        parameters: the events have fields of every name, `index` among them)."""
+        self.tracer.emit(kind, cpu, self._tid_on(cpu), **fields)
 
     def warn(self, msg: str) -> None:
         os.write(self.opt.warn_stream, f"uintr-emu: {msg}\n".encode())

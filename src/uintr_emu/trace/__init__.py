@@ -38,7 +38,7 @@ class Tracer:
     def subscribe(self, sink: Sink) -> None:
         self.sinks.append(sink)
 
-    def emit(self, kind: str, cpu: int, tid: int, **fields: Any) -> None:
+    def emit(self, kind: str, cpu: int, tid: int, /, **fields: Any) -> None:
         ev = Event(kind, self.clock(), time.perf_counter() - self.t0, cpu, tid, fields)
         for s in self.sinks:
             s(ev)
