@@ -343,8 +343,12 @@ class Engine:
 
     def set_counting(self, on: bool, precise: bool = False) -> None:
         """Install or remove the counter: per block, or per instruction (`precise`).
-        Changing it flushes translated code: call rarely."""
-        self._counters.set(on, precise)
+        Changing it flushes translated code: call rarely. (Called every scheduling turn: the
+        test for "no change" is here, not a call further.)"""
+        c = self._counters
+        if on == (c.hook is not None) and (not on or precise == c.precise):
+            return
+        c.set(on, precise)
 
     # --- breakpoints (used by the GDB stub only) ----------------------------------------
 
@@ -416,7 +420,7 @@ class Engine:
         # What the block counter's stops mean (engine/counting.py). This loop runs once per
         # slice, so the usual stops (at the limit, or by a hook) cost a field read or two.
         counters = self._counters
-        blocks = counters.per_block
+        blocks = counters.hook is not None and not counters.precise  # (per_block, inlined)
         progress = c.count
         missed = NO_BLOCK
         if rip is None and (steps or self._fast_run is None):

@@ -217,6 +217,8 @@ class Kernel:
         self.uintr.exit_to_user(cpu, t)
         if cpu.boundary_work():
             e = t.process.engine
+            if cpu.ipi_arrived:
+                cpu.accept_interrupts()  # Linux returns to user mode with IF = 1, always
             try:
                 cpu.deliver_pending(e)
             except ArchFault as f:
@@ -258,9 +260,12 @@ class Kernel:
         sched = self.sched
         clock = self.clock
         self._expire_timers()
-        self._idle_interrupts()
+        if self.machine.woken:
+            self._idle_interrupts()
         for rq in sched.rqs:
-            sched.settle(rq)
+            cur = rq.current
+            if cur is None or cur.state is not RUNNABLE or not cur.affinity >> rq.index & 1:
+                sched.settle(rq)
         rqs = [rq for rq in sched.rqs if rq.current is not None]
         if not rqs:
             deadlines = self._deadlines()
@@ -279,6 +284,7 @@ class Kernel:
             limit = max(1, min(limit or self.opt.slice, max_insns - self.total_insns))
         end = clock.round_start
         seeded = sched.rng is not None
+        near_limit = max_insns is not None and self._near_insn_limit()
         for rq in rqs:
             t = rq.current
             if t is None or t.state is not RUNNABLE:
@@ -289,7 +295,7 @@ class Kernel:
             e = t.process.engine
             turn_limit = limit
             if limit is not None:
-                e.set_counting(True, precise=seeded or self._near_insn_limit())
+                e.set_counting(True, precise=seeded or near_limit)
             elif e.counting:
                 # One runnable thread: keep counting a while before paying for the flush.
                 if self.counted_single < UNSLICE_AFTER_INSNS:
@@ -301,12 +307,14 @@ class Kernel:
                 self.counted_single += n
             elif sliced:
                 self.counted_single = 0
-            end = max(end, cpu.clock)
-            if rq.current is t and rq.queue and t.runnable:
+            if cpu.clock > end:
+                end = cpu.clock
+            if t.state is not RUNNABLE or not t.affinity >> rq.index & 1:
+                sched.settle(rq)  # it blocked, ended or must move
+            elif rq.queue:
                 sched.rotate(rq)
-            else:
-                sched.settle(rq)
-            self._idle_interrupts()
+            if self.machine.woken:
+                self._idle_interrupts()
         clock.round_start = end
         if max_insns is not None and self.total_insns >= max_insns:
             raise GuestExit(
@@ -355,9 +363,8 @@ class Kernel:
         return n
 
     def _idle_interrupts(self) -> None:
-        """Halted CPUs take their pending interrupts (the idle loop runs with IF = 1)."""
-        if not self.machine.woken:
-            return
+        """Halted CPUs take their pending interrupts (the idle loop runs with IF = 1); called
+        when an interrupt woke one (`Machine.woken`)."""
         self.machine.woken = False
         for rq in self.sched.rqs:
             cpu = rq.cpu
