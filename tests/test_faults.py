@@ -45,7 +45,7 @@ NONCANONICAL_ALIAS = (
     "emulator bug: a non-canonical address whose low 52 bits name a mapped page is read or "
     "written silently, no fault at all: Unicorn 2.1.4 runs the guest with paging off and takes "
     "the low 52 bits as the physical address (engine/unicorn.py, Engine.replay_fault). "
-    "linux/memfault.py classify() sees a non-canonical access only when it faults. A fix needs "
+    "traps.py classify() sees a non-canonical access only when it faults. A fix needs "
     "a check at every TLB fill: the virtual-TLB fill hook or the guest paging that "
     "docs/performance.md ('Memory-heavy code') measured for speed would both see it (QEMU's "
     "page walk raises #GP for a non-canonical address, excp_helper.c handle_mmu_fault)"
@@ -54,7 +54,7 @@ EXEC_RIP = (
     "emulator limit: a jump, call or ret to a non-canonical address is reported with RIP = the "
     "target (a call has already pushed its return address); hardware reports the branch with "
     "RIP and RSP unchanged. Unicorn fails the fetch at the target after the branch retired and "
-    "keeps no trace of it (linux/memfault.py classify()). Naming the branch needs the last "
+    "keeps no trace of it (traps.py classify()). Naming the branch needs the last "
     "block entered: the block counter records it (Engine.counter.last_pc) but only while it "
     "slices, and the branch's start inside the block needs instruction lengths"
 )

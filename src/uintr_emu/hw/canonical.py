@@ -7,7 +7,7 @@ explicit or implied stack references, a stack fault (#SS) is generated". Both pu
 (Vol.3 §6.15, "Interrupt 12—Stack Fault Exception (#SS)" and "Interrupt 13—General Protection
 Exception (#GP)"). An instruction fetch from a non-canonical address is a #GP(0) of the branch
 that would go there (JMP/CALL/RET pages, "64-Bit Mode Exceptions": "#GP(0) If the target offset
-is non-canonical"); the emulator cannot always name that branch (see linux/memfault.py).
+is non-canonical"); the emulator cannot always name that branch (see traps.py).
 
 Which references are stack references is the default-segment rule (SDM Vol.1 §3.7.4, Table 3-5
 "Default Segment Selection Rules"): "all stack pushes and pops" and "any memory reference which
