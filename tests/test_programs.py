@@ -36,6 +36,7 @@ SIMPLE_PROGRAMS = [
     "sigsegv_longjmp",
     "signals",
     "time",
+    "fpu_init",
 ]
 
 FATAL_LINE = re.compile(

@@ -17,12 +17,31 @@ from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..engine.unicorn import Engine
     from .kernel import Kernel
 
 # clone flags (include/uapi/linux/sched.h) that fork and clone use here.
 CLONE_VFORK, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x4000, 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x200000, 0x1000000
 USER_RFLAGS = 0x202  # user mode always runs with IF = 1
+# A new program's FPU/SSE state is the kernel's init_fpstate (fpu__init_cpu, fpstate_init_fx):
+# x87 control word 0x37F (all exceptions masked, 64-bit precision, round to nearest), every
+# x87 register empty, MXCSR_DEFAULT 0x1F80. The engine's reset state has zeros instead, which
+# is single precision: a program that saves and restores the control word would then compute
+# in single precision.
+_INIT_FPU = (("fpcw", 0x37F), ("fpsw", 0), ("fptag", 0xFFFF), ("mxcsr", 0x1F80))
+
+
+def start_registers(engine: Engine, rip: int, rsp: int) -> None:
+    """The registers a program starts with (start_thread and the ELF loader's choices): RIP at
+    the entry point, RSP at argc, RDX = 0 (no atexit function from the loader), IF set, and the
+    initial FPU/SSE state."""
+    engine.reg_write(eng.RSP, rsp)
+    engine.reg_write(eng.RIP, rip)
+    engine.reg_write(eng.GPR_IDS[2], 0)
+    engine.reg_write(eng.RFLAGS, USER_RFLAGS)
+    for name, value in _INIT_FPU:
+        engine.reg_write(eng.register_id(name), value)
 
 
 def put_tid(mem: AddressSpace, addr: int, tid: int) -> None:
@@ -58,10 +77,7 @@ class Tasks:
         k.processes[pid] = proc
         k.init_process = proc
         rsp = self._setup_stack(mem, prog, argv, env)
-        engine.reg_write(eng.RSP, rsp)
-        engine.reg_write(eng.RIP, prog.start)
-        engine.reg_write(eng.GPR_IDS[2], 0)  # RDX = 0: no atexit function from the loader
-        engine.reg_write(eng.RFLAGS, USER_RFLAGS)
+        start_registers(engine, prog.start, rsp)
         t = self.new_thread(proc, pid, engine.new_context())
         t.affinity = (1 << k.opt.cpus) - 1
         proc.loaded = t
@@ -184,9 +200,7 @@ class Tasks:
         for sig, act in list(p.sigactions.items()):
             if act.handler not in (S.SIG_DFL, S.SIG_IGN):
                 p.sigactions[sig] = S.SigAction()
-        engine.reg_write(eng.RSP, rsp)
-        engine.reg_write(eng.RIP, prog.start)
-        engine.reg_write(eng.RFLAGS, USER_RFLAGS)
+        start_registers(engine, prog.start, rsp)
         old = p.engine
         p.engine, p.mem, p.exe = engine, mem, prog.path
         t.ctx = engine.new_context()
