@@ -37,6 +37,7 @@ SIMPLE_PROGRAMS = [
     "signals",
     "time",
     "fpu_init",
+    "pipe_eof",
 ]
 
 FATAL_LINE = re.compile(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import errno as E
@@ -66,18 +67,25 @@ class UnixSocket(File):
 
     kind = "socket"
 
-    def __init__(self, stream: bool):
+    def __init__(self, stream: bool, wake: Callable[[Any], None] | None = None):
         self.stream = stream
         self.peer: UnixSocket | None = None
         self.rx: deque[list[Any]] = deque()  # [bytearray, files]
         self.closed = False
+        self.wake = wake  # Scheduler.notify: wakes the threads waiting on a socket
 
     def queued(self) -> int:
         return sum(len(m[0]) for m in self.rx)
 
     def close(self) -> None:
+        """The last reference is gone: a reader blocked on the peer reads EOF now, a writer
+        blocked sending to this end gets EPIPE (unix_release_sock wakes both)."""
         self.closed = True
         self.rx.clear()
+        if self.wake is not None:
+            self.wake(self)
+            if self.peer is not None:
+                self.wake(self.peer)
 
     def recv(self, k: Kernel, t: Thread, count: int) -> tuple[bytes, list[File]] | int | object:
         if not self.rx:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -71,11 +72,15 @@ class HostFile(File):
 class Pipe:
     CAPACITY = 65536
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[Any], None] | None = None) -> None:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
         self.born_ns = 0  # CLOCK_REALTIME at pipe2: the inode's times (fstat)
+        # Wakes the threads waiting on the pipe (Scheduler.notify): readers when the last
+        # writer goes (they then read EOF), writers and pollers when the last reader goes
+        # (EPIPE, POLLERR), as pipe_release's wake_up_interruptible_all does.
+        self.wake = wake
 
 
 class PipeEnd(File):
@@ -90,10 +95,15 @@ class PipeEnd(File):
             pipe.readers += 1
 
     def close(self) -> None:
+        pipe = self.pipe
         if self.write_end:
-            self.pipe.writers -= 1
+            pipe.writers -= 1
+            last = pipe.writers == 0
         else:
-            self.pipe.readers -= 1
+            pipe.readers -= 1
+            last = pipe.readers == 0
+        if last and pipe.wake is not None:
+            pipe.wake(pipe)
 
 
 @dataclass

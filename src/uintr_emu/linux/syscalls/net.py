@@ -33,7 +33,8 @@ def sys_socketpair(k: Kernel, t: Thread, domain: int, type: int, protocol: int, 
         return -E.EAFNOSUPPORT
     if kind not in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET) or protocol:
         return -E.EPROTONOSUPPORT if protocol else -E.EINVAL
-    a, b = UnixSocket(kind == SOCK_STREAM), UnixSocket(kind == SOCK_STREAM)
+    a = UnixSocket(kind == SOCK_STREAM, wake=k.sched.notify)
+    b = UnixSocket(kind == SOCK_STREAM, wake=k.sched.notify)
     a.peer, b.peer = b, a
     a.nonblock = b.nonblock = bool(type & SOCK_NONBLOCK)
     return install_pair(t, a, b, bool(type & SOCK_CLOEXEC), sv)

@@ -69,7 +69,7 @@ def pipe_write(k: Kernel, t: Thread, f: PipeEnd, data: bytes) -> int | object:
 def sys_pipe2(k: Kernel, t: Thread, fds_addr: int, flags: int) -> int:
     if flags & ~(O_CLOEXEC | O_NONBLOCK | os.O_DIRECT):
         return -E.EINVAL
-    pipe = Pipe()
+    pipe = Pipe(wake=k.sched.notify)
     pipe.born_ns = k.clock.realtime_ns()
     r, w = PipeEnd(pipe, False), PipeEnd(pipe, True)
     r.nonblock = w.nonblock = bool(flags & O_NONBLOCK)
