@@ -38,6 +38,7 @@ SIMPLE_PROGRAMS = [
     "time",
     "fpu_init",
     "pipe_eof",
+    "spawn",
 ]
 
 FATAL_LINE = re.compile(

@@ -362,14 +362,16 @@ class AddressSpace:
 
     # --- fork ---------------------------------------------------------------------------
 
-    def clone_into(self, engine: Engine) -> AddressSpace:
+    def clone_into(self, engine: Engine, *, share_all: bool = False) -> AddressSpace:
         """A copy for a forked child: private mappings copied, shared ones shared.
-        OutOfMemory if the host cannot back the copies."""
+        OutOfMemory if the host cannot back the copies. `share_all` (CLONE_VM|CLONE_VFORK):
+        every page is the parent's own memory, seen through the child's engine; only the list
+        of mappings is copied (a vfork child changes memory, not mappings, before exec)."""
         child = AddressSpace(engine, brk_start=self.brk_start, brk=self.brk)
         child.max_bytes = self.max_bytes
         copies: dict[int, mmap.mmap] = {}
         for v in self.vmas:
-            if v.shared or v.beyond_eof:
+            if share_all or v.shared or v.beyond_eof:
                 buf = v.buf
             else:
                 key = id(v.buf)

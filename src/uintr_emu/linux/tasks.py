@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 # clone flags (include/uapi/linux/sched.h) that fork and clone use here.
-CLONE_VFORK, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x4000, 0x80000, 0x100000
+CLONE_VM, CLONE_VFORK, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x100, 0x4000, 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x200000, 0x1000000
 USER_RFLAGS = 0x202  # user mode always runs with IF = 1
 # A new program's FPU/SSE state is the kernel's init_fpstate (fpu__init_cpu, fpstate_init_fx):
@@ -127,7 +127,7 @@ class Tasks:
             return refused
         e = parent.engine
         engine = k.machine.new_engine()
-        mem = parent.mem.clone_into(engine)
+        mem = parent.mem.clone_into(engine, share_all=bool(flags & CLONE_VM))
         pid = k.new_id()
         child = Process(pid, parent.pid, engine, mem, parent.fds.copy(), parent.exe, parent.cwd)
         child.sigactions = dict(parent.sigactions)
@@ -276,8 +276,10 @@ class Tasks:
                 k.processes.pop(c.pid, None)  # a zombie already: init reaps it now
         parent = k.processes.get(p.ppid)
         if parent is not None and parent.exit_status is None:
+            # A parent waiting for it finds it first (its wait returns the child, as
+            # do_wait does), then the exit signal comes: it interrupts nothing.
+            k.sched.notify(parent)
             if p.exit_signal:
                 k.signals.send_process(parent, S.SigInfo(p.exit_signal, S.SI_KERNEL, pid=p.pid))
-            k.sched.notify(parent)
         elif p.ppid == 1 or parent is None:
             k.processes.pop(p.pid, None)  # init reaps it at once

@@ -9,6 +9,7 @@ from ...engine import unicorn as eng
 from .. import errno as E
 from ..abi import CLONE_ARGS
 from ..control import RESTART
+from ..signals import NSIG
 from ..tasks import put_tid
 from . import syscall
 
@@ -21,6 +22,7 @@ CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x4000, 0x8000, 0x10000
 CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x40000, 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_CHILD_SETTID = 0x200000, 0x400000, 0x1000000
 THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
+CSIGNAL = 0xFF  # the exit signal in clone's flags
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 
 
@@ -29,7 +31,10 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
     """clone, clone3, fork, vfork (`call`): a thread (CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) or
     a process (Kernel.fork)."""
     if flags & THREAD_FLAGS != THREAD_FLAGS:
-        if flags & CLONE_VM or flags & CLONE_THREAD:
+        # A process. With CLONE_VM only as vfork does it (posix_spawn, system, popen: the
+        # parent sleeps until the child execs or exits); CLONE_VM alone, a process running
+        # beside its parent in one address space, is not supported (EINVAL, docs/linux.md).
+        if flags & CLONE_THREAD or (flags & CLONE_VM and not flags & CLONE_VFORK):
             return -E.EINVAL
         return k.tasks.fork(t, flags, stack, ptid, ctid, tls, call)
     p = t.process
@@ -66,20 +71,23 @@ def create_thread(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid:
 @syscall(56, flags="hex")
 def sys_clone(k: Kernel, t: Thread, flags: int, stack: int, ptid: int, ctid: int,
               tls: int) -> int:  # fmt: skip
-    return create_thread(k, t, flags & ~0xFF, stack, ptid, ctid, tls)
+    # The low byte (CSIGNAL) is the signal the parent gets when a child process exits.
+    return create_thread(k, t, flags, stack, ptid, ctid, tls)
 
 
 @syscall(435, size="int")
 def sys_clone3(k: Kernel, t: Thread, args: int, size: int) -> int:
     if size < 64:
         return -E.EINVAL
-    flags, _pidfd, ctid, ptid, _sig, stack, stack_size, tls = CLONE_ARGS.unpack(
+    flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls = CLONE_ARGS.unpack(
         t.process.mem.read(args, CLONE_ARGS.size)
     )
-    if stack and not stack_size:
+    # copy_clone_args_from_user: the exit signal has its own field (CSIGNAL bits in flags are
+    # EINVAL) and must be a valid signal.
+    if stack and not stack_size or flags & CSIGNAL or exit_signal > NSIG:
         return -E.EINVAL
-    return create_thread(k, t, flags, stack + stack_size if stack else 0, ptid, ctid, tls,
-                         "clone3")  # fmt: skip
+    return create_thread(k, t, flags | exit_signal, stack + stack_size if stack else 0, ptid,
+                         ctid, tls, "clone3")  # fmt: skip
 
 
 @syscall(218)
