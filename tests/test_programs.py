@@ -412,6 +412,26 @@ def test_task_limits(case, build_program, run_emu, describe, no_traceback):
         assert len(lines) == 1 and re.fullmatch("uintr-emu: " + note, lines[0]), describe(emu)
 
 
+# --------------------------------------------------------------------------- the machine
+
+
+@pytest.mark.parametrize(
+    "cpus, extra, uintr", [(1, [], "yes"), (3, [], "yes"), (2, ["--cpu-features=-uintr"], "no")]
+)
+def test_machine_info(cpus, extra, uintr, build_program, run_native, run_emu, describe):
+    """get_nprocs, get_nprocs_conf, sysconf, /sys/devices/system/cpu/online, /proc/cpuinfo and
+    /proc/stat describe the emulated machine (--cpus, the uintr flag), not the host; the
+    program checks they agree (natively too, with the host's count)."""
+    path = build_program("machine_info")
+    native = run_native(path)
+    if len(os.sched_getaffinity(0)) != os.cpu_count():
+        pytest.skip("this host runs us on fewer CPUs than it has; natively the counts differ")
+    assert native[0] == 0 and native[1].endswith(b"OK\n"), describe(native)
+    emu = run_emu(path, cpus=cpus, extra=extra)
+    assert emu[1].decode() == f"cpus {cpus}\nuintr {uintr}\nOK\n", describe(emu)
+    assert emu[0] == 0, describe(emu)
+
+
 # --------------------------------------------------------------------------- the example
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from .. import errno as E
 from ..abi import FD_PAIR, INT
 from ..process import File, HostFile, PipeEnd
+from ..sysfs import FILES as MACHINE_FILES
+from ..sysfs import open_machine_file
 from . import syscall
 from .misc import RLIMIT_NOFILE, RLIMITS
 from .paths import FDCWD, guest_path, host_path, oserr, s32, unmask
@@ -34,6 +36,13 @@ def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: in
     flags &= VALID_OPEN_FLAGS  # build_open_how: open/openat ignore unknown flags
     name = p.mem.read_cstr(path)
     reading = flags & os.O_ACCMODE == os.O_RDONLY and not flags & (os.O_TRUNC | os.O_CREAT)
+    gpath = guest_path(p, dirfd, os.fsdecode(name)) if name else ""
+    if gpath in MACHINE_FILES:  # /proc and /sys files describing the emulated machine
+        if not reading:
+            return -E.EACCES
+        f = HostFile(open_machine_file(k, gpath), gpath)
+        f.gpath = gpath
+        return p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
     hp = host_path(k, p, dirfd, name, readonly=reading)
     if isinstance(hp, int):
         return hp
@@ -48,7 +57,7 @@ def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: in
     if creating and not existed:
         unmask(mode, lambda: os.fstat(fd).st_mode, lambda m: os.fchmod(fd, m))
     f = HostFile(fd, os.path.abspath(hp))
-    f.gpath = guest_path(p, dirfd, os.fsdecode(name))
+    f.gpath = gpath
     f.nonblock = bool(flags & O_NONBLOCK)
     return p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
 
