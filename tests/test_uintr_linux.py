@@ -205,6 +205,15 @@ def test_fork(abi, cpus, uintr_run, assert_output):
 
 
 @pytest.mark.parametrize("cpus", CPUS)
+def test_ipi_fd_carries_the_uitt(cpus, uintr_run, assert_output):
+    """uintr-next's ipi fd, kept across execve: UIPI_SET_TARGET_TABLE installs the table for
+    the whole process and reaches the calling thread's TT before the ioctl returns, so the
+    SENDUIPI right after it works (docs/uintr-linux.md, Kernel behaviour: UITTs)."""
+    result = uintr_run("uintr_ipi_fd", "next", cpus=cpus)
+    assert_output(result, GOLDEN / "ipi_fd.next.out", f"uintr_ipi_fd --cpus {cpus}")
+
+
+@pytest.mark.parametrize("cpus", CPUS)
 @pytest.mark.parametrize("abi", ABIS)
 def test_scm_rights(abi, cpus, uintr_run, assert_output):
     """A vector fd (and an eventfd) passed with SCM_RIGHTS to a child that closed its own."""
