@@ -110,12 +110,17 @@ typedef void (*uintr_handler_t)(struct __uintr_frame *frame, unsigned long long 
 
 #ifdef UINTR_ABI_RFC
 #define UINTR_ABI_NAME "rfc"
-#define UINTR_NR_REGISTER_HANDLER 449
-#define UINTR_NR_UNREGISTER_HANDLER 450
-#define UINTR_NR_CREATE_FD 451
-#define UINTR_NR_REGISTER_SENDER 452
-#define UINTR_NR_UNREGISTER_SENDER 453
-#define UINTR_NR_WAIT 454
+/* RFC v1 semantics at 449-454; -DUINTR_RFC_BASE=471 (Intel's intermediate series) or 450 (the
+ * man-page draft) moves them, for --uintr-abi rfc:471 or rfc:450. */
+#ifndef UINTR_RFC_BASE
+#define UINTR_RFC_BASE 449
+#endif
+#define UINTR_NR_REGISTER_HANDLER (UINTR_RFC_BASE + 0)
+#define UINTR_NR_UNREGISTER_HANDLER (UINTR_RFC_BASE + 1)
+#define UINTR_NR_CREATE_FD (UINTR_RFC_BASE + 2)
+#define UINTR_NR_REGISTER_SENDER (UINTR_RFC_BASE + 3)
+#define UINTR_NR_UNREGISTER_SENDER (UINTR_RFC_BASE + 4)
+#define UINTR_NR_WAIT (UINTR_RFC_BASE + 5)
 
 static inline int uintr_register_handler(uintr_handler_t handler, unsigned int flags)
 {

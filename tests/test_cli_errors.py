@@ -180,6 +180,11 @@ def test_bad_task_limit(option, value, run_cli, build_program, assert_usage_erro
     assert_usage_error(run_cli("run", option, value, str(build_program("spin")), timeout=60))
 
 
+@pytest.mark.parametrize("value", ["bogus", "rfc:", "rfc:9", "rfc:x", "next:471"])
+def test_bad_uintr_abi(value, run_cli, build_program, assert_usage_error):
+    assert_usage_error(run_cli("run", "--uintr-abi", value, str(build_program("spin")), timeout=60))
+
+
 def test_top_level_help(run_cli, describe):
     result = run_cli("--help", timeout=60)
     rc, out, err = result

@@ -20,14 +20,22 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden" / "uintr"
 
-ABIS = ["next", "rfc"]
+#: rfc:471 is the RFC v1 semantics at uintr-next's numbers (Intel's intermediate series): the
+#: RFC programs, built with those numbers, must print what they print under rfc.
+ABIS = ["next", "rfc", "rfc:471"]
 CPUS = [1, 2, 4]
 UINTR_CFLAGS = ("-muintr", "-mgeneral-regs-only", "-I", str(EXAMPLES_DIR))
-ABI_CFLAGS = {"next": (), "rfc": ("-DUINTR_ABI_RFC",)}
+ABI_CFLAGS = {
+    "next": (),
+    "rfc": ("-DUINTR_ABI_RFC",),
+    "rfc:471": ("-DUINTR_ABI_RFC", "-DUINTR_RFC_BASE=471"),
+}
 
 
 def golden_file(stem: str, abi: str) -> Path:
-    """``<stem>.<abi>.out``, or ``<stem>.out`` when there is none (both ABIs print the same)."""
+    """``<stem>.<abi>.out``, or ``<stem>.out`` when there is none (both ABIs print the same);
+    rfc:BASE has rfc's files."""
+    abi = abi.partition(":")[0]
     path = GOLDEN / f"{stem}.{abi}.out"
     return path if path.exists() else GOLDEN / f"{stem}.out"
 
@@ -83,6 +91,27 @@ def test_without_the_cpu_feature(abi, uintr_run, assert_output):
     call, SIGILL from every UINTR instruction."""
     result = uintr_run("uintr_nofeature", abi, cpus=1, extra=["--cpu-features=-uintr"])
     assert_output(result, golden_file("nofeature", abi), f"uintr_nofeature {abi}")
+
+
+@pytest.mark.parametrize(
+    "built, chosen, hint",
+    [
+        ("next", "rfc", "471; returning -ENOSYS (it is uintr_register_handler under --uintr-abi "
+         "next or rfc:471)"),
+        ("rfc", "next", "449; returning -ENOSYS (it is uintr_register_handler under --uintr-abi "
+         "rfc)"),
+        ("rfc:471", "rfc", "471; returning -ENOSYS (it is uintr_register_handler under "
+         "--uintr-abi next or rfc:471)"),
+    ],
+)  # fmt: skip
+def test_a_call_of_another_abi_is_named(built, chosen, hint, build_program, run_emu, describe):
+    """A program built for one numbering run under another: its first UINTR call is ENOSYS,
+    with one line that names the --uintr-abi that has it."""
+    path = build_program("uintr_errors", UINTR_CFLAGS + ABI_CFLAGS[built])
+    result = run_emu(path, cpus=1, extra=["--uintr-abi", chosen])
+    assert result[0] == 1 and b"FAIL" in result[1], describe(result)
+    line = f"uintr-emu: warning: unsupported syscall {hint}\n"
+    assert line in result[2].decode(), describe(result)
 
 
 def test_errors_program_needs_the_feature(uintr_run):

@@ -23,6 +23,7 @@ from .options import (
     DEFAULT_MAX_THREADS,
     DEFAULT_SLICE,
     Options,
+    uintr_abi_parts,
 )
 
 # --------------------------------------------------------------------------- value types
@@ -60,6 +61,15 @@ def cpu_features(s: str) -> CpuFeatures:
         return CpuFeatures.parse(s)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def uintr_abi(s: str) -> str:
+    """--uintr-abi's value, checked (options.uintr_abi_parts)."""
+    try:
+        uintr_abi_parts(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return s
 
 
 def cpu_features_spec(features: CpuFeatures) -> str:
@@ -182,9 +192,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "machine",
         "--uintr-abi",
         field="uintr_abi",
-        choices=("next", "rfc"),
+        type=uintr_abi,
         default="next",
-        help="Linux UINTR syscall ABI: 'next' (471-479) or 'rfc' (449-454)",
+        metavar="ABI",
+        help="Linux UINTR syscall ABI: 'next' (471-479), 'rfc' (449-454), or 'rfc:BASE': RFC v1 "
+        "semantics at BASE..BASE+5 (e.g. rfc:471 for Intel's intermediate series) "
+        "(default next)",
     ),
     _option(
         "guest",

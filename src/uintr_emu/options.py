@@ -41,7 +41,7 @@ class Options:
     timeout: float | None = None
     seed: int = 0
     features: CpuFeatures = field(default_factory=CpuFeatures)
-    uintr_abi: str = "next"
+    uintr_abi: str = "next"  # "next", "rfc" or "rfc:BASE" (uintr_abi_parts)
     root: str = "/"  # guest paths resolve under this host directory (--root)
     max_memory: int | None = None
     max_threads: int = DEFAULT_MAX_THREADS
@@ -52,3 +52,27 @@ class Options:
     # the Python model execute every one (tests compare the two). UINTR_EMU_NATIVE=0 also
     # turns it off.
     fast_path: bool = True
+
+
+#: The RFC v1 calls' numbers in Intel's RFC series; rfc:BASE moves them to BASE..BASE+5.
+UINTR_RFC_BASE = 449
+#: The lowest and highest BASE of rfc:BASE: above the x86-64 calls the emulator implements
+#: (the last is 439) and below the x32 range (512).
+UINTR_RFC_BASE_RANGE = (440, 506)
+
+
+def uintr_abi_parts(abi: str) -> tuple[str, int]:
+    """`--uintr-abi` as (generation, base of its numbers): "next" -> ("next", 471); "rfc" ->
+    ("rfc", 449); "rfc:BASE" -> ("rfc", BASE), the RFC v1 semantics at BASE..BASE+5 (Intel's
+    intermediate series used rfc:471, the man-page draft rfc:450). ValueError otherwise."""
+    if abi == "next":
+        return "next", 471
+    gen, sep, base = abi.partition(":")
+    if gen == "rfc" and not sep:
+        return "rfc", UINTR_RFC_BASE
+    lo, hi = UINTR_RFC_BASE_RANGE
+    if gen == "rfc" and base.isdigit() and lo <= int(base) <= hi:
+        return "rfc", int(base)
+    raise ValueError(
+        f"unknown UINTR ABI {abi!r}: expected 'next', 'rfc' or 'rfc:BASE' with {lo} <= BASE <= {hi}"
+    )

@@ -41,6 +41,7 @@ from .sched import RUNNABLE, RunQueue, Scheduler
 from .signaling import Signals
 from .signals import SI_KERNEL, SIGALRM, SigInfo
 from .syscalls import registry
+from .syscalls.uintr import other_abi_hint
 from .tasks import Tasks
 from .uintr import KERNEL_VECTOR, UintrKernel
 
@@ -155,7 +156,9 @@ class Kernel:
         if sc is None:
             if nr not in self.warned:
                 self.warned.add(nr)
-                self.warn(f"warning: unsupported syscall {nr}; returning -ENOSYS")
+                hint = other_abi_hint(self.opt.uintr_abi, nr)
+                more = f" (it is {hint})" if hint else ""
+                self.warn(f"warning: unsupported syscall {nr}; returning -ENOSYS{more}")
             result: Any = -E.ENOSYS
             if self.opt.strace:
                 strace.report(t, f"syscall_{nr}(...)", result)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..hw import uintr as U
 from ..machine import KERNEL_BASE
+from ..options import uintr_abi_parts
 from . import errno as E
 from .process import File, ThreadState, Wait
 
@@ -117,7 +118,7 @@ class UintrKernel:
     def __init__(self, kernel: Kernel):
         self.k = kernel
         self.kmem = kernel.machine.kmem
-        self.abi = kernel.opt.uintr_abi
+        self.abi, _ = uintr_abi_parts(kernel.opt.uintr_abi)  # the semantics: next or rfc
         self.supported = kernel.opt.features.uintr
         self.receivers: list[Receiver] = []
 

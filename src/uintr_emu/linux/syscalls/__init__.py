@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...options import UINTR_RFC_BASE, uintr_abi_parts
+
 
 @dataclass
 class Syscall:
@@ -38,7 +40,10 @@ def syscall(nr: int, **fmt: str) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 def registry(uintr_abi: str = "next") -> dict[int, Syscall]:
-    """Every handler by number; the UINTR calls of generation `uintr_abi` ("next" or "rfc")."""
+    """Every handler by number; the UINTR calls of `uintr_abi` ("next", "rfc" or "rfc:BASE":
+    the RFC v1 calls moved to BASE..BASE+5)."""
+    gen, base = uintr_abi_parts(uintr_abi)
+    shift = base - UINTR_RFC_BASE if gen == "rfc" else 0
     table: dict[int, Syscall] = {}
     for fam in FAMILIES:
         mod = importlib.import_module(f"{__name__}.{fam}")
@@ -49,9 +54,10 @@ def registry(uintr_abi: str = "next") -> dict[int, Syscall]:
                 name = obj.__name__.removeprefix("sys_")
             else:
                 abis = getattr(obj, "__uintr_syscall__", None)
-                if abis is None or abis.get(uintr_abi) is None:
+                if abis is None or abis.get(gen) is None:
                     continue
-                (nr, name), fmt = abis[uintr_abi], {}
+                (nr, name), fmt = abis[gen], {}
+                nr += shift  # "uintr" is the last family: under rfc:BASE its calls win
             params = list(inspect.signature(obj).parameters)[2:]
             table[nr] = Syscall(nr, name, obj, tuple(params), fmt)
     return table

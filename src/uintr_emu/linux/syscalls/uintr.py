@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...hw import uintr as U
 from ...hw.cpu import is_canonical
+from ...options import UINTR_RFC_BASE, uintr_abi_parts
 from .. import errno as E
 from ..control import BLOCK
 from ..process import Wait
@@ -62,6 +63,29 @@ def uintr_syscall(
         return call
 
     return mark
+
+
+#: The ABIs a hint may suggest, in order: the two numberings of the RFC v1 semantics that
+#: Intel's series used besides 449 are 450 (the man-page draft) and 471 (the intermediate one).
+KNOWN_ABIS = ("next", "rfc", "rfc:471", "rfc:450")
+
+
+def other_abi_hint(abi: str, nr: int) -> str | None:
+    """For a number that `abi` does not implement: which UINTR call it is under the other
+    known ABIs ("uintr_wait under --uintr-abi rfc"), or None if it is none of them."""
+    claims: dict[str, list[str]] = {}
+    for cand in KNOWN_ABIS:
+        if cand == abi:
+            continue
+        gen, base = uintr_abi_parts(cand)
+        shift = base - UINTR_RFC_BASE if gen == "rfc" else 0
+        for fn in list(globals().values()):
+            mark = getattr(fn, "__uintr_syscall__", {}).get(gen)
+            if mark is not None and mark[0] + shift == nr:
+                claims.setdefault(mark[1], []).append(cand)
+    if not claims:
+        return None
+    return "; ".join(f"{name} under --uintr-abi {' or '.join(c)}" for name, c in claims.items())
 
 
 def _receiver(k: Kernel, t: Thread) -> Any:
