@@ -432,6 +432,20 @@ def test_machine_info(cpus, extra, uintr, build_program, run_native, run_emu, de
     assert emu[0] == 0, describe(emu)
 
 
+def test_unsupported_calls_are_named(build_program, run_emu, describe):
+    """An unimplemented call is ENOSYS, warned once per number with Linux's name for it (if it
+    has one); --strace names it too."""
+    emu = run_emu(build_program("unsupported"), cpus=1, extra=["--strace"])
+    out = "".join(f"{w}: -1 ENOSYS\n" * 2 for w in ("kexec_load", "syscall 400"))
+    assert emu[0] == 0 and emu[1].decode() == out, describe(emu)
+    err = emu[2].decode()
+    for what in ("246 (kexec_load)", "400"):
+        line = f"uintr-emu: warning: unsupported syscall {what}; returning -ENOSYS\n"
+        assert err.count(line) == 1, describe(emu)
+    assert err.count("] kexec_load(...) = -1 ENOSYS") == 2, describe(emu)
+    assert err.count("] syscall_400(...) = -1 ENOSYS") == 2, describe(emu)
+
+
 # --------------------------------------------------------------------------- the example
 
 

@@ -98,8 +98,8 @@ def test_without_the_cpu_feature(abi, uintr_run, assert_output):
     [
         ("next", "rfc", "471; returning -ENOSYS (it is uintr_register_handler under --uintr-abi "
          "next or rfc:471)"),
-        ("rfc", "next", "449; returning -ENOSYS (it is uintr_register_handler under --uintr-abi "
-         "rfc)"),
+        ("rfc", "next", "449 (futex_waitv); returning -ENOSYS (it is uintr_register_handler "
+         "under --uintr-abi rfc)"),
         ("rfc:471", "rfc", "471; returning -ENOSYS (it is uintr_register_handler under "
          "--uintr-abi next or rfc:471)"),
     ],

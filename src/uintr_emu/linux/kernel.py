@@ -40,6 +40,7 @@ from .process import Process, Thread, ThreadState
 from .sched import RUNNABLE, RunQueue, Scheduler
 from .signaling import Signals
 from .signals import SI_KERNEL, SIGALRM, SigInfo
+from .syscall_names import NAMES
 from .syscalls import registry
 from .syscalls.uintr import other_abi_hint
 from .tasks import Tasks
@@ -156,12 +157,14 @@ class Kernel:
         if sc is None:
             if nr not in self.warned:
                 self.warned.add(nr)
+                name = NAMES.get(nr)
+                what = f"{nr} ({name})" if name else str(nr)
                 hint = other_abi_hint(self.opt.uintr_abi, nr)
                 more = f" (it is {hint})" if hint else ""
-                self.warn(f"warning: unsupported syscall {nr}; returning -ENOSYS{more}")
+                self.warn(f"warning: unsupported syscall {what}; returning -ENOSYS{more}")
             result: Any = -E.ENOSYS
             if self.opt.strace:
-                strace.report(t, f"syscall_{nr}(...)", result)
+                strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
         else:
             args = [regs[i + 1] for i in range(len(sc.argnames))]
             call = strace.format_call(t, sc, args) if self.opt.strace else None
