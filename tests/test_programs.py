@@ -39,6 +39,7 @@ SIMPLE_PROGRAMS = [
     "fpu_init",
     "pipe_eof",
     "spawn",
+    "sessions",
 ]
 
 FATAL_LINE = re.compile(

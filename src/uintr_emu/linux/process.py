@@ -163,6 +163,11 @@ class FdTable:
 # --- processes and threads ----------------------------------------------------------------
 
 
+#: The process group and session of the first process's parent (see Process.pgid): an id no
+#: guest process gets (they start at 1001).
+INIT_GROUP = 1000
+
+
 @dataclass
 class Process:
     pid: int
@@ -182,6 +187,11 @@ class Process:
     wait_status: int = 0  # the status wait4 reports once the process has ended
     exit_signal: int = 0  # sent to the parent at exit (SIGCHLD for fork)
     umask: int = 0o022  # fs_struct's umask: the threads share it, fork copies it
+    # Process group and session (fork copies them). The first process is in the group and
+    # session of its invisible parent (INIT_GROUP), as a program a shell starts is in the
+    # shell's session, and leads neither.
+    pgid: int = 0
+    sid: int = 0
 
 
 def host_umask() -> int:

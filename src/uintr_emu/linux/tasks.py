@@ -12,7 +12,16 @@ from .abi import U32
 from .control import RESTART, GuestExit
 from .loader import LoadedProgram, LoadError, build_stack, load_elf
 from .mm import AddressSpace, GuestFault, OutOfMemory
-from .process import FdTable, HostFile, Process, Thread, ThreadState, Wait, host_umask
+from .process import (
+    INIT_GROUP,
+    FdTable,
+    HostFile,
+    Process,
+    Thread,
+    ThreadState,
+    Wait,
+    host_umask,
+)
 
 if TYPE_CHECKING:
     from typing import Any
@@ -73,7 +82,8 @@ class Tasks:
         for fd, host in zip((0, 1, 2), k.opt.stdio, strict=True):
             fds.install_at(fd, HostFile(host, f"<host fd {host}>", owned=False))
         cwd = os.getcwd() if k.opt.root == "/" else "/"
-        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd, umask=host_umask())
+        proc = Process(pid, 1, engine, mem, fds, prog.path, cwd, umask=host_umask(),
+                       pgid=INIT_GROUP, sid=INIT_GROUP)  # fmt: skip
         k.processes[pid] = proc
         k.init_process = proc
         rsp = self._setup_stack(mem, prog, argv, env)
@@ -132,6 +142,7 @@ class Tasks:
         child = Process(pid, parent.pid, engine, mem, parent.fds.copy(), parent.exe, parent.cwd)
         child.sigactions = dict(parent.sigactions)
         child.umask = parent.umask
+        child.pgid, child.sid = parent.pgid, parent.sid
         child.exit_signal = flags & 0xFF
         parent.children.append(child)
         k.processes[pid] = child

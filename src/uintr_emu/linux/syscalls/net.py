@@ -1,5 +1,6 @@
 """AF_UNIX socket pairs: socketpair, sendmsg and recvmsg (with SCM_RIGHTS), sendto, recvfrom,
-shutdown. The sockets themselves are `linux/ipc.py`'s UnixSocket."""
+shutdown, getsockname and getpeername (an unnamed address). The sockets themselves are
+`linux/ipc.py`'s UnixSocket."""
 
 from __future__ import annotations
 
@@ -162,3 +163,29 @@ def sys_shutdown(k: Kernel, t: Thread, fd: int, how: int) -> int:
     if sock.peer is not None:
         k.sched.notify(sock.peer)
     return 0
+
+
+def _unnamed_address(t: Thread, fd: int, addr: int, addrlen: int) -> int:
+    """getsockname/getpeername of a socketpair(AF_UNIX) socket: an unnamed address, just the
+    family (unix_getname: addrlen 2), copied truncated to the caller's length."""
+    sock = _socket(t, fd)
+    if isinstance(sock, int):
+        return sock
+    mem = t.process.mem
+    size = s32(int.from_bytes(mem.read(addrlen, 4), "little"))
+    if size < 0:
+        return -E.EINVAL
+    family = AF_UNIX.to_bytes(2, "little")
+    mem.write(addr, family[: min(size, 2)])
+    mem.write(addrlen, (2).to_bytes(4, "little"))
+    return 0
+
+
+@syscall(51, fd="int")
+def sys_getsockname(k: Kernel, t: Thread, fd: int, addr: int, addrlen: int) -> int:
+    return _unnamed_address(t, fd, addr, addrlen)
+
+
+@syscall(52, fd="int")
+def sys_getpeername(k: Kernel, t: Thread, fd: int, addr: int, addrlen: int) -> int:
+    return _unnamed_address(t, fd, addr, addrlen)

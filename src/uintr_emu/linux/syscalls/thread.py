@@ -12,10 +12,11 @@ from ..control import RESTART
 from ..signals import NSIG
 from ..tasks import put_tid
 from . import syscall
+from .paths import s32
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
-    from ..process import Thread
+    from ..process import Process, Thread
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x4000, 0x8000, 0x10000
@@ -215,3 +216,75 @@ def sys_arch_prctl(k: Kernel, t: Thread, code: int, addr: int) -> int:
     else:
         return -E.EINVAL
     return 0
+
+
+# --- process groups and sessions (kernel/sys.c: setpgid, getpgid, getsid, setsid) ---------
+
+
+def _live_process(k: Kernel, t: Thread, pid: int) -> Process | None:
+    pid = s32(pid)
+    p = t.process if pid == 0 else k.processes.get(pid)
+    return p if p is not None and p.exit_status is None else None
+
+
+@syscall(109, pid="int", pgid="int")
+def sys_setpgid(k: Kernel, t: Thread, pid: int, pgid: int) -> int:
+    me = t.process
+    target = _live_process(k, t, pid)
+    pgid = s32(pgid)
+    if pgid < 0:
+        return -E.EINVAL
+    if target is None or (target is not me and target not in me.children):
+        return -E.ESRCH
+    if target.sid == target.pid:  # a session leader
+        return -E.EPERM
+    if target.sid != me.sid:  # a child in another session
+        return -E.EPERM
+    pgid = pgid or target.pid
+    if pgid != target.pid and not any(
+        p.pgid == pgid and p.sid == me.sid for p in k.processes.values()
+    ):
+        return -E.EPERM  # no such group in the caller's session
+    target.pgid = pgid
+    return 0
+
+
+@syscall(121, pid="int")
+def sys_getpgid(k: Kernel, t: Thread, pid: int) -> int:
+    p = _live_process(k, t, pid)
+    return -E.ESRCH if p is None else p.pgid
+
+
+@syscall(111)
+def sys_getpgrp(k: Kernel, t: Thread) -> int:
+    return t.process.pgid
+
+
+@syscall(124, pid="int")
+def sys_getsid(k: Kernel, t: Thread, pid: int) -> int:
+    p = _live_process(k, t, pid)
+    return -E.ESRCH if p is None else p.sid
+
+
+@syscall(112)
+def sys_setsid(k: Kernel, t: Thread) -> int:
+    me = t.process
+    if any(p.pgid == me.pid for p in k.processes.values()):  # it leads a group
+        return -E.EPERM
+    me.pgid = me.sid = me.pid
+    return me.pid
+
+
+@syscall(115, size="int")
+def sys_getgroups(k: Kernel, t: Thread, size: int, list_: int) -> int:
+    """The supplementary groups are the emulator's own (the guest runs as its user)."""
+    groups = os.getgroups()
+    size = s32(size)
+    if size < 0:
+        return -E.EINVAL
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        return -E.EINVAL
+    t.process.mem.write(list_, b"".join(g.to_bytes(4, "little") for g in groups))
+    return len(groups)
