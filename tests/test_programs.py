@@ -40,6 +40,7 @@ SIMPLE_PROGRAMS = [
     "pipe_eof",
     "spawn",
     "sessions",
+    "cputime",
 ]
 
 FATAL_LINE = re.compile(

@@ -54,6 +54,7 @@ SIGINFO_CHLD = struct.Struct("<iii4xiIi100x")
 SIGINFO_SIZE = 128  # SI_MAX_SIZE
 # struct rusage, include/uapi/linux/resource.h: ru_utime, ru_stime (timevals), 14 longs
 RUSAGE = struct.Struct("<4q14q")
+TMS = struct.Struct("<4q")  # struct tms, include/uapi/linux/times.h: four clock_t
 STACK_T = struct.Struct("<QiiQ")  # stack_t, include/uapi/asm-generic/signal.h (sigaltstack)
 
 # --- system ---------------------------------------------------------------------------------

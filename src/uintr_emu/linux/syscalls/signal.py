@@ -83,6 +83,16 @@ def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
     return BLOCK
 
 
+@syscall(34)
+def sys_pause(k: Kernel, t: Thread) -> object:
+    """Sleeps until a signal is delivered: EINTR once its handler has run (a signal whose
+    action ends the process ends it)."""
+    if any(not t.sigmask & S.bit(i.signo) for i in t.pending):
+        return -E.EINTR
+    k.sched.block(t, Wait("sigsuspend", interruptible=True))
+    return BLOCK
+
+
 @syscall(131)
 def sys_sigaltstack(k: Kernel, t: Thread, ss: int, old: int) -> int:
     sp, flags, size = t.altstack

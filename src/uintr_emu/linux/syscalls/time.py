@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import errno as E
-from ..abi import ITIMERVAL, TIMESPEC, TIMEVAL
+from ..abi import ITIMERVAL, RUSAGE, TIMESPEC, TIMEVAL, TMS
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
+from .paths import s32
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -54,10 +55,18 @@ def clock_value(k: Kernel, t: Thread, clk: int) -> int | None:
     if clk in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME, 9):
         return k.clock.monotonic_ns()
     if clk == CLOCK_PROCESS_CPUTIME_ID:
-        return sum(x.insns for x in t.process.threads)  # one instruction = one virtual ns
+        return sum(thread_ns(k, x) for x in t.process.threads)
     if clk == CLOCK_THREAD_CPUTIME_ID:
-        return t.insns
+        return thread_ns(k, t)
     return None
+
+
+def thread_ns(k: Kernel, t: Thread) -> int:
+    """The CPU time `t` has used: its counted instructions (one = one virtual ns) and kernel
+    work, with what its current turn has counted so far if it is the running thread."""
+    if t is k.sched.running:
+        return t.insns + k.cpu.now() - k.cpu.clock
+    return t.insns
 
 
 def _timespec(ns: int) -> bytes:
@@ -177,3 +186,36 @@ def sys_alarm(k: Kernel, t: Thread, seconds: int) -> int:
     t.process.itimer = (timer_deadline(k, now, now + seconds * NSEC), 0) if seconds else None
     k.sched.replan()
     return left
+
+
+# --- CPU time used (kernel/sys.c: getrusage, times) -----------------------------------------
+
+RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
+USER_HZ = 100  # clock_t ticks per second (times(2), /proc/stat)
+
+
+@syscall(98, who="int")
+def sys_getrusage(k: Kernel, t: Thread, who: int, usage: int) -> int:
+    """User time is the counted instructions (one = one virtual ns), system time 0; the
+    children's usage and the other fields are 0 (the emulator does not account them)."""
+    who = s32(who)
+    if who == RUSAGE_SELF:
+        ns = clock_value(k, t, CLOCK_PROCESS_CPUTIME_ID) or 0
+    elif who == RUSAGE_THREAD:
+        ns = thread_ns(k, t)
+    elif who == RUSAGE_CHILDREN:
+        ns = 0
+    else:
+        return -E.EINVAL
+    us = ns // 1000
+    t.process.mem.write(usage, RUSAGE.pack(us // 1_000_000, us % 1_000_000, 0, 0, *[0] * 14))
+    return 0
+
+
+@syscall(100)
+def sys_times(k: Kernel, t: Thread, buf: int) -> int:
+    """struct tms in USER_HZ ticks (user time as getrusage's); returns the ticks since boot."""
+    if buf:
+        ns = clock_value(k, t, CLOCK_PROCESS_CPUTIME_ID) or 0
+        t.process.mem.write(buf, TMS.pack(ns * USER_HZ // NSEC, 0, 0, 0))
+    return k.clock.monotonic_ns() * USER_HZ // NSEC
