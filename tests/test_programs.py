@@ -144,6 +144,13 @@ def test_files(cpus, same_as_native_in_a_directory):
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
+def test_fileattrs(cpus, same_as_native_in_a_directory):
+    """link/linkat, the chown family, utimensat, statfs/fstatfs, fadvise64 and the xattr calls
+    on host files give what they give natively."""
+    same_as_native_in_a_directory("fileattrs", cpus)
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
 def test_umask(cpus, same_as_native_in_a_directory):
     """umask returns the previous mask and created files get mode & ~umask, also where the
     guest's mask grants what the emulator's own umask would take away (umask 0: 0666)."""

@@ -24,7 +24,7 @@ class Syscall:
 
 FAMILIES = (
     "mm", "thread", "futex", "paths", "open", "rw", "stat", "dirs", "pipes", "net", "eventfd",
-    "time", "signal", "process", "misc", "uintr",
+    "attrs", "time", "signal", "process", "misc", "uintr",
 )  # fmt: skip
 
 
