@@ -41,6 +41,7 @@ SIMPLE_PROGRAMS = [
     "spawn",
     "sessions",
     "cputime",
+    "select",
 ]
 
 FATAL_LINE = re.compile(

@@ -33,7 +33,7 @@ DIRENT64 = struct.Struct("<QqHB")
 IOVEC = struct.Struct("<QQ")  # struct iovec, include/uapi/linux/uio.h: iov_base, iov_len
 POLLFD = struct.Struct("<ihh")  # struct pollfd, include/uapi/asm-generic/poll.h
 # pollfd.events and revents bits, include/uapi/asm-generic/poll.h
-POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 4, 8, 16, 32
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 16, 32
 
 # --- sockets --------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class Wait:
     interruptible: bool = True  # a signal (or a WAITING-flag user interrupt) ends it: -EINTR
     on_timeout: int = 0  # the syscall's result when the deadline passes
     restart: bool = False  # woken by `Kernel.notify`: the syscall runs again (ERESTARTSYS)
+    expired: Callable[[], None] | None = None  # what the call does to user memory at timeout
 
 
 # --- open files ---------------------------------------------------------------------------

@@ -163,6 +163,8 @@ class Scheduler:
         """Sleepers whose deadline passed wake with their timeout result."""
         if self.sleepers:
             for t in [t for t in self.sleepers if t.wait and t.wait.deadline <= now]:
+                if t.wait.expired is not None:  # type: ignore[union-attr]
+                    t.wait.expired()  # type: ignore[union-attr]
                 self.wake(t, t.wait.on_timeout)  # type: ignore[union-attr]
 
     # --- context switches (the run loop only) ---------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import errno as E
 from .. import signals as S
-from ..abi import POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT
+from ..abi import POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, TIMEVAL
 from ..control import BLOCK
 from ..process import File, HostFile, Pipe, PipeEnd, Wait
 from . import syscall
@@ -144,3 +144,78 @@ def sys_ppoll(k: Kernel, t: Thread, fds: int, nfds: int, tsp: int, sigmask: int)
         if ns is None:
             return -E.EINVAL
     return do_poll(k, t, fds, nfds, ns)
+
+
+# --- select (fs/select.c: core_sys_select, do_select) --------------------------------------
+
+# What makes an fd ready in each of select's three sets (fs/select.c POLLIN_SET...).
+SELECT_SETS = (POLLIN | POLLHUP | POLLERR, POLLOUT | POLLERR, POLLPRI)
+
+
+def do_select(
+    k: Kernel, t: Thread, nfds: int, sets: tuple[int, int, int], timeout_ns: int | None
+) -> object:
+    """select and pselect6 over the same readiness as poll: the ready fds' bits are left in
+    the three sets (all cleared at timeout); a set fd that is not open is EBADF."""
+    nfds = s32(nfds)
+    if nfds < 0:
+        return -E.EINVAL
+    nfds = min(nfds, RLIMITS[RLIMIT_NOFILE][1])  # core_sys_select: capped at max_fds
+    mem = t.process.mem
+    nbytes = (nfds + 63) // 64 * 8
+    given = [int.from_bytes(mem.read(a, nbytes), "little") if a and nbytes else 0 for a in sets]
+    out, ready, waits = [0, 0, 0], 0, []
+    wanted = given[0] | given[1] | given[2]
+    for fd in range(nfds):
+        if not wanted >> fd & 1:
+            continue
+        f = t.process.fds.get(fd)
+        if f is None:
+            return -E.EBADF
+        rev = _poll_ready(f, POLLIN | POLLOUT | POLLPRI)
+        for i, mask in enumerate(SELECT_SETS):
+            if given[i] >> fd & 1 and rev & mask:
+                out[i] |= 1 << fd
+                ready += 1
+        if isinstance(f, PipeEnd):
+            waits.append(f.pipe)
+        elif hasattr(f, "poll"):
+            waits.append(f)
+
+    def write(result: list[int]) -> None:
+        for addr, bits in zip(sets, result, strict=True):
+            if addr and nbytes:
+                mem.write(addr, bits.to_bytes(nbytes, "little"))
+
+    if ready or timeout_ns == 0:
+        write(out)
+        return ready
+    deadline = None if timeout_ns is None else k.clock_ns() + timeout_ns
+    k.sched.block(t, Wait("poll", deadline, key=tuple(waits), restart=True, on_timeout=0,
+                          expired=lambda: write([0, 0, 0])))  # fmt: skip
+    return BLOCK
+
+
+@syscall(23, nfds="int")
+def sys_select(
+    k: Kernel, t: Thread, nfds: int, rfds: int, wfds: int, efds: int, tvp: int
+) -> object:
+    ns = None
+    if tvp:
+        sec, usec = TIMEVAL.unpack(t.process.mem.read(tvp, TIMEVAL.size))
+        if sec < 0 or usec < 0:  # kern_select: microseconds past a second carry into seconds
+            return -E.EINVAL
+        ns = sec * 1_000_000_000 + usec * 1000
+    return do_select(k, t, nfds, (rfds, wfds, efds), ns)
+
+
+@syscall(270, nfds="int")
+def sys_pselect6(
+    k: Kernel, t: Thread, nfds: int, rfds: int, wfds: int, efds: int, tsp: int, sig: int
+) -> object:
+    ns = None
+    if tsp:
+        ns = read_timespec(t, tsp)
+        if ns is None:
+            return -E.EINVAL
+    return do_select(k, t, nfds, (rfds, wfds, efds), ns)
