@@ -42,6 +42,7 @@ SIMPLE_PROGRAMS = [
     "sessions",
     "cputime",
     "select",
+    "statx",
 ]
 
 FATAL_LINE = re.compile(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat as st
+import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
@@ -86,24 +87,55 @@ def _fstat_file(k: Kernel, f: File) -> bytes | int:
 
 @syscall(262, dirfd="int", path="str", flags="hex")
 def sys_newfstatat(k: Kernel, t: Thread, dirfd: int, path: int, statbuf: int, flags: int) -> int:
+    s = _stat_at(k, t, dirfd, path, flags)
+    if isinstance(s, int):
+        return s
+    t.process.mem.write(statbuf, s)
+    return 0
+
+
+def _stat_at(k: Kernel, t: Thread, dirfd: int, path: int, flags: int) -> bytes | int:
+    """The struct stat of a *at() call's target, or -errno."""
     p = t.process
     name = p.mem.read_cstr(path)
     if not name and flags & AT_EMPTY_PATH:
         f = p.fds.get(s32(dirfd))
         if f is None:
             return -E.EBADF
-        s = _fstat_file(k, f)
-    else:
-        hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
-        if isinstance(hp, int):
-            return hp
-        try:
-            s = pack_stat(os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW))
-        except OSError as e:
-            return oserr(e)
+        return _fstat_file(k, f)
+    hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
+    if isinstance(hp, int):
+        return hp
+    try:
+        return pack_stat(os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW))
+    except OSError as e:
+        return oserr(e)
+
+
+# statx(2): include/uapi/linux/stat.h
+STATX = struct.Struct("<IIQIIIHxxQQQQ" + "qIi" * 4 + "IIIIQII96x")
+STATX_BASIC_STATS, STATX_RESERVED = 0x7FF, 0x8000_0000
+AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE = 0x800, 0x6000
+
+
+@syscall(332, dirfd="int", path="str", flags="hex", mask="hex")
+def sys_statx(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mask: int, buf: int) -> int:
+    """statx from the same struct stat as newfstatat: the basic fields (no birth time, no
+    mount id); STATX_SYNC types make no difference to host files seen through the host."""
+    known = AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE
+    if flags & ~known or flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE:
+        return -E.EINVAL
+    if mask & STATX_RESERVED:
+        return -E.EINVAL
+    s = _stat_at(k, t, dirfd, path, flags)
     if isinstance(s, int):
         return s
-    p.mem.write(statbuf, s)
+    (dev, ino, nlink, mode, uid, gid, _, rdev, size, blksize, blocks,
+     a, an, m, mn, c, cn) = STAT.unpack(s)  # fmt: skip
+    t.process.mem.write(buf, STATX.pack(
+        STATX_BASIC_STATS, blksize, 0, nlink, uid, gid, mode & 0xFFFF, ino, size, blocks, 0,
+        a, an, 0, 0, 0, 0, c, cn, 0, m, mn, 0,
+        os.major(rdev), os.minor(rdev), os.major(dev), os.minor(dev), 0, 0, 0))  # fmt: skip
     return 0
 
 
