@@ -145,6 +145,11 @@ def test_files(cpus, same_as_native_in_a_directory):
     same_as_native_in_a_directory("files", cpus)
 
 
+def test_readdir_order(same_as_native_in_a_directory):
+    """A directory lists in the host file system's order, as natively (not sorted)."""
+    same_as_native_in_a_directory("readdir_order", 1)
+
+
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_fileattrs(cpus, same_as_native_in_a_directory):
     """link/linkat, the chown family, utimensat, statfs/fstatfs, fadvise64 and the xattr calls

@@ -24,10 +24,11 @@ DT_TYPES = {st.S_IFIFO: 1, st.S_IFCHR: 2, st.S_IFDIR: 4, st.S_IFBLK: 6, st.S_IFR
 
 
 def _listing(path: str) -> list[tuple[bytes, int, int]] | int:
-    """(name, inode, d_type) of each entry, "." and ".." first, or -errno; an entry that
-    vanishes before its lstat is left out."""
+    """(name, inode, d_type) of each entry, "." and ".." first, the rest in the host's readdir
+    order (what `ls -U` or `find` show natively), or -errno; an entry that vanishes before its
+    lstat is left out."""
     try:
-        names = [".", "..", *sorted(os.listdir(path))]
+        names = [".", "..", *os.listdir(path)]
     except OSError as e:
         return oserr(e)
     ents = []
