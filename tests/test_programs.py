@@ -43,6 +43,7 @@ SIMPLE_PROGRAMS = [
     "cputime",
     "select",
     "statx",
+    "epoll",
 ]
 
 FATAL_LINE = re.compile(

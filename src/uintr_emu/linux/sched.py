@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..options import WAKEUP_NS
@@ -56,6 +57,7 @@ class RunQueue:
 class Scheduler:
     def __init__(self, k: Kernel, seed: int) -> None:
         self.k = k
+        self.edge_watchers: list[Callable[[Any], None]] = []  # epoll: called by notify
         self.rqs = [RunQueue(cpu) for cpu in k.machine.cpus]
         self.sleepers: list[Thread] = []  # blocked with a deadline
         # The run loop's state: the thread inside the engine, and whether that run is a lone
@@ -142,7 +144,10 @@ class Scheduler:
 
     def notify(self, obj: Any) -> None:
         """Wake every thread whose restartable wait is on `obj` (a pipe, ...); each re-runs
-        its syscall, which re-checks the condition (ERESTARTSYS)."""
+        its syscall, which re-checks the condition (ERESTARTSYS). Edge watchers (epoll's
+        EPOLLET entries) hear of it first."""
+        for watcher in self.edge_watchers:
+            watcher(obj)
         for t in list(self.k.threads.values()):
             w = t.wait
             if w is not None and w.restart and (w.key is obj or (

@@ -24,7 +24,7 @@ class Syscall:
 
 FAMILIES = (
     "mm", "thread", "futex", "paths", "open", "rw", "stat", "dirs", "pipes", "net", "eventfd",
-    "attrs", "time", "signal", "process", "misc", "uintr",
+    "attrs", "epoll", "time", "signal", "process", "misc", "uintr",
 )  # fmt: skip
 
 

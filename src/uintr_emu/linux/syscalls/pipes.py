@@ -81,7 +81,7 @@ def sys_pipe(k: Kernel, t: Thread, fds_addr: int) -> int:
     return sys_pipe2(k, t, fds_addr, 0)
 
 
-def _poll_ready(f: File | None, events: int) -> int:
+def poll_ready(f: File | None, events: int) -> int:
     if f is None:
         return POLLNVAL
     if isinstance(f, PipeEnd):
@@ -115,7 +115,7 @@ def do_poll(k: Kernel, t: Thread, fds_addr: int, nfds: int, timeout_ns: int | No
         rev = 0
         if fd >= 0:
             f = t.process.fds.get(fd)
-            rev = _poll_ready(f, events & 0xFFFF)
+            rev = poll_ready(f, events & 0xFFFF)
             if isinstance(f, PipeEnd):
                 pipes.append(f.pipe)
             elif f is not None and hasattr(f, "poll"):
@@ -172,7 +172,7 @@ def do_select(
         f = t.process.fds.get(fd)
         if f is None:
             return -E.EBADF
-        rev = _poll_ready(f, POLLIN | POLLOUT | POLLPRI)
+        rev = poll_ready(f, POLLIN | POLLOUT | POLLPRI)
         for i, mask in enumerate(SELECT_SETS):
             if given[i] >> fd & 1 and rev & mask:
                 out[i] |= 1 << fd
