@@ -49,12 +49,15 @@ class Machine:
         self.kernel: Kernel | None = None
         self._pending_sinks: list[Callable[[Event], None]] = []
         self._capture: tuple[int, int] | None = None
+        self._ending: tuple[int, str] | None = None
 
     def _make_kernel(self, stdio: tuple[int, int, int]) -> Kernel:
         if self.kernel is None:
             self.kernel = Kernel(replace(self.options, stdio=stdio, warn_stream=stdio[2]))
             for sink in self._pending_sinks:
                 self.kernel.subscribe(sink)
+            if self._ending is not None:
+                self.kernel.end(*self._ending)
         return self.kernel
 
     def load(self, path: str, argv: list[str] | None = None, env: list[str] | None = None,
@@ -79,6 +82,16 @@ class Machine:
             return RunResult(status, None, None)
         out, err = self._files
         return RunResult(status, _read_all(out), _read_all(err))
+
+    def end(self, status: int, message: str) -> None:
+        """From any thread: end the run (the current one, or the next) as soon as possible,
+        even while a guest thread spins without system calls. `run` then returns `status`,
+        after the line "uintr-emu: MESSAGE" on the guest's stderr. What the guest wrote so far
+        stays written (docs/robustness.md, "Signals and exit statuses")."""
+        if self.kernel is None:
+            self._ending = (status, message)
+        else:
+            self.kernel.end(status, message)
 
     def subscribe(self, sink: Callable[[Event], None]) -> None:
         """Call `sink(event)` for every event of the run (see uintr_emu.trace)."""

@@ -11,6 +11,7 @@ import traceback
 from . import __version__, explore
 from .cliopts import add_run_options, guest_environment, options_from, positive
 from .demo import run_demo
+from .hostsignals import HostSignal, HostSignals
 from .trace.png import render_png, require_matplotlib
 from .trace.stats import Stats
 from .trace.text import TextLog, parse_categories
@@ -18,8 +19,9 @@ from .trace.timeline import Timeline
 
 EPILOG = """\
 exit status: the guest's exit status; 128+N when a signal N ended it; 124 when --timeout,
---max-insns or a deadlock (every thread blocked, no timeout pending) stopped it; 2 for bad usage
-or a program that cannot be loaded.
+--max-insns or a deadlock (every thread blocked, no timeout pending) stopped it; 130 (SIGINT,
+Ctrl-C) or 143 (SIGTERM) when the emulator was told to stop; 2 for bad usage or a program that
+cannot be loaded.
 """
 
 
@@ -119,6 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 2
+    # SIGINT and SIGTERM end the command (hostsignals.py): a run returns the status itself,
+    # anything else ends with HostSignal. With --gdb too: gdb's own Ctrl-C reaches the stub as
+    # a packet, a signal to the emulator process ends the run (docs/gdb.md).
+    try:
+        with HostSignals() as signals:
+            return _command(ns, signals)
+    except HostSignal as e:
+        sys.stderr.write(f"uintr-emu: {e.message}\n")
+        return e.status
+
+
+def _command(ns: argparse.Namespace, signals: HostSignals) -> int:
     # lazy: the engine (api, gdbstub: unicorn) takes ~0.5 s to import, not paid for --help
     # or a usage error
     from .api import Machine, ProgramError
@@ -130,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         m = Machine(options_from(ns))
         finish = attach_observers(m, ns)
         if ns.command == "demo":
-            return run_demo(m)
+            with signals.running(m.end):
+                return run_demo(m)
         m.load(ns.program, [ns.program, *ns.args], env)
         stub = None
         if ns.gdb is not None:
@@ -140,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             stub.attach()  # "uintr-emu: waiting for gdb on 127.0.0.1:PORT"
         status = None
         try:
-            status = m.run().status
+            with signals.running(m.end):
+                status = m.run().status
             return status
         finally:
             if stub is not None:
@@ -148,9 +164,6 @@ def main(argv: list[str] | None = None) -> int:
             finish()
     except (ProgramError, ValueError, FileNotFoundError) as e:
         return error(str(e))
-    except KeyboardInterrupt:
-        sys.stderr.write("uintr-emu: interrupted\n")
-        return 130
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("UINTR_EMU_DEBUG"):
             traceback.print_exc()

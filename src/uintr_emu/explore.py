@@ -12,17 +12,21 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import multiprocessing
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
 
 from .cliopts import add_run_options, guest_environment, options_from, positive, run_args
+from .hostsignals import reset_in_child
 from .options import Options
 
 DEFAULT_SEEDS = "1-100"
@@ -162,11 +166,8 @@ def main(ns: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         results = explore(job, seeds, jobs, progress)
-    except KeyboardInterrupt:
-        progress.done()
-        sys.stderr.write("uintr-emu: interrupted\n")
-        return 130
-    progress.done()
+    finally:
+        progress.done()  # also before cli.py's line for SIGINT/SIGTERM (HostSignal)
     outcomes = group(results)
     sys.stdout.write(report(job, seeds, outcomes))
     sys.stdout.flush()
@@ -189,6 +190,9 @@ class Result:
 
 
 def _worker_init() -> None:
+    # Forked inside cli.py's HostSignals: a terminal's Ctrl-C reaches the workers too, but the
+    # parent ends them (`explore`), so that none outlives it.
+    reset_in_child(ignore_interrupt=True)
     # The guest reads host fd 0: give every run the same, empty stdin.
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -213,15 +217,55 @@ def run_seed(job: Job, seed: int) -> Result:
     return result
 
 
-def run_seed_subprocess(job: Job, seed: int) -> Result:
+def run_seed_subprocess(job: Job, seed: int, children: Subprocesses) -> Result:
     """The same run in a fresh `python -m uintr_emu run` (after a worker died)."""
     cmd = [sys.executable, "-m", "uintr_emu", "run", "--seed", str(seed), *job.run_args, *job.argv]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    status = p.returncode if p.returncode >= 0 else 128 - p.returncode
-    return Result(seed, status, p.stdout, p.stderr)
+    status, out, err = children.run(cmd)
+    return Result(seed, status if status >= 0 else 128 - status, out, err)
+
+
+class Subprocesses:
+    """The subprocesses of `run_seed_subprocess`, so that an interrupted explore can end them
+    (`end`), and those about to start."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._ended = False
+
+    def run(self, cmd: list[str]) -> tuple[int, bytes, bytes]:
+        with self._lock:
+            if self._ended:
+                return -signal.SIGTERM, b"", b""  # (nobody reads it)
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)  # fmt: skip
+            self._live.add(p)
+        try:
+            out, err = p.communicate()
+        finally:
+            with self._lock:
+                self._live.discard(p)
+        return p.returncode, out, err
+
+    def end(self) -> None:
+        """SIGTERM each (a `uintr-emu run` ends at once, docs/robustness.md), SIGKILL one still
+        there a second later; start no more."""
+        with self._lock:
+            self._ended = True
+            live = list(self._live)
+        for p in live:
+            p.terminate()
+        deadline = time.monotonic() + 1.0
+        for p in live:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[int, Result]:
+    """Every seed's result. Interrupted (cli.py's HostSignal, or any exception), it ends its
+    worker processes and subprocesses before it returns: none outlives the command."""
     results: dict[int, Result] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), initializer=_worker_init) as pool:
         pending: set[Future[Result]] = {pool.submit(run_seed, job, s) for s in seeds}
@@ -235,6 +279,11 @@ def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[i
                         progress.step()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
+            # The pool's exit waits for the workers, and one busy with a spinning guest would
+            # never finish its seed: kill them, their results are not wanted (they ignored the
+            # SIGINT of a terminal's Ctrl-C: `_worker_init`). The pool's thread reaps them.
+            for worker in multiprocessing.active_children():
+                worker.kill()
             raise
     missing = [s for s in seeds if s not in results]
     if missing:
@@ -243,10 +292,16 @@ def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[i
             f"\nuintr-emu explore: a worker process died; running {len(missing)} "
             "seed(s) in subprocesses\n"
         )
+        children = Subprocesses()
         with ThreadPoolExecutor(max_workers=jobs) as threads:
-            for r in threads.map(lambda s: run_seed_subprocess(job, s), missing):
-                results[r.seed] = r
-                progress.step()
+            try:
+                for r in threads.map(lambda s: run_seed_subprocess(job, s, children), missing):
+                    results[r.seed] = r
+                    progress.step()
+            except BaseException:
+                threads.shutdown(wait=False, cancel_futures=True)
+                children.end()
+                raise
     return results
 
 

@@ -492,7 +492,7 @@ class GdbStub:
             and t.fault is None
             and t.process.engine is e
             and self.k.sched.loaded_on(t) is not None
-            and not self.k.timed_out.is_set()
+            and self.k.ending is None
         )
 
     def _interrupted(self) -> bool:

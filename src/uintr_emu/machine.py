@@ -199,6 +199,8 @@ class Cpu:
         raises is reported to the OS (`OperatingSystem.exception`) before this returns.
         `runner` replaces `engine.run` (the debugger's stepping loop)."""
         m = self.machine
+        if m.ended:  # stopped asynchronously (Machine.stop_async): no guest code runs again
+            return 0
         if limit is None:
             self.clock += start
             start = 0
@@ -419,6 +421,7 @@ class Machine:
         self.os: OperatingSystem = _NoOs()
         self.executing: Cpu | None = None  # the CPU whose run is in the engine (Cpu.run)
         self.woken = False  # an interrupt reached a halted CPU since the OS last looked
+        self.ended = False  # stopped asynchronously (`stop_async`): it runs no guest code again
         # Hardware events for tracing: events(cpu_index, kind, **fields), or None.
         self.events: Callable[..., None] | None = None
         self._cpuid: dict[tuple[int, int], tuple[int, int, int, int]] = {}
@@ -443,6 +446,20 @@ class Machine:
             # that the registers a debugger shows are those of the machine.
             e.reg_write(eng.CR4, e.reg_read(eng.CR4) | CR4_UINTR)
         return e
+
+    def stop_async(self) -> None:
+        """From any host thread, when the run is ending anyway (a host signal, --timeout):
+        stop the engine a CPU is executing, now, and run no guest instruction on any CPU again
+        (`Cpu.run` returns at once). An asynchronous stop may apply the instruction it lands
+        in twice (docs/engine-notes.md G14), which only guest code running afterwards could
+        observe. The flags are set before the engine is stopped, so the run a stop lands in
+        sees them when it returns. A stop that finds no engine running, or one about to start,
+        can be lost (G3): the caller repeats it until its run loop has returned."""
+        self.ended = True
+        for cpu in self.cpus:
+            e = cpu.running
+            if e is not None:
+                e.stop_async()
 
     def cpuid(self, leaf: int, sub: int) -> tuple[int, int, int, int]:
         """The guest-visible CPUID answer: the engine's own, adjusted by the CPU model."""

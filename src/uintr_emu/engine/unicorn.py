@@ -151,6 +151,8 @@ class Engine:
         self.breakpoint_hit: int | None = None
         self.breakpoint_skip: int | None = None
         self.stop_requested = False  # `stop()` was called during the last `run()`
+        # `stop_async()` was called: `run()` starts no guest code on this engine again.
+        self.ended = False
         self.fault_stop = False  # the last interrupt hook was for a fault (RIP at its insn)
         # The first memory fault of the last `run()` as the engine reported it (the only one
         # passed to `on_mem_fault`): (kind, address, size, RIP of the faulting instruction),
@@ -405,7 +407,8 @@ class Engine:
         block boundary within `limit` (or after one block if even that does not fit). `steps`
         > 0 also stops after that many instructions (Unicorn's own count, for the debugger's
         single step; flushes translated code). Raises the exception of a failed callback, or
-        RunFault for a fault no hook consumed.
+        RunFault for a fault no hook consumed. After `stop_async()` it runs nothing and
+        returns as if stopped.
         """
         c = self.counter
         if limit is not None:
@@ -425,7 +428,9 @@ class Engine:
         missed = NO_BLOCK
         if rip is None and (steps or self._fast_run is None):
             rip = self.reg_read(RIP)
-        while True:
+        status = ucc.UC_ERR_OK
+        # Checked before every start, restarts included: see `stop_async`.
+        while not self.ended:
             c.stop_why = 0
             c.last_size = 0
             if rip is None:  # reads RIP and starts the engine, in one call
@@ -460,6 +465,8 @@ class Engine:
                 elif steps or self.breakpoint_hit is not None:
                     counters.recount(ran_current=False)
             break
+        if self.ended:
+            self.stop_requested = True  # (also when it has not run at all)
         if self.error is not None:
             err, self.error = self.error, None
             raise err
@@ -482,7 +489,14 @@ class Engine:
         uclib.uc_emu_stop(self.handle)
 
     def stop_async(self) -> None:
-        """Stop the engine from another host thread (the watchdog; docs/engine-notes.md G14)."""
+        """Stop the engine from any host thread, for good: `run()` never starts guest code on
+        it again. The instruction such a stop lands in may take effect twice
+        (docs/engine-notes.md G14), so only a run that is ending may use it, and no guest
+        instruction may execute afterwards to see memory in that state. A stop that arrives
+        while the engine is not inside Unicorn is lost (G3), and the flag is checked before a
+        start, not atomically with it: whoever calls this repeats it until the run has
+        returned."""
+        self.ended = True
         self.stop_requested = True
         uclib.uc_emu_stop(self.handle)
 

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 # Counted single-thread running is switched off (a translation-cache flush) only after this many
 # instructions, so programs that keep blocking and waking do not flush on every switch.
 UNSLICE_AFTER_INSNS = 20_000_000
+# Once the run is to end, the watchdog stops the machine this often until the loop has returned
+# (a stop between two engine runs is lost: docs/engine-notes.md G3).
+STOP_RETRY_S = 0.01
 
 
 class Kernel:
@@ -87,7 +90,11 @@ class Kernel:
         self.warned: set[int] = set()
         self.debugger: Any = None  # the GDB stub while gdb is attached (gdbstub.py)
         self.counted_single = 0
-        self.timed_out = threading.Event()
+        # Why the run must end, asked from another host thread (`end`), and the watchdog's
+        # wake-up (`run`).
+        self.ending: GuestExit | None = None
+        self._end_lock = threading.Lock()
+        self._end_asked = threading.Event()
 
     # --- small services ----------------------------------------------------------------
 
@@ -233,36 +240,61 @@ class Kernel:
     # --- the run loop -------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until the initial process ends; returns the emulator's exit status."""
-        watchdog = None
-        if self.opt.timeout is not None:
-            watchdog = threading.Timer(self.opt.timeout, self._on_timeout)
-            watchdog.daemon = True
-            watchdog.start()
+        """Run until the initial process ends, a limit is reached or `end` is called; returns
+        the emulator's exit status."""
+        over = threading.Event()
+        if self.ending is None:
+            self._end_asked.clear()  # (a second run) an `end` now is still seen by `_round`
+        watchdog = threading.Thread(target=self._watch, args=(over,), name="uintr-emu watchdog",
+                                    daemon=True)  # fmt: skip
+        watchdog.start()
         try:
             while True:
                 self._round()
-        except GuestExit as e:
-            self.sched.halt_all()
-            if e.message:
-                self.warn(e.message)
-            return e.status
+        except BaseException as exc:  # noqa: BLE001 - re-raised below unless the run was ended
+            # Once `end` was called, whatever stops the loop ends the run as asked: an engine
+            # cut short by the asynchronous stop, or the exception a host-signal handler
+            # raises to free the loop from a blocking host call (cli.py, HostSignals).
+            ending = exc if isinstance(exc, GuestExit) else self.ending
+            if ending is None:
+                raise
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            over.set()
+            self._end_asked.set()  # the watchdog returns
+        self.sched.halt_all()
+        if ending.message:
+            self.warn(ending.message)
+        return ending.status
 
-    def _on_timeout(self) -> None:
-        # The only asynchronous stop: the guest is being killed, so docs/engine-notes.md G14's
-        # double execution of the interrupted instruction cannot be observed.
-        self.timed_out.set()
-        for p in list(self.processes.values()):
-            p.engine.stop_async()
+    def end(self, status: int, message: str) -> None:
+        """End the run, from any host thread (a host signal: cli.py; --timeout: `_watch`): the
+        emulator exits with `status` after one line, `message`. The first call decides. The
+        machine stops at once (`Machine.stop_async`, by the watchdog) and runs no guest code
+        again; the loop ends at its next round. Called before `run`, the run ends at once."""
+        with self._end_lock:
+            if self.ending is None:
+                self.ending = GuestExit(status, message)
+        self._end_asked.set()
+
+    def _watch(self, over: threading.Event) -> None:
+        """The watchdog thread of one `run`: waits for `end` or --timeout, then stops the
+        machine, again every STOP_RETRY_S until the loop has returned. The asynchronous stop
+        may apply the instruction it lands in twice (docs/engine-notes.md G14), which is
+        harmless only because the run ends: nothing runs guest code afterwards."""
+        asked = self._end_asked.wait(self.opt.timeout)
+        if over.is_set():
+            return
+        if not asked:
+            self.end(124, f"timeout: stopped after {self.opt.timeout:g} s (--timeout)")
+        while not over.is_set():
+            self.machine.stop_async()
+            over.wait(STOP_RETRY_S)
 
     def _round(self) -> None:
         """One round: every CPU with a thread takes a turn; CPUs run in parallel in virtual time,
         so the round ends at the latest turn's end."""
-        if self.timed_out.is_set():
-            raise GuestExit(124, f"timeout: stopped after {self.opt.timeout:g} s (--timeout)")
+        if self.ending is not None:
+            raise self.ending
         sched = self.sched
         clock = self.clock
         self._expire_timers()

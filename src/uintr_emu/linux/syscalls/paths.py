@@ -56,12 +56,16 @@ def host_path(
 ) -> str | int:
     """The host path for a guest path relative to dirfd (confined under --root), or -errno.
     `/proc/self/exe` is the program itself, which may lie outside --root: it is only given to
-    calls that read (open O_RDONLY, stat, access, execve); others get EACCES."""
+    calls that read (open O_RDONLY, stat, access, execve); others get EACCES. The guest's own
+    descriptors, `/proc/self/fd/N` and `/dev/fd/N`, are the host files behind them."""
     if not path:
         return -E.ENOENT
     s = os.fsdecode(path)
     if s == "/proc/self/exe":
         return p.exe if readonly else -E.EACCES
+    own = _own_fd(p, s)
+    if own is not None:
+        return own
     if not s.startswith("/"):
         dirfd = s32(dirfd)
         if dirfd == AT_FDCWD:
@@ -77,6 +81,25 @@ def host_path(
         return resolve(k.opt.root, s, follow_last=follow)
     except PathError as e:
         return -e.errno
+
+
+def _own_fd(p: Process, s: str) -> str | int | None:
+    """/proc/self/fd/N or /dev/fd/N: the host's link to the host file behind the guest's fd N
+    (the host's /proc/self/fd is the emulator's, whose numbers are not the guest's), -ENOENT
+    if N is not open, -ENXIO for an object of the emulator's own (a pipe, a socket: no host
+    file to open again). None for any other path."""
+    for d in ("/proc/self/fd/", "/dev/fd/"):
+        if s.startswith(d):
+            n = s[len(d) :]
+            if not n.isdigit() or str(int(n)) != n:
+                return None
+            f = p.fds.get(int(n))
+            if f is None:
+                return -E.ENOENT
+            if not isinstance(f, HostFile):
+                return -E.ENXIO
+            return f"/proc/self/fd/{f.fd}"
+    return None
 
 
 def guest_path(p: Process, dirfd: int, name: str) -> str:
