@@ -486,6 +486,8 @@ def test_engine_regions_follow_map_protect_unmap(bench: Bench) -> None:
     bench.map(base, 0x10000, R | W)
     e.protect(base + 0x3000, 0x2000, R)
     e.unmap(base + 0x8000, 0x1000)
+    with pytest.raises(eng.EngineError):  # a hole in the range: nothing changes
+        e.protect(base + 0x7000, 0x2000, R)
     mine = [r for r in e.regions() if base <= r[0] < base + 0x10000]
     assert mine == [(base, base + 0x3000, R | W), (base + 0x3000, base + 0x5000, R),
                     (base + 0x5000, base + 0x8000, R | W),

@@ -314,9 +314,11 @@ class Mmu:
         everything then, since a refusal there would only fail the call (and its
         translations stay); whatever it granted beyond a page's permissions is flushed
         afterwards, before guest code runs."""
+        outer = self.state.maintenance
         self.state.maintenance = 1
         try:
             yield
         finally:
-            self.state.maintenance = 0
-            self.flush_if_stale()
+            self.state.maintenance = outer
+            if not outer:
+                self.flush_if_stale()

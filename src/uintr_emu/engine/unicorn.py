@@ -643,8 +643,15 @@ class Engine:
 
     def protect(self, address: int, size: int, perms: int) -> None:
         """Give the mapped range [address, address + size) `perms`, effective at once."""
-        self._forget_pages()
         end = address + size
+        covered = address
+        for lo, hi, _p in self.mmu.regions(address, end):
+            if lo > covered:
+                break
+            covered = hi
+        if covered < end:  # (nothing changes, as with Unicorn's own mem_protect)
+            raise EngineError(f"protect {address:#x}+{size:#x}: not all mapped", ucc.UC_ERR_ARG)
+        self._forget_pages()
         execs = [] if perms & PROT_X else [
             (lo, hi) for lo, hi, p in self.mmu.regions(address, end) if p & PROT_X]  # fmt: skip
         self.mmu.assign(address, end, x86_perms(perms))
