@@ -2,10 +2,10 @@
 
 `uintr_emu._fastpath` is a plain C library loaded with ctypes (engine/native.py), not a Python
 extension module: it includes no Python header and links nothing but libc. It holds the UINTR
-fast path (native/fastpath.c) and the instruction counters (native/counter.c). `optional=True`:
-a machine without a C compiler still gets a working, slower emulator (the Python model executes
-every UINTR instruction, and the counters run as Python callbacks); the test suite insists on
-the library unless UINTR_EMU_NATIVE=0.
+fast path (native/fastpath.c), the instruction counters (native/counter.c) and the TLB-fill hook
+(native/mmu.c). `optional=True`: a machine without a C compiler still gets a working, slower
+emulator (the Python model executes every UINTR instruction, and the counters and the fill hook
+run as Python callbacks); the test suite insists on the library unless UINTR_EMU_NATIVE=0.
 """
 
 from setuptools import Extension, setup
@@ -16,7 +16,8 @@ setup(
     ext_modules=[
         Extension(
             "uintr_emu._fastpath",
-            sources=[f"{NATIVE}/fastpath.c", f"{NATIVE}/counter.c", f"{NATIVE}/layout.c"],
+            sources=[f"{NATIVE}/fastpath.c", f"{NATIVE}/counter.c", f"{NATIVE}/mmu.c",
+                     f"{NATIVE}/layout.c"],
             depends=[f"{NATIVE}/shared.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-fvisibility=default"],
             optional=True,

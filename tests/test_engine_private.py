@@ -14,8 +14,8 @@ from unicorn.unicorn_py3 import unicorn as binding
 # The libunicorn functions engine/ calls directly (ctypes, past the binding's wrappers).
 RAW_FUNCTIONS = (
     "uc_emu_start", "uc_emu_stop", "uc_hook_add", "uc_hook_del", "uc_reg_read", "uc_reg_write",
-    "uc_reg_read_batch", "uc_mem_read", "uc_mem_map_ptr", "uc_mem_unmap", "uc_mem_protect",
-    "uc_context_save", "uc_context_restore", "uc_context_reg_read", "uc_context_reg_write",
+    "uc_reg_read_batch", "uc_mem_read", "uc_mem_map_ptr", "uc_mem_unmap", "uc_context_save",
+    "uc_context_restore", "uc_context_reg_read", "uc_context_reg_write",
 )  # fmt: skip
 
 

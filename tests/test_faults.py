@@ -39,26 +39,6 @@ FATAL = re.compile(
     r"\(rip=0x(?P<rip>[0-9a-f]+)(?:, address 0x(?P<addr>[0-9a-f]+))?\)$"
 )
 
-# --- known emulator bugs (strict xfails: they fail once the bug is fixed) --------------------
-
-NONCANONICAL_ALIAS = (
-    "emulator bug: a non-canonical address whose low 52 bits name a mapped page is read or "
-    "written silently, no fault at all: Unicorn 2.1.4 runs the guest with paging off and takes "
-    "the low 52 bits as the physical address (engine/unicorn.py, Engine.replay_fault). "
-    "traps.py classify() sees a non-canonical access only when it faults. A fix needs "
-    "a check at every TLB fill: the virtual-TLB fill hook or the guest paging that "
-    "docs/performance.md ('Memory-heavy code') measured for speed would both see it (QEMU's "
-    "page walk raises #GP for a non-canonical address, excp_helper.c handle_mmu_fault)"
-)
-EXEC_RIP = (
-    "emulator limit: a jump, call or ret to a non-canonical address is reported with RIP = the "
-    "target (a call has already pushed its return address); hardware reports the branch with "
-    "RIP and RSP unchanged. Unicorn fails the fetch at the target after the branch retired and "
-    "keeps no trace of it (traps.py classify()). Naming the branch needs the last "
-    "block entered: the block counter records it (Engine.counter.last_pc) but only while it "
-    "slices, and the branch's start inside the block needs instruction lengths"
-)
-
 
 @dataclass(frozen=True)
 class Fault:
@@ -77,15 +57,15 @@ FAULTS = {
     "exec-data": Fault("SIGSEGV", "SEGV_ACCERR"),
     "noncanonical": Fault("SIGSEGV", "SI_KERNEL"),
     "noncanonical-low": Fault("SIGSEGV", "SI_KERNEL"),
-    "noncanonical-alias": Fault(
-        "SIGSEGV", "SI_KERNEL", xfail_handler=NONCANONICAL_ALIAS, xfail_default=NONCANONICAL_ALIAS
-    ),
+    "noncanonical-alias": Fault("SIGSEGV", "SI_KERNEL"),
     "noncanonical-stack": Fault("SIGBUS", "SI_KERNEL"),
     "kernel-half": Fault("SIGSEGV", "SEGV_MAPERR"),
     "exec-noncanonical": Fault("SIGSEGV", "SI_KERNEL"),
-    "exec-noncanonical-rip": Fault("SIGSEGV", "SI_KERNEL", xfail_handler=EXEC_RIP),
+    "exec-noncanonical-rip": Fault("SIGSEGV", "SI_KERNEL"),
     "exec-kernel-half": Fault("SIGSEGV", "SEGV_MAPERR"),
     "file-past-eof": Fault("SIGBUS", "BUS_ADRERR"),
+    "fxsave-crossing": Fault("SIGSEGV", "SEGV_ACCERR"),
+    "fnstenv-crossing": Fault("SIGSEGV", "SEGV_ACCERR"),
     "ud2": Fault("SIGILL", "ILL_ILLOPN"),
     "uintr-insn": Fault("SIGILL", "ILL_ILLOPN", extra=("--cpu-features=-uintr",)),
     "div-zero": Fault("SIGFPE", "FPE_INTDIV"),
@@ -212,8 +192,8 @@ def test_noncanonical_while_another_thread_runs(
     cpus, build_program, run_emu, native_result, describe
 ):
     """With two runnable threads the emulator slices and counts per block: a #GP at
-    0x8000000000000010 is still told from a page fault at 0x10 (both reach the engine's fault
-    hook as an access at 0x10), 100 of each, as natively."""
+    0x8000000000000010 is still told from a page fault at 0x10 (the default TLB would see both
+    as an access at 0x10; the fill hook sees the whole page), 100 of each, as natively."""
     n_rc, n_out, _ = native_result("fault_noncanonical_threads")
     assert n_rc == 0 and n_out == b"gp=100 pf=100 other=0\n", f"natively: {n_rc} {n_out!r}"
     result = run_emu(build_program("fault_noncanonical_threads"), cpus=cpus)

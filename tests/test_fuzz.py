@@ -615,11 +615,16 @@ def kernel_invariant(k: Any) -> tuple[str, str] | None:
             if v.end > TASK_SIZE:
                 return "vma-beyond-user", f"VMA {v.start:#x}-{v.end:#x} beyond user space"
             prev = v.end
-        # Pages of a file mapping beyond EOF are not in the engine (an access is SIGBUS).
+        # Pages of a file mapping beyond EOF are not in the engine (an access is SIGBUS). The
+        # permissions are the engine's region table (what its TLB fill grants); Unicorn's own
+        # regions cover the same ranges.
         ours = _merge((v.start, v.end, engine_perms(v.prot)) for v in mem.vmas if not v.beyond_eof)
-        engine = _merge((a, b + 1, perms) for a, b, perms in p.engine.uc.mem_regions())
+        engine = _merge(p.engine.regions())
         if ours != engine:
             return "vma-engine", f"VMAs {_fmt(ours)} != engine mappings {_fmt(engine)}"
+        unicorn = _merge((a, b + 1, 0) for a, b, _perms in p.engine.uc.mem_regions())
+        if unicorn != _merge((a, b, 0) for a, b, _perms in ours):
+            return "vma-unicorn", f"VMAs {_fmt(ours)} != Unicorn's regions {_fmt(unicorn)}"
     loaded = {id(rq.current) for rq in k.sched.rqs if rq.current is not None}
     queued = {id(q) for rq in k.sched.rqs for q in rq.queue}
     for t in k.threads.values():

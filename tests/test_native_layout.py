@@ -13,7 +13,7 @@ import ctypes
 
 import pytest
 
-from uintr_emu.engine import counting, native
+from uintr_emu.engine import counting, mmu, native
 from uintr_emu.hw.uintr import NativeUnit, UintrState
 
 pytestmark = pytest.mark.skipif(native.LIB is None, reason="native library not built")
@@ -26,6 +26,9 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
     "ctx": native.Ctx,
     "block_entry": counting.BlockEntry,
     "counter": counting.Counter,
+    "tlb_entry": mmu.TlbEntry,
+    "region": mmu.Region,
+    "mmu": mmu.MmuState,
 }
 #: C field names Python spells differently.
 RENAMED = {("unit", "st"): "state"}
@@ -40,6 +43,12 @@ CONSTANTS = {
     "POST_OK": native.POST_OK,
     "POST_STOP": native.POST_STOP,
     "SLOW": native.SLOW,
+    "ACCESS_READ": mmu.MEM_READ,
+    "ACCESS_WRITE": mmu.MEM_WRITE,
+    "ACCESS_FETCH": mmu.MEM_FETCH,
+    "PROT_READ": mmu.PROT_R,
+    "PROT_WRITE": mmu.PROT_W,
+    "PROT_EXEC": mmu.PROT_X,
 }
 
 

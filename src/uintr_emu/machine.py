@@ -436,7 +436,6 @@ class Machine:
         e.on_syscall = self._on_syscall
         e.on_invalid = self._on_invalid
         e.on_interrupt = self._on_interrupt
-        e.on_mem_fault = _ignore_mem_fault  # classified when the run ends (Cpu.run)
         e.on_cpuid = self._on_cpuid
         e.on_post = self._on_post
         e.on_deliver = self._on_deliver
@@ -545,7 +544,3 @@ class _NoOs:
 
     def interrupt(self, cpu: Cpu, vector: int) -> None:
         raise RuntimeError(f"interrupt {vector:#x} with no operating system attached")
-
-
-def _ignore_mem_fault(_kind: int, _address: int, _size: int) -> None:
-    pass

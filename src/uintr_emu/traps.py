@@ -1,32 +1,31 @@
 """How the engine's stops become the architecture's exceptions (hw/faults.py values).
 
 The engine reports a CPU exception in one of three ways: the interrupt hook (#DE, #DB, #BP,
-INT n, ...), the #UD hook (handled by `machine.Cpu.trap_invalid`), or a failed run after a memory
-fault hook. This module turns the first and the last into `ArchFault` values for the machine to
-hand to the operating system.
+INT n, ...), the #UD hook (handled by `machine.Cpu.trap_invalid`), or a failed run after the
+TLB fill refused a memory access (`Engine.mem_fault`, engine/mmu.py). This module turns the
+first and the last into `ArchFault` values for the machine to hand to the operating system.
 
-Memory faults whose address is not canonical are #GP(0) / #SS(0), not page faults. Unicorn 2.1.4
-reports a guest memory fault with the linear address cut to its low 52 bits
-(`Engine.replay_fault`), so the fault hook alone cannot tell an access to 0x10 from one to
-0x8000000000000010, nor 0xffff888000000000 (canonical, kernel half) from 0x000f888000000000 (not
-canonical). On x86-64 an access to a non-canonical address never reaches paging: it is #GP(0),
-or #SS(0) for a stack reference (SDM Vol.1 §3.3.7.1, Vol.3 §6.15; hw/canonical.py). A canonical
-address is a page fault (#PF with the full address; a user access to the kernel half, e.g.
-0xffff888000000000 or 0xffffffffff600000, is a not-present page). Only the fault path runs this
-code.
+A refused access names its linear page with all 64 bits, so the classification is direct. A
+non-canonical page is #GP(0), or #SS(0) for a stack reference (SDM Vol.1 §3.3.7.1, Vol.3
+§6.15; hw/canonical.py): on x86-64 such an access never reaches paging. Any other page is a
+page fault (#PF) at the access's address (`Engine.fault_address`); a user access to the kernel
+half, e.g. 0xffff888000000000 or 0xffffffffff600000, is a not-present page. Only the fault path
+runs this code.
 
-Instruction fetches. After a jump, call or ret to a non-canonical address Unicorn fails to fetch
-at the target, with RIP already there and the branch retired (a call has pushed its return
-address). The engine keeps no trace of the branch, so the fault reports RIP = the target, where
-hardware reports the branch itself with RSP unchanged (JMP/CALL/RET "64-Bit Mode Exceptions":
-#GP(0) if the target offset is non-canonical; measured natively). docs/robustness.md lists this
-difference.
+Instruction fetches. A jump, call or ret to a non-canonical address shows as a fetch refused at
+the target, RIP already there and the branch retired (a call has pushed its return address).
+Hardware reports #GP(0) at the branch itself with RSP unchanged (JMP/CALL/RET "64-Bit Mode
+Exceptions": #GP(0) if the target offset is non-canonical; measured natively), so the branch --
+the last instruction of the last block the engine entered (`Engine.branch_before`) -- becomes
+RIP again and its stack effect is undone. Without a block to look at (a run that started at the
+target, no native library) the fault is reported at the target.
 """
 
 from __future__ import annotations
 
 from .engine import unicorn as eng
-from .hw.canonical import MAX_INSTRUCTION_LENGTH, noncanonical_fault
+from .engine.mmu import Refusal
+from .hw.canonical import branch_stack_delta, noncanonical_fault
 from .hw.cpu import is_canonical
 from .hw.faults import (
     ArchFault,
@@ -39,8 +38,6 @@ from .hw.faults import (
     PageFault,
     StackFault,
 )
-
-_LOW52 = (1 << 52) - 1
 
 
 def from_interrupt(intno: int) -> ArchFault:
@@ -62,64 +59,43 @@ def from_interrupt(intno: int) -> ArchFault:
 def from_engine_error(e: eng.Engine, err: eng.RunFault) -> ArchFault:
     """The exception that ended a run with `err` (no hook reported one)."""
     if e.mem_fault is not None:
-        kind, address, _size, fault_rip = e.mem_fault
-        arch = classify(e, kind, address, fault_rip)
-        if arch is not None:
-            return arch
-        if address >> 47:
-            # The engine reports addresses cut to 52 bits: restore the sign extension of a
-            # canonical upper-half address (classify found it canonical).
-            address |= 0xFFF0_0000_0000_0000
-        return PageFault(
-            address,
-            write=kind in eng.ACCESS_WRITE_KINDS,
-            fetch=kind in eng.ACCESS_FETCH_KINDS,
-            protection=kind in eng.ACCESS_PROT_KINDS,
-            user=True,
-        )
+        return memory_fault(e, e.mem_fault)
     if err.invalid_instruction:
         return InvalidOpcode("the engine cannot execute this instruction")
     return GeneralProtection(f"the engine stopped: {err}")
 
 
-def _maybe_canonical(reported: int) -> bool:
-    """Whether some canonical address has these low 52 bits (bits 51:47 all equal)."""
-    top = reported >> 47
-    return top == 0 or top == 0x1F
-
-
-def classify(e: eng.Engine, kind: int, reported: int, fault_rip: int) -> ArchFault | None:
-    """The #GP/#SS the faulting instruction raises instead of the page fault the engine
-    reported (``kind``, ``reported``, ``fault_rip``: the engine's fault kind, 52-bit address
-    and the instruction's RIP; `Engine.mem_fault`), or None when the faulting access is
-    canonical and the report stands."""
-    rip = e.reg_read(eng.RIP)
-    if kind in eng.ACCESS_FETCH_KINDS:
-        if not is_canonical(rip):
+def memory_fault(e: eng.Engine, refusal: Refusal) -> ArchFault:
+    """The exception of the access the fill refused; RIP (and, after a branch, RSP) become
+    what the exception reports."""
+    # A page is canonical or not as a whole (2^47 is page aligned).
+    if not is_canonical(refusal.page):
+        if refusal.fetch:
+            _back_to_branch(e, refusal)
             return noncanonical_fault(b"", write=False, fetch=True)
-        # An instruction that starts on a canonical page and runs into the next one.
-        full = rip + ((reported - rip) & _LOW52)
-        if full - rip < MAX_INSTRUCTION_LENGTH and not is_canonical(full):
-            return noncanonical_fault(b"", write=False, fetch=True)
-        return None
-    # A replay needs the registers of the faulting instruction: not there when the engine ran
-    # on after a faulting store (see `Engine.mem_fault`).
-    replay = None
-    if rip == fault_rip:
-        try:
-            replay = e.replay_fault(is_canonical)
-        except eng.EngineError:  # Unicorn refused a control: decide from the report
-            replay = None
-    if replay is None:
-        # No replay, or it saw no fault (it always should): judge by the report alone, which
-        # proves non-canonical only when no canonical address has its low 52 bits.
-        if _maybe_canonical(reported):
-            return None
-        return noncanonical_fault(e.fetch(fault_rip), write=kind in eng.ACCESS_WRITE_KINDS)
-    if not replay.noncanonical:
-        return None
-    return noncanonical_fault(
-        e.fetch(rip),
-        write=replay.kind == eng.MEM_WRITE,
-        fetch=replay.kind == eng.MEM_FETCH,
+        return noncanonical_fault(e.fetch(e.reg_read(eng.RIP)), write=refusal.write)
+    return PageFault(
+        e.fault_address(refusal),
+        write=refusal.write,
+        fetch=refusal.fetch,
+        protection=refusal.mapped,
+        user=True,
     )
+
+
+def _back_to_branch(e: eng.Engine, refusal: Refusal) -> None:
+    """A fetch refused at a non-canonical branch target: put RIP back on the branch and undo
+    its push or pop (module docstring). Nothing changes if the target is not where the run
+    went by a branch: RIP is not on the refused page (a block running into it), or the last
+    instruction is no near branch (a SYSCALL whose handler set RIP: sigreturn)."""
+    rip = e.reg_read(eng.RIP)
+    if rip & ~(eng.PAGE - 1) != refusal.page:
+        return
+    branch = e.branch_before()
+    if branch is None:
+        return
+    delta = branch_stack_delta(e.fetch(branch))
+    if delta is None:
+        return
+    e.reg_write(eng.RIP, branch)
+    e.reg_write(eng.RSP, e.reg_read(eng.RSP) - delta)

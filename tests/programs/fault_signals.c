@@ -22,6 +22,11 @@
  *   exec-kernel-half jump to 0xffff888000000000     SIGSEGV SEGV_MAPERR  the address
  *   file-past-eof    load from the 2nd page of a 2-page MAP_SHARED mapping of a 1-page file
  *                                                   SIGBUS  BUS_ADRERR   the address
+ *   fxsave-crossing  fxsave of 512 bytes whose last 256 fall on a PROT_NONE page
+ *                                                   SIGSEGV SEGV_ACCERR  in that page (*)
+ *   fnstenv-crossing fnstenv of 28 bytes, 16 of them on a PROT_NONE page (the same)
+ * (*) which byte is the processor's choice (an AMD EPYC reports the last one, the emulator the
+ *     first): si_addr is "ok" anywhere in the part on the PROT_NONE page.
  *   ud2              ud2                            SIGILL  ILL_ILLOPN   the ud2
  *   uintr-insn       STUI (F3 0F 01 EF) without CPUID.UINTR
  *                                                   SIGILL  ILL_ILLOPN   the STUI
@@ -49,6 +54,7 @@
 
 /* Labels at the faulting instructions (noinline + noclone: each asm body exists once). */
 extern char ud2_here[], stui_here[], div_here[], int3_here[], int3_after[];
+extern char fxsave_here[], fnstenv_here[];
 
 __attribute__((noinline, noclone)) static void do_ud2(void)
 {
@@ -74,6 +80,18 @@ __attribute__((noinline, noclone)) static void do_int3(void)
 {
     __asm__ volatile(".globl int3_here\nint3_here: int3\n.globl int3_after\nint3_after: nop" ::
                          : "memory");
+}
+
+/* Stores made by a helper of the engine's, not by its translated code (the engine used to run on
+ * after their faulting store). */
+__attribute__((noinline, noclone)) static void do_fxsave(void *p)
+{
+    __asm__ volatile(".globl fxsave_here\nfxsave_here: fxsave (%0)" ::"r"(p) : "memory");
+}
+
+__attribute__((noinline, noclone)) static void do_fnstenv(void *p)
+{
+    __asm__ volatile(".globl fnstenv_here\nfnstenv_here: fnstenv (%0)" ::"r"(p) : "memory");
 }
 
 __attribute__((noinline, noclone)) static long read_at(volatile long *p) { return *p; }
@@ -135,7 +153,8 @@ static const char *code_name(int sig, int code)
 }
 
 struct fault {
-    uintptr_t addr;     /* the si_addr Linux reports */
+    uintptr_t addr;     /* the si_addr Linux reports (the first one it may report) */
+    uintptr_t addr_hi;  /* if not 0: any si_addr in [addr, addr_hi) is right */
     uintptr_t rip_lo;   /* the ucontext RIP must lie in [rip_lo, rip_hi) */
     uintptr_t rip_hi;
 };
@@ -165,6 +184,9 @@ static void fault_read_stack(void)
 static void fault_write(void) { write_at(target); }
 static void fault_call(void) { call_at(jump_to); }
 static void fault_div(void) { (void)do_div(dividend, divisor); }
+static char *volatile save_area;
+static void fault_fxsave(void) { do_fxsave(save_area); }
+static void fault_fnstenv(void) { do_fnstenv(save_area); }
 
 typedef void (*fault_fn)(void);
 
@@ -271,6 +293,20 @@ static fault_fn prepare(const char *mode, struct fault *f)
         f->rip_hi = f->rip_lo + 32;
         return fault_read;
     }
+    if (!strcmp(mode, "fxsave-crossing") || !strcmp(mode, "fnstenv-crossing")) {
+        int fx = mode[1] == 'x';
+        char *p = map_or_die(8192, PROT_READ | PROT_WRITE);
+        if (mprotect(p + 4096, 4096, PROT_NONE) != 0) {
+            perror("mprotect");
+            exit(1);
+        }
+        save_area = p + 4096 - (fx ? 256 : 12);
+        f->addr = (uintptr_t)(p + 4096);
+        f->addr_hi = f->addr + (fx ? 256 : 16);
+        f->rip_lo = (uintptr_t)(fx ? fxsave_here : fnstenv_here);
+        f->rip_hi = f->rip_lo + 1;
+        return fx ? fault_fxsave : fault_fnstenv;
+    }
     if (!strcmp(mode, "ud2")) {
         f->addr = f->rip_lo = (uintptr_t)ud2_here;
         f->rip_hi = f->rip_lo + 1;
@@ -331,7 +367,7 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("caught %s si_code=%s si_addr=", sig_name(got_sig), code_name(got_sig, got_code));
-    if (got_addr == f.addr)
+    if (got_addr == f.addr || (got_addr > f.addr && got_addr < f.addr_hi))
         printf("ok");
     else
         printf("%#lx", (unsigned long)got_addr);

@@ -22,6 +22,13 @@ debugger (breakpoints and single steps land inside blocks), seeded runs and the 
 (docs/engine-notes.md G14: never stop asynchronously). Changing hooks flushes translated code
 (docs/engine-notes.md G8), so callers switch rarely.
 
+While neither counter is installed, a third callback, the tracker (`uf_track_block`), notes the
+block entered last, as both counters note what they count last (`last_pc`, `last_size`): a
+branch to a non-canonical address shows only as a refused fetch at its target, and the branch
+is that block's last instruction (`Engine.branch_before`). It costs a call per block (~15% of
+an uncounted compute-bound run, docs/performance.md); without the library there is none (a
+Python callback per block would cost far more), and such a fault is reported at the target.
+
 Without the native library the same two functions run as Python callbacks (`_python_counters`):
 the same counts and stops, at Python speed (~1 µs per block, about 100x slower on counted code;
 there is no way to native code without a compiler or an executable page). `Counters(python=True)`
@@ -32,8 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from unicorn import Uc, UcError
@@ -99,14 +105,15 @@ def _python_counters(c: Counter) -> tuple[Any, Any]:
     an install without the library: the same steps, so the same counts and stops."""
     stop = uclib.uc_emu_stop
 
-    def count_insn(uc: int, _address: int, _size: int, _data: int) -> None:
+    def count_insn(uc: int, address: int, size: int, _data: int) -> None:
         if c.count >= c.limit:
             stop(uc)
             return
         c.count += 1
+        c.last_pc = address
+        c.last_size = size
 
     def count_block(uc: int, pc: int, size: int, _data: int) -> None:
-        # c.table, not a Python reference to the table: a fault replay swaps it.
         e = BlockEntry.from_address(c.table + _ENTRY_SIZE * ((pc ^ pc >> 12) & c.mask))
         if e.pc != pc or e.size != size:
             c.stop_why = MISS
@@ -128,6 +135,7 @@ def _python_counters(c: Counter) -> tuple[Any, Any]:
 
 
 _NATIVE = (native.address("uf_count_insn"), native.address("uf_count_block"))
+_TRACKER = native.address("uf_track_block")
 
 
 class Counters:
@@ -152,6 +160,7 @@ class Counters:
             insn, block = (ctypes.cast(cb, ctypes.c_void_p).value for cb in self._python_cbs)
         self._callback = {True: insn, False: block}  # by `precise`
         self.hook: int | None = None  # the installed counter's hook handle
+        self.tracker: int | None = None  # the tracker's, while no counter is installed
         self.precise = False  # the installed counter is the per-instruction one
         self.order = 0  # its place in `hook_order`
         self._table: ctypes.Array[BlockEntry] | None = None  # block pc -> instruction count
@@ -164,36 +173,43 @@ class Counters:
     # --- installing -------------------------------------------------------------------
 
     def set(self, on: bool, precise: bool = False) -> None:
-        """Install or remove the counter: per block, or per instruction (`precise`).
-        Changing it flushes translated code: call rarely."""
-        if on == (self.hook is not None) and (not on or precise == self.precise):
+        """Install or remove the counter: per block, or per instruction (`precise`); without
+        one, the tracker (module docstring). Changing it flushes translated code: call
+        rarely."""
+        tracking = not on and _TRACKER is not None
+        if on == (self.hook is not None) and (not on or precise == self.precise) and (
+                tracking == (self.tracker is not None)):  # fmt: skip
             return
-        if self.hook is not None:
-            uclib.uc_hook_del(self._handle, self.hook)
-            self.hook = None
+        for old in (self.hook, self.tracker):
+            if old is not None:
+                uclib.uc_hook_del(self._handle, old)
+        self.hook = self.tracker = None
+        if tracking:
+            self.tracker = self._add(ucc.UC_HOOK_BLOCK, _TRACKER, "the block tracker")
         if on:
-            if precise:
-                htype = ucc.UC_HOOK_CODE
-            else:
-                htype = ucc.UC_HOOK_BLOCK
-                if self._table is None:
-                    self._table = (BlockEntry * BLOCK_TABLE_SIZE)()
-                    self.counter.table = ctypes.addressof(self._table)
-                    self.counter.mask = BLOCK_TABLE_SIZE - 1
-            h = uc_hook_h()
-            status = uclib.uc_hook_add(
-                self._handle, ctypes.byref(h), htype, ctypes.c_void_p(self._callback[precise]),
-                ctypes.byref(self.counter), ctypes.c_uint64(1), ctypes.c_uint64(0),
-            )  # fmt: skip
-            if status != ucc.UC_ERR_OK:
-                raise EngineError(f"cannot install the instruction counter: {UcError(status)}")
-            self.hook = h.value
+            if not precise and self._table is None:
+                self._table = (BlockEntry * BLOCK_TABLE_SIZE)()
+                self.counter.table = ctypes.addressof(self._table)
+                self.counter.mask = BLOCK_TABLE_SIZE - 1
+            htype = ucc.UC_HOOK_CODE if precise else ucc.UC_HOOK_BLOCK
+            self.hook = self._add(htype, self._callback[precise], "the instruction counter")
             self.precise = precise
             self.order = next(hook_order)
         # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
         # does not flush on hook_add: without this, code translated while counting was off
         # would stay uncounted (and never reach a slice limit).
         self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
+
+    def _add(self, htype: int, callback: int | None, what: str) -> int:
+        """Add the hook `callback` (a function address) with the counter as its data."""
+        h = uc_hook_h()
+        status = uclib.uc_hook_add(
+            self._handle, ctypes.byref(h), htype, ctypes.c_void_p(callback),
+            ctypes.byref(self.counter), ctypes.c_uint64(1), ctypes.c_uint64(0),
+        )  # fmt: skip
+        if status != ucc.UC_ERR_OK:
+            raise EngineError(f"cannot install {what}: {UcError(status)}")
+        return int(h.value)
 
     # --- after the block counter stopped the engine (Engine.run) ---------------------
 
@@ -254,25 +270,3 @@ class Counters:
                 entry = self._table[slot(pc)]
                 if entry.pc == pc:
                     entry.pc, entry.size = NO_BLOCK, 0
-
-    @contextmanager
-    def suspended(self, rip: int) -> Iterator[None]:
-        """Neither counter stops the engine before the instruction at `rip` runs (a fault
-        replay): no limit, and for the block counter a one-entry table in which the block at
-        `rip` counts 0 (it stops at a block it has no entry for). Afterwards every field of the
-        counter is as it was."""
-        c = self.counter
-        saved = bytes(c)
-        c.limit = U64
-        one = (BlockEntry * 1)()
-        if self.per_block:
-            try:
-                _pc, _n, size = self.uc.ctl_request_cache(rip)
-            except UcError:
-                size = 0
-            one[0].pc, one[0].size, one[0].n = rip, size, 0
-            c.table, c.mask = ctypes.addressof(one), 0
-        try:
-            yield
-        finally:
-            ctypes.memmove(ctypes.addressof(c), saved, len(saved))

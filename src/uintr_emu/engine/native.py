@@ -1,19 +1,20 @@
 """The native library (native/*.c): loading it, and the UINTR fast path's context per engine.
 
-The library (`uintr_emu._fastpath`, built by `pip install`, setup.py) holds two things:
+The library (`uintr_emu._fastpath`, built by `pip install`, setup.py) holds three things:
 - the UINTR fast path (fastpath.c; what it does and why: docs/performance.md, "The native fast
   path"). In short, the engine's #UD hook is a C function that executes the common cases of the
   five UINTR instructions and of delivery on the shared UINTR state (`hw.uintr.NativeUnit`) and
   hands everything else, before changing anything, to the Python model;
-- the instruction counters (counter.c), installed by engine/counting.py.
+- the instruction counters and the block tracker (counter.c), installed by engine/counting.py;
+- the TLB-fill hook and its region table (mmu.c), installed by engine/mmu.py.
 
 UINTR_EMU_NATIVE=0 in the environment turns the fast path off: the Python model then executes
 every UINTR instruction, which is what the variable is for (checking the model, comparing the
-two). It does not touch the counters: they are no model of anything, count the same either way,
-and come from the library whenever it is built, so that a run with the variable differs from one
-without only in who executes UINTR. Without the library (no C compiler at install) there is no
-fast path, and the counters are Python callbacks with the same logic (engine/counting.py): exact,
-only slower.
+two). It does not touch the counters or the fill hook: they are no model of anything, behave the
+same either way, and come from the library whenever it is built, so that a run with the
+variable differs from one without only in who executes UINTR. Without the library (no C
+compiler at install) there is no fast path, and the counters and the fill hook are Python
+callbacks with the same logic (engine/counting.py, engine/mmu.py): exact, only slower.
 
 `Page` and `Ctx` are `struct page` and `struct ctx` of native/shared.h; tests/test_native_layout.py
 checks that both sides lay them out alike.
@@ -110,7 +111,8 @@ def _load() -> ctypes.CDLL | None:
     return lib
 
 
-#: The library, when it is built (also with UINTR_EMU_NATIVE=0: the counters use it).
+#: The library, when it is built (also with UINTR_EMU_NATIVE=0: the counters and the fill use
+#: it).
 LIB: ctypes.CDLL | None = _load()
 #: The fast path is used: the library is built and UINTR_EMU_NATIVE is not 0.
 FAST_PATH = LIB is not None and os.environ.get("UINTR_EMU_NATIVE", "1") != "0"
@@ -183,9 +185,13 @@ def set_kernel_memory(c: Ctx, buf: bytearray, base: int) -> None:
 
 def forget_pages(c: Ctx) -> None:
     """The address space changed (map, unmap, protect): no page is vouched for any more."""
-    for p in c.pages:
-        p.vpage = NO_PAGE
+    ctypes.memmove(ctypes.addressof(c.pages), _NO_PAGES, len(_NO_PAGES))
     c.next_page = 0
+
+
+# `Ctx.pages` with every entry empty: one copy forgets them all (a loop over the ctypes
+# entries costs ~50 us, on every map, unmap and mprotect).
+_NO_PAGES = bytes((Page * NPAGES)(*[Page(NO_PAGE, 0, 0) for _ in range(NPAGES)]))
 
 
 def remember_page(c: Ctx, vpage: int, host: int, perms: int) -> None:

@@ -2,9 +2,10 @@
 
 One `Engine` is one address space (one guest process): one `Uc` instance whose hooks are
 installed once, plus fast register access through direct ctypes calls into libunicorn (the
-binding's `reg_read` costs ~2.2 µs, the direct call ~0.7 µs; docs/engine-notes.md §5.3). Two parts
-live in their own modules: instruction counting (engine/counting.py, `Counters`) and the replay of a
-faulting instruction (engine/replay.py, `FaultReplayer`); the UINTR fast path is engine/native.py.
+binding's `reg_read` costs ~2.2 µs, the direct call ~0.7 µs; docs/engine-notes.md §5.3). Parts
+that live in their own modules: guest memory permissions and where faults come from (the
+TLB-fill hook, engine/mmu.py, `Mmu`), what a fault's page alone does not tell (engine/probe.py),
+instruction counting (engine/counting.py, `Counters`) and the UINTR fast path (engine/native.py).
 Only the engine package touches Unicorn.
 
 Two private details of the Python binding are used, hence the `unicorn==2.1.4` pin:
@@ -16,8 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import mmap
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc, UcError
@@ -25,16 +25,15 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
-from . import native
+from . import native, probe
 from .counting import CODE_CB, MISS, NO_BLOCK, OVER, Counter, Counters, hook_order
 from .errors import EngineError, RunFault
-from .replay import MEM_FETCH as MEM_FETCH
-from .replay import MEM_READ as MEM_READ
-from .replay import MEM_WRITE as MEM_WRITE
-from .replay import FaultReplay, FaultReplayer
+from .mmu import MEM_FETCH as MEM_FETCH
+from .mmu import MEM_READ as MEM_READ
+from .mmu import MEM_WRITE as MEM_WRITE
+from .mmu import PAGE, PROT_R, PROT_W, PROT_X, Mmu, Refusal
 
-PAGE = 0x1000
-PROT_R, PROT_W, PROT_X = ucc.UC_PROT_READ, ucc.UC_PROT_WRITE, ucc.UC_PROT_EXEC
+U64 = 0xFFFF_FFFF_FFFF_FFFF
 
 # General-purpose registers in x86 encoding order (ModRM.rm | REX.B << 3).
 GPR_IDS: tuple[int, ...] = (
@@ -65,50 +64,31 @@ _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p)
 _INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
-_MEMFAULT_CB = ctypes.CFUNCTYPE(
-    ctypes.c_bool,
-    ctypes.c_void_p,
-    ctypes.c_int,
-    ctypes.c_uint64,
-    ctypes.c_int,
-    ctypes.c_int64,
-    ctypes.c_void_p,
-)
-
-MEM_FAULT_HOOKS = (
-    ucc.UC_HOOK_MEM_READ_UNMAPPED
-    | ucc.UC_HOOK_MEM_WRITE_UNMAPPED
-    | ucc.UC_HOOK_MEM_FETCH_UNMAPPED
-    | ucc.UC_HOOK_MEM_READ_PROT
-    | ucc.UC_HOOK_MEM_WRITE_PROT
-    | ucc.UC_HOOK_MEM_FETCH_PROT
-)
-ACCESS_WRITE_KINDS = (ucc.UC_MEM_WRITE_UNMAPPED, ucc.UC_MEM_WRITE_PROT)
-ACCESS_PROT_KINDS = (ucc.UC_MEM_READ_PROT, ucc.UC_MEM_WRITE_PROT, ucc.UC_MEM_FETCH_PROT)
-ACCESS_FETCH_KINDS = (ucc.UC_MEM_FETCH_UNMAPPED, ucc.UC_MEM_FETCH_PROT)
 
 
 class Engine:
     """One Unicorn instance = one guest address space, with its hooks installed once.
 
-    The owner sets the callbacks (`on_syscall`, `on_invalid`, `on_interrupt`, `on_mem_fault`,
-    `on_cpuid`) before running. An exception raised by a callback stops the engine and is
-    re-raised by `run()` (docs/engine-notes.md G6: the binding would otherwise swallow it).
+    The owner sets the callbacks (`on_syscall`, `on_invalid`, `on_interrupt`, `on_cpuid`)
+    before running. An exception raised by a callback stops the engine and is re-raised by
+    `run()` (docs/engine-notes.md G6: the binding would otherwise swallow it). A memory fault
+    has no callback: the run raises RunFault and `mem_fault` says which access was refused.
     """
 
-    def __init__(self, *, python_counters: bool = False) -> None:
-        """`python_counters`: count with the Python callbacks even if the native library is
-        there (engine/counting.py; for tests)."""
+    def __init__(self, *, python_counters: bool = False, python_mmu: bool = False) -> None:
+        """`python_counters`, `python_mmu`: count, and fill the TLB, with the Python callbacks
+        even if the native library is there (engine/counting.py, engine/mmu.py; for tests)."""
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         # Haswell: the richest model TCG really implements, with a sane CR4
         # (docs/engine-notes.md §10). Must be the first call after Uc().
         self.uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
         self.handle = self.uc._uch
+        # Guest memory: the virtual TLB and its fill hook (engine/mmu.py), before any code runs.
+        self.mmu = Mmu(self.uc, python=python_mmu)
         self.error: BaseException | None = None
         self.on_syscall: Callable[[], None] = _unset
         self.on_invalid: Callable[[], bool] = _unset
         self.on_interrupt: Callable[[int], None] = _unset
-        self.on_mem_fault: Callable[[int, int, int], None] = _unset
         self.on_cpuid: Callable[[], None] | None = None
         # Native fast path (engine/native.py): after a SENDUIPI it executed, `on_post(upid,
         # notify, nv, ndst)` sends the IPI and does the OS's part; `on_deliver()` makes a
@@ -143,6 +123,8 @@ class Engine:
         self._hooks: dict[str, int] = {}
         self._counters = Counters(self.uc, self.reg_read, python=python_counters)
         self.counter: Counter = self._counters.counter
+        with self.mmu.maintenance():
+            self._counters.set(False)  # no counter yet: the block tracker (engine/counting.py)
         # Breakpoints (the GDB stub): address -> (hook handle, order). A hit stops the engine
         # before the instruction runs and is recorded in `breakpoint_hit`; a hit at
         # `breakpoint_skip` is ignored once (resuming from a breakpoint address).
@@ -154,14 +136,11 @@ class Engine:
         # `stop_async()` was called: `run()` starts no guest code on this engine again.
         self.ended = False
         self.fault_stop = False  # the last interrupt hook was for a fault (RIP at its insn)
-        # The first memory fault of the last `run()` as the engine reported it (the only one
-        # passed to `on_mem_fault`): (kind, address, size, RIP of the faulting instruction),
-        # the address cut to 52 bits (see `replay_fault`). After a faulting store inside some
-        # helpers (fxsave, fnstenv) the engine runs on to the end of the block, so RIP at the
-        # stop can be past the instruction; the RIP here is the instruction's.
-        self.mem_fault: tuple[int, int, int, int] | None = None
-        self._replayer = FaultReplayer(self.uc, self.reg_read)
-        self._replay_ctx: Any = None  # the registers saved around a replay
+        # The access the TLB fill refused, when the last `run()` ended in a memory fault (RIP
+        # is then at the faulting instruction, or at a fetch's target; `fault_address`).
+        self.mem_fault: Refusal | None = None
+        # A run with `steps` left Unicorn's own counting hook installed (see `run`).
+        self._count_hook = False
 
         cr4 = self.reg_read(CR4)
         # docs/engine-notes.md G11: models without OSFXSR/OSXMMEXCPT would #UD on the first SSE
@@ -234,18 +213,6 @@ class Engine:
             except BaseException as e:  # noqa: BLE001
                 self._guard(e)
 
-        def mem_fault(_uc: int, kind: int, address: int, size: int, value: int, _ud: int) -> bool:
-            # A faulting store does not end the instruction at once (cputlb.c store_helper
-            # returns): its later stores report again. The first fault is the one that counts.
-            if self.mem_fault is not None:
-                return False
-            self.mem_fault = (kind, address, size, self.reg_read(RIP))
-            try:
-                self.on_mem_fault(kind, address, size)
-            except BaseException as e:  # noqa: BLE001
-                self._guard(e)
-            return False
-
         self._hook_add(
             "syscall", ucc.UC_HOOK_INSN, _SYSCALL_CB(syscall), ctypes.c_int(x86.UC_X86_INS_SYSCALL)
         )
@@ -258,7 +225,6 @@ class Engine:
         else:
             self._install_fast_path(invalid_cb)
         self._hook_add("interrupt", ucc.UC_HOOK_INTR, _INTR_CB(interrupt))
-        self._hook_add("memfault", MEM_FAULT_HOOKS, _MEMFAULT_CB(mem_fault))
 
     def _install_fast_path(self, invalid_cb: Any) -> None:
         """The native #UD hook, with the Python one as its slow path (engine/native.py)."""
@@ -350,7 +316,8 @@ class Engine:
         c = self._counters
         if on == (c.hook is not None) and (not on or precise == c.precise):
             return
-        c.set(on, precise)
+        with self.mmu.maintenance():  # deleting a hook drops its translations: code lookups
+            c.set(on, precise)
 
     # --- breakpoints (used by the GDB stub only) ----------------------------------------
 
@@ -377,7 +344,8 @@ class Engine:
     def remove_breakpoint(self, address: int) -> None:
         entry = self._breakpoints.pop(address, None)
         if entry is not None:
-            uclib.uc_hook_del(self.handle, entry[0])
+            with self.mmu.maintenance():  # (as in set_counting)
+                uclib.uc_hook_del(self.handle, entry[0])
             self.invalidate_code(address, 1)
 
     def _on_breakpoint(self, _uc: int, address: int, _size: int, _ud: int) -> None:
@@ -420,6 +388,15 @@ class Engine:
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
             self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
+            self._count_hook = True
+        elif self._count_hook:
+            # Unicorn deletes its count hook when a run starts without a count, inside
+            # uc_emu_start, looking up the code it instrumented: let an empty run do that where
+            # the fill allows it (docs/engine-notes.md §15).
+            self._count_hook = False
+            with self.mmu.maintenance():
+                start = self.reg_read(RIP) if rip is None else rip
+                uclib.uc_emu_start(self.handle, start, start, 0, 0)
         # What the block counter's stops mean (engine/counting.py). This loop runs once per
         # slice, so the usual stops (at the limit, or by a hook) cost a field read or two.
         counters = self._counters
@@ -436,7 +413,9 @@ class Engine:
             if rip is None:  # reads RIP and starts the engine, in one call
                 status = self._fast_run(self._fast_ptr, self._h)
             else:
-                status = uclib.uc_emu_start(self.handle, rip, 0xFFFF_FFFF_FFFF_FFFF, 0, steps)
+                status = uclib.uc_emu_start(self.handle, rip, U64, 0, steps)
+            if status != ucc.UC_ERR_OK:
+                self.mem_fault = self._refusal(status)
             if not blocks:
                 break
             why = c.stop_why
@@ -447,7 +426,8 @@ class Engine:
                     self.set_counting(True, precise=True)
                     blocks = False
                 else:
-                    counters.learn(miss, c.miss_size)
+                    with self.mmu.maintenance():  # (asks Unicorn for the block: a code lookup)
+                        counters.learn(miss, c.miss_size)
                     missed = miss
                 continue
             if why == OVER:
@@ -460,10 +440,14 @@ class Engine:
             # Stopped inside the block entered last? Only faults, breakpoints and single steps
             # do: other stops are at the end of a block (SYSCALL, #UD, INT n end theirs).
             if c.last_size:
-                if status != ucc.UC_ERR_OK or self.fault_stop:
-                    counters.recount(ran_current=True)
+                if self.mem_fault is not None and self.mem_fault.fetch:
+                    pass  # refused while translating the next block: the last one ran whole
+                elif status != ucc.UC_ERR_OK or self.fault_stop:
+                    with self.mmu.maintenance():
+                        counters.recount(ran_current=True)
                 elif steps or self.breakpoint_hit is not None:
-                    counters.recount(ran_current=False)
+                    with self.mmu.maintenance():
+                        counters.recount(ran_current=False)
             break
         if self.ended:
             self.stop_requested = True  # (also when it has not run at all)
@@ -473,6 +457,17 @@ class Engine:
         if status != ucc.UC_ERR_OK:
             raise RunFault(str(UcError(status)), status)
         return c.count if limit is not None else 0
+
+    def _refusal(self, status: int) -> Refusal | None:
+        """The access whose refusal by the fill ended a run with `status`, if that is how it
+        ended. A fetch entry the fill granted for Unicorn's own probe of a page with no mapping
+        (engine/mmu.py) ends a guest fetch from that page with UC_ERR_FETCH_UNMAPPED instead:
+        the same refusal (docs/engine-notes.md §15)."""
+        refusal = self.mmu.take_refusal()
+        if refusal is None and status == ucc.UC_ERR_FETCH_UNMAPPED:
+            rip = self.reg_read(RIP)
+            refusal = Refusal(MEM_FETCH, rip & ~(PAGE - 1), rip, False)
+        return refusal
 
     def stop(self) -> None:
         """Stop the engine; only ever called from inside a hook (synchronous,
@@ -500,51 +495,49 @@ class Engine:
         self.stop_requested = True
         uclib.uc_emu_stop(self.handle)
 
-    # --- fault replay -------------------------------------------------------------------
+    # --- what a refused access does not tell (engine/probe.py) --------------------------
 
-    def replay_fault(self, canonical: Callable[[int], bool]) -> FaultReplay | None:
-        """Run the instruction at RIP, which has just faulted on a data access, once more to
-        learn the full linear address of its first faulting access (why and how:
-        engine/replay.py), `canonical` deciding which pages are. Registers, the instruction
-        counters, breakpoints and callbacks are as they were afterwards. Returns None when
-        nothing faulted."""
-        rip = self.reg_read(RIP)
-        r = self._replayer
-        try:
-            with self._isolated(rip, r.halt, r.mem_fault), self._counters.suspended(rip):
-                return r.replay(rip, canonical)
-        except UcError as err:  # Unicorn refused a control of the replay
-            raise EngineError(f"fault replay: {err}", err.errno) from None
+    def fault_address(self, refusal: Refusal) -> int:
+        """The linear address of the refused access: the fill saw only its page. A fetch's is
+        RIP, or the page's first byte when the instruction at RIP runs into the page. A data
+        access's is learnt by running the instruction at RIP (where the fault left it) once
+        more, on the scratch engine of engine/probe.py; the page's first byte if that copy
+        does not reach the page (docs/engine-notes.md §15)."""
+        page = refusal.page
+        if refusal.fetch:
+            rip = self.reg_read(RIP)
+            return rip if page <= rip < page + PAGE else page
+        registers = [self.reg_read(r) for r in probe.REGISTERS]
+        here = registers[probe.REGISTERS.index(RIP)] & ~(PAGE - 1)
+        offset = probe.exact_offset(here, self._code_pages(here), registers, page, refusal.kind)
+        return page if offset is None else page + offset
 
-    @contextmanager
-    def _isolated(
-        self, rip: int, halt: Callable[..., Any], mem_fault: Callable[[int, int, int], None]
-    ) -> Iterator[None]:
-        """For a run of the instruction at `rip` that must change nothing outside itself: the
-        syscall, #UD, interrupt and CPUID callbacks are `halt` (every #UD reaches it: no fast
-        path), memory faults go to `mem_fault`, a breakpoint at `rip` does not stop it.
-        Afterwards the registers and all of that are as they were."""
-        if self._replay_ctx is None:
-            self._replay_ctx = self.new_context()
-        ctx = self._replay_ctx
-        self.save(ctx)
-        saved = (self.breakpoint_skip, self.breakpoint_hit, self.mem_fault, self.fault_stop,
-                 self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
-                 self.on_cpuid, self.error, self.stop_requested)  # fmt: skip
-        fast_unit = self._fast_unit
-        self.set_fast_unit(None)
-        self.mem_fault = None
-        self.on_syscall, self.on_invalid, self.on_interrupt = halt, halt, halt
-        self.on_cpuid, self.on_mem_fault = halt, mem_fault
-        self.breakpoint_skip = rip
-        try:
-            yield
-        finally:
-            self.restore(ctx)
-            self.set_fast_unit(fast_unit)
-            (self.breakpoint_skip, self.breakpoint_hit, self.mem_fault, self.fault_stop,
-             self.on_syscall, self.on_invalid, self.on_interrupt, self.on_mem_fault,
-             self.on_cpuid, self.error, self.stop_requested) = saved  # fmt: skip
+    def branch_before(self) -> int | None:
+        """After a fetch refused at a branch's target: the address of the branch, the last
+        instruction of the block the last run entered last; None if the run entered none or no
+        instruction tracking was installed (the per-instruction counter notes each
+        instruction, the block counter and the tracker each block; engine/counting.py)."""
+        c = self.counter
+        if not c.last_size:
+            return None
+        start, end = c.last_pc, c.last_pc + c.last_size
+        if self._counters.precise and self._counters.hook is not None:
+            return int(start)  # noted per instruction: the branch itself
+        here = start & ~(PAGE - 1)
+        registers = [self.reg_read(r) for r in probe.REGISTERS]
+        return probe.last_instruction(here, self._code_pages(here), registers, start, end)
+
+    def _code_pages(self, page: int) -> bytes:
+        """The bytes of the two pages from `page` (zeros where nothing is mapped)."""
+        return b"".join(bytes(self.read_memory(p, PAGE)) for p in (page, page + PAGE))
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        """Guest memory as the engine holds it, whatever its permissions; zeros where no
+        mapping is."""
+        buf = ctypes.create_string_buffer(size)
+        if uclib.uc_mem_read(self.handle, address, buf, size) != ucc.UC_ERR_OK:
+            return bytes(size)
+        return buf.raw
 
     # --- registers ----------------------------------------------------------------------
 
@@ -635,24 +628,60 @@ class Engine:
 
     # --- memory -------------------------------------------------------------------------
 
+    # Every mapping is a Unicorn region with all permissions, at its linear address: the
+    # permissions that count are the region table's, which the TLB-fill hook grants
+    # (engine/mmu.py). So a protection change is the table and a TLB flush, never a split
+    # region (docs/engine-notes.md G4), and with every region executable Unicorn notices
+    # stores to translated code in any page (its notdirty_write checks the region's
+    # permissions), writable-then-executable JIT pages included.
+
     def map_buffer(self, address: int, size: int, perms: int, buf: mmap.mmap, offset: int) -> None:
+        """Map `size` bytes of `buf` from `offset` at `address` with `perms` (UC_PROT_*)."""
         ptr = native.buffer_address(buf) + offset
         self._forget_pages()
-        status = uclib.uc_mem_map_ptr(self.handle, address, size, perms, ptr)
+        # (Unicorn flushes the whole TLB on every map.)
+        status = uclib.uc_mem_map_ptr(self.handle, address, size, ucc.UC_PROT_ALL, ptr)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"map {address:#x}+{size:#x}: {UcError(status)}", status)
+        self.mmu.assign(address, address + size, x86_perms(perms))
 
     def unmap(self, address: int, size: int) -> None:
         self._forget_pages()
-        status = uclib.uc_mem_unmap(self.handle, address, size)
+        # Unicorn removes the translations and TLB entries of every region it unmaps (or
+        # splits): it looks the code pages up, which the fill must allow.
+        with self.mmu.maintenance():
+            status = uclib.uc_mem_unmap(self.handle, address, size)
         if status != ucc.UC_ERR_OK:
             raise EngineError(f"unmap {address:#x}+{size:#x}: {UcError(status)}")
+        self.mmu.assign(address, address + size, None)
 
     def protect(self, address: int, size: int, perms: int) -> None:
+        """Give the mapped range [address, address + size) `perms`, effective at once."""
+        end = address + size
+        covered = address
+        for lo, hi, _p in self.mmu.regions(address, end):
+            if lo > covered:
+                break
+            covered = hi
+        if covered < end:  # (nothing changes, as with Unicorn's own mem_protect)
+            raise EngineError(f"protect {address:#x}+{size:#x}: not all mapped", ucc.UC_ERR_ARG)
         self._forget_pages()
-        status = uclib.uc_mem_protect(self.handle, address, size, perms)
-        if status != ucc.UC_ERR_OK:
-            raise EngineError(f"protect {address:#x}+{size:#x}: {UcError(status)}")
+        execs = [] if perms & PROT_X else [
+            (lo, hi) for lo, hi, p in self.mmu.regions(address, end) if p & PROT_X]  # fmt: skip
+        self.mmu.assign(address, end, x86_perms(perms))
+        self.mmu.flush_tlb()
+        # Code that lost its execute permission can no longer be looked up (the flush empties
+        # the jump cache), but a block translated across a page boundary is found by its first
+        # page only: drop the translations (page by page: a range may span Unicorn regions,
+        # whose translations Unicorn finds by the first page's region).
+        for lo, hi in execs:
+            for page in range(max(lo, address), min(hi, end), PAGE):
+                self.invalidate_code(page, PAGE)
+
+    def regions(self) -> list[tuple[int, int, int]]:
+        """The mapped ranges and their permissions, as the fill grants them: (start, end,
+        perms) in address order, adjacent equal ones merged."""
+        return self.mmu.regions()
 
     def _forget_pages(self) -> None:
         # Any mapping change: the pages vouched for the fast path may be gone or re-protected.
@@ -662,8 +691,14 @@ class Engine:
     def invalidate_code(self, address: int, size: int) -> None:
         """Drop translations of a range whose bytes changed behind the engine
         (docs/engine-notes.md G13), and the block counts learnt there."""
-        self.uc.ctl_remove_cache(address, address + size)
+        with self.mmu.maintenance():  # Unicorn looks the first page up as code
+            self.uc.ctl_remove_cache(address, address + size)
         self._counters.forget(address, size)
+
+
+def x86_perms(perms: int) -> int:
+    """x86 pages have no write-only or execute-only permission: either implies read."""
+    return perms | PROT_R if perms & (PROT_W | PROT_X) else perms
 
 
 def register_id(name: str) -> int:

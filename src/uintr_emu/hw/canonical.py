@@ -7,7 +7,7 @@ explicit or implied stack references, a stack fault (#SS) is generated". Both pu
 (Vol.3 §6.15, "Interrupt 12—Stack Fault Exception (#SS)" and "Interrupt 13—General Protection
 Exception (#GP)"). An instruction fetch from a non-canonical address is a #GP(0) of the branch
 that would go there (JMP/CALL/RET pages, "64-Bit Mode Exceptions": "#GP(0) If the target offset
-is non-canonical"); the emulator cannot always name that branch (see traps.py).
+is non-canonical"); :func:`branch_stack_delta` undoes what the branch did to RSP (traps.py).
 
 Which references are stack references is the default-segment rule (SDM Vol.1 §3.7.4, Table 3-5
 "Default Segment Selection Rules"): "all stack pushes and pops" and "any memory reference which
@@ -141,6 +141,35 @@ def stack_reference(code: bytes, *, write: bool) -> bool:
     if rm == _RBP and mod == 0:
         return False  # RIP-relative
     return (rm | rex_b) == _RBP
+
+
+def branch_stack_delta(code: bytes) -> int | None:
+    """For a near branch at the start of ``code`` (JMP, Jcc, LOOP/JRCXZ, CALL, RET): what it
+    adds to RSP when it executes, so that its #GP(0) for a non-canonical target can be reported
+    with RSP as it was (the SDM's JMP/CALL/RET pages: the target is checked before anything is
+    pushed or popped). None for anything else. Operand-size prefixes count as 64-bit (Intel
+    ignores 66 on near branches in 64-bit mode)."""
+    n = min(len(code), MAX_INSTRUCTION_LENGTH)
+    i = 0
+    while i < n and (code[i] in _LEGACY_PREFIXES or code[i] in (_FS, _GS) or code[i] >> 4 == 4):
+        i += 1  # prefixes, REX
+    if i >= n:
+        return None
+    b = code[i]
+    if 0x70 <= b <= 0x7F or 0xE0 <= b <= 0xE3 or b in (0xE9, 0xEB):
+        return 0
+    if b == 0xE8:
+        return -8
+    if b == 0xC3:
+        return 8
+    if b == 0xC2:
+        return 8 + int.from_bytes(code[i + 1 : i + 3], "little") if i + 2 < n else None
+    if b == 0x0F:
+        return 0 if i + 1 < n and 0x80 <= code[i + 1] <= 0x8F else None
+    if b == 0xFF and i + 1 < n:
+        reg = (code[i + 1] >> 3) & 7
+        return {2: -8, 4: 0}.get(reg)
+    return None
 
 
 def noncanonical_fault(code: bytes, *, write: bool, fetch: bool = False) -> ArchFault:

@@ -7,6 +7,7 @@
  * They stop the engine from inside the hook, synchronously, before the instruction or block runs
  * (docs/engine-notes.md G14: an asynchronous stop can run a read-modify-write instruction twice).
  * engine/counting.py has the same two functions in Python, for an install without a compiler.
+ * The third function, the tracker, only notes the block entered last, while nothing counts.
  */
 #include "shared.h"
 
@@ -18,13 +19,13 @@
 void uf_count_insn(void *uc, u64 address, u32 size, void *data)
 {
     struct counter *c = data;
-    (void)address;
-    (void)size;
     if (c->count >= c->limit) {
         c->stop(uc);
         return;
     }
     c->count++;
+    c->last_pc = address; /* a one-instruction "block": the branch before a fetch fault */
+    c->last_size = size;
 }
 
 /*
@@ -57,4 +58,18 @@ void uf_count_block(void *uc, u64 pc, u32 size, void *data)
     c->last_pc = pc;
     c->last_size = size;
     c->last_n = e->n;
+}
+
+/*
+ * UC_HOOK_BLOCK while no counter is installed: note the block entered last. A branch to a
+ * non-canonical address is reported at the branch, but Unicorn fails only the fetch at the
+ * target, after the branch has retired; the branch is this block's last instruction
+ * (engine/unicorn.py `Engine.branch_before`, docs/engine-notes.md §15).
+ */
+void uf_track_block(void *uc, u64 pc, u32 size, void *data)
+{
+    struct counter *c = data;
+    (void)uc;
+    c->last_pc = pc;
+    c->last_size = size;
 }

@@ -81,6 +81,30 @@ static const struct uf_field fields[] = {
     FIELD(counter, miss_pc),
     FIELD(counter, mask),
     FIELD(counter, table),
+
+    WHOLE(tlb_entry),
+    FIELD(tlb_entry, paddr),
+    FIELD(tlb_entry, perms),
+
+    WHOLE(region),
+    FIELD(region, start),
+    FIELD(region, end),
+    FIELD(region, perms),
+
+    WHOLE(mmu),
+    FIELD(mmu, regions),
+    FIELD(mmu, count),
+    FIELD(mmu, capacity),
+    FIELD(mmu, reg_read),
+    FIELD(mmu, rip_id),
+    FIELD(mmu, maintenance),
+    FIELD(mmu, stale),
+    FIELD(mmu, fault_kind),
+    FIELD(mmu, fault_mapped),
+    FIELD(mmu, fault_page),
+    FIELD(mmu, fault_rip),
+    FIELD(mmu, fills),
+    FIELD(mmu, refusals),
 };
 
 /* The i-th entry of the table, NULL past the last. */
@@ -100,7 +124,8 @@ struct uf_constant {
 static const struct uf_constant constants[] = {
     CONSTANT(NPAGES),    CONSTANT(NSTATS),  CONSTANT(PERM_R),    CONSTANT(PERM_W),
     CONSTANT(STOP_MISS), CONSTANT(STOP_OVER), CONSTANT(POST_OK), CONSTANT(POST_STOP),
-    CONSTANT(SLOW),
+    CONSTANT(SLOW),      CONSTANT(ACCESS_READ), CONSTANT(ACCESS_WRITE), CONSTANT(ACCESS_FETCH),
+    CONSTANT(PROT_READ), CONSTANT(PROT_WRITE),  CONSTANT(PROT_EXEC),
 };
 
 /* The i-th constant, NULL past the last. */

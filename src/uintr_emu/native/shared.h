@@ -99,17 +99,60 @@ struct block_entry {
 /* Why the block counter stopped the engine (counter.stop_why; 0: it did not). */
 enum { STOP_MISS = 1, STOP_OVER = 2 };
 
-/* engine/counting.py Counter: one per engine, shared by both counters. */
+/* engine/counting.py Counter: one per engine, shared by both counters and the tracker. */
 struct counter {
     u64 count, limit;   /* instructions counted; the engine stops before passing `limit` */
     emu_stop_fn stop;   /* uc_emu_stop */
-    u64 last_pc;        /* the block entered last, counted whole on entry (block counter) */
+    /* The block entered last (block counter, tracker; counted whole on entry by the block
+     * counter), or the instruction begun last (per-instruction counter): where a branch to a
+     * non-canonical address is found (traps.py). last_size 0: none in this run. */
+    u64 last_pc;
     u32 last_size, last_n;
     u32 stop_why;       /* STOP_* */
     u32 miss_size;      /* STOP_MISS: the block not in the table */
     u64 miss_pc;
     u64 mask;           /* table entries - 1 (a power of two) */
     struct block_entry *table;
+};
+
+/* -- the MMU path: the TLB-fill hook (mmu.c) ------------------------------------------- */
+
+/* Unicorn's uc_mem_type for a TLB fill, and its uc_prot bits (unicorn.h, 2.1.4). */
+enum { ACCESS_READ = 16, ACCESS_WRITE = 17, ACCESS_FETCH = 18 };
+enum { PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4 };
+
+/* Unicorn's uc_tlb_entry: what a UC_HOOK_TLB_FILL callback returns for a linear page. */
+struct tlb_entry {
+    u64 paddr;
+    u32 perms; /* PROT_* */
+};
+
+/* engine/mmu.py Region: linear pages [start, end) with the same permissions. */
+struct region {
+    u64 start, end; /* page aligned, start < end */
+    u32 perms;      /* PROT_* as the engine sees them (x86: write or exec implies read) */
+    u32 pad;
+};
+
+/* engine/mmu.py MmuState: one per engine (address space). */
+struct mmu {
+    struct region *regions; /* sorted by start, disjoint, adjacent equals merged */
+    u32 count, capacity;
+    reg_fn reg_read;        /* uc_reg_read, for RIP */
+    int rip_id;
+    /* Set by the engine around its own calls that make Unicorn probe code pages (removing
+     * translations): no guest instruction is running, nothing may be refused. */
+    u32 maintenance;
+    /* A fill granted an access the page's permissions forbid (a probe of Unicorn's own, not
+     * the guest's): the engine flushes the TLB before guest code runs again. */
+    u32 stale;
+    u32 pad;
+    /* The first refused access since the engine last took it (fault_kind 0: none). */
+    u32 fault_kind;    /* ACCESS_* */
+    u32 fault_mapped;  /* the page is mapped: its permissions forbid the access */
+    u64 fault_page;    /* the linear page, all 64 bits */
+    u64 fault_rip;     /* RIP at the refusal: the instruction, or a fetch's target */
+    u64 fills, refusals;
 };
 
 #endif
