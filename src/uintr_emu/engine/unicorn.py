@@ -304,7 +304,7 @@ class Engine:
         self._fast_run = native.raw_entry(lib.uf_run)
         self._fast_switch = native.raw_entry(lib.uf_switch)
 
-    def set_kernel_memory(self, buf: bytearray, base: int) -> None:
+    def set_kernel_memory(self, buf: bytearray | mmap.mmap, base: int) -> None:
         """Where the fast path finds UITTs and UPIDs (never resized once set)."""
         if self.fast is not None:
             native.set_kernel_memory(self.fast, buf, base)
