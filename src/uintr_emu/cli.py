@@ -11,10 +11,7 @@ import traceback
 from . import __version__, explore
 from .cliopts import add_run_options, guest_environment, options_from, positive
 from .demo import run_demo
-from .trace.png import render_png, require_matplotlib
-from .trace.stats import Stats
 from .trace.text import TextLog, parse_categories
-from .trace.timeline import Timeline
 
 EPILOG = """\
 exit status: the guest's exit status; 128+N when a signal N ended it; 124 when --timeout,
@@ -77,6 +74,10 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
         for path in (ns.timeline, ns.timeline_png):
             if path:
                 _check_writable(path)
+        # lazy: the timeline (json) and --stats (statistics) are imports a plain run skips
+        from .trace.png import render_png, require_matplotlib
+        from .trace.timeline import Timeline
+
         tl = Timeline()
         m.subscribe(tl)
         if ns.timeline_png:
@@ -88,6 +89,8 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
         if ns.timeline:
             closers.append(lambda: tl.write(ns.timeline))
     if ns.stats:
+        from .trace.stats import Stats  # lazy: see above
+
         stats = Stats()
         m.subscribe(stats)
         closers.insert(0, lambda: sys.stderr.write(

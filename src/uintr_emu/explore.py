@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import os
 import shlex
-import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .cliopts import add_run_options, guest_environment, options_from, positive, run_args
 from .options import Options
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 DEFAULT_SEEDS = "1-100"
 MAX_SEEDS = 1_000_000
@@ -215,6 +215,8 @@ def run_seed(job: Job, seed: int) -> Result:
 
 def run_seed_subprocess(job: Job, seed: int) -> Result:
     """The same run in a fresh `python -m uintr_emu run` (after a worker died)."""
+    import subprocess  # lazy: see explore()
+
     cmd = [sys.executable, "-m", "uintr_emu", "run", "--seed", str(seed), *job.run_args, *job.argv]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     status = p.returncode if p.returncode >= 0 else 128 - p.returncode
@@ -222,6 +224,11 @@ def run_seed_subprocess(job: Job, seed: int) -> Result:
 
 
 def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[int, Result]:
+    # cli.py imports this module for its parser; the pools (multiprocessing) are imported
+    # lazy, here: a plain `uintr-emu run` has no use for them (nor for subprocess)
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import wait as wait_futures
+
     results: dict[int, Result] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), initializer=_worker_init) as pool:
         pending: set[Future[Result]] = {pool.submit(run_seed, job, s) for s in seeds}
@@ -293,7 +300,7 @@ def group(results: dict[int, Result]) -> list[Outcome]:
     by_key: dict[tuple[int, bytes], Outcome] = {}
     for seed in sorted(results):
         r = results[seed]
-        key = (r.status, hashlib.sha256(r.stdout).digest())
+        key = (r.status, r.stdout)
         if key not in by_key:
             by_key[key] = Outcome(r.status, r.stdout, stderr=r.stderr)
         by_key[key].seeds.append(seed)
