@@ -30,6 +30,7 @@ NOT_IMPORTED = (
     "hashlib",
     "logging",
     "pdb",
+    "traceback",
 )
 
 PROBE = """

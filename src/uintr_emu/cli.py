@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 
 from . import __version__, explore
 from .cliopts import add_run_options, guest_environment, options_from, positive
@@ -156,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("UINTR_EMU_DEBUG"):
+            import traceback  # lazy: only for this (a few ms of imports otherwise)
+
             traceback.print_exc()
         sys.stderr.write(f"uintr-emu: internal error: {type(e).__name__}: {e} "
                          "(set UINTR_EMU_DEBUG=1 for details)\n")  # fmt: skip
