@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("UINTR_EMU_DEBUG"):
-            import traceback  # lazy: only for this (a few ms of imports otherwise)
+            import traceback  # lazy: only this report needs it
 
             traceback.print_exc()
         sys.stderr.write(f"uintr-emu: internal error: {type(e).__name__}: {e} "
