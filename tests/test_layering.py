@@ -28,6 +28,7 @@ LAZY = {
     ("__init__", "options"),
     ("cli", "api"),  # --help and usage errors do not load the engine
     ("cli", "gdbstub"),
+    ("cli", "trace"),  # --timeline and --stats: json and statistics, not needed by a plain run
     ("explore", "api"),
 }
 

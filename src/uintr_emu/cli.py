@@ -6,16 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 
 from . import __version__, explore
 from .cliopts import add_run_options, guest_environment, options_from, positive
 from .demo import run_demo
 from .hostsignals import HostSignal, HostSignals
-from .trace.png import render_png, require_matplotlib
-from .trace.stats import Stats
 from .trace.text import TextLog, parse_categories
-from .trace.timeline import Timeline
 
 EPILOG = """\
 exit status: the guest's exit status; 128+N when a signal N ended it; 124 when --timeout,
@@ -79,6 +75,10 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
         for path in (ns.timeline, ns.timeline_png):
             if path:
                 _check_writable(path)
+        # lazy: the timeline (json) and --stats (statistics) are imports a plain run skips
+        from .trace.png import render_png, require_matplotlib
+        from .trace.timeline import Timeline
+
         tl = Timeline()
         m.subscribe(tl)
         if ns.timeline_png:
@@ -90,6 +90,8 @@ def attach_observers(m, ns: argparse.Namespace):  # type: ignore[no-untyped-def]
         if ns.timeline:
             closers.append(lambda: tl.write(ns.timeline))
     if ns.stats:
+        from .trace.stats import Stats  # lazy: see above
+
         stats = Stats()
         m.subscribe(stats)
         closers.insert(0, lambda: sys.stderr.write(
@@ -166,7 +168,28 @@ def _command(ns: argparse.Namespace, signals: HostSignals) -> int:
         return error(str(e))
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("UINTR_EMU_DEBUG"):
+            import traceback  # lazy: only this report needs it
+
             traceback.print_exc()
         sys.stderr.write(f"uintr-emu: internal error: {type(e).__name__}: {e} "
                          "(set UINTR_EMU_DEBUG=1 for details)\n")  # fmt: skip
         return 70
+
+
+def entry() -> int:
+    """The `uintr-emu` command and `python -m uintr_emu`: `main`, then the process exits at
+    once. The interpreter's own exit would tear down every module and object, the engines
+    among them (~10-15 ms, a tenth of a hello world), for nothing: by now every file is closed
+    and the guest's output written. The normal exit stays for explore (its worker pools are
+    the multiprocessing module's to clean up) and for a failing flush of Python's stdout (a
+    closed pipe), which it reports as it always has."""
+    status = main()
+    if "multiprocessing" in sys.modules:
+        return status
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except OSError:
+        return status
+    os._exit(status)

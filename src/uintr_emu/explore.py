@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
-import multiprocessing
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .cliopts import add_run_options, guest_environment, options_from, positive, run_args
 from .hostsignals import reset_in_child
 from .options import Options
+
+if TYPE_CHECKING:
+    import subprocess
+    from concurrent.futures import Future
 
 DEFAULT_SEEDS = "1-100"
 MAX_SEEDS = 1_000_000
@@ -230,10 +230,12 @@ class Subprocesses:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._live: set[subprocess.Popen[bytes]] = set()
+        self._live: set[subprocess.Popen[bytes]] = set()  # (an annotation: never evaluated)
         self._ended = False
 
     def run(self, cmd: list[str]) -> tuple[int, bytes, bytes]:
+        import subprocess  # lazy: see explore()
+
         with self._lock:
             if self._ended:
                 return -signal.SIGTERM, b"", b""  # (nobody reads it)
@@ -250,6 +252,8 @@ class Subprocesses:
     def end(self) -> None:
         """SIGTERM each (a `uintr-emu run` ends at once, docs/robustness.md), SIGKILL one still
         there a second later; start no more."""
+        import subprocess  # lazy: see explore()
+
         with self._lock:
             self._ended = True
             live = list(self._live)
@@ -266,6 +270,12 @@ class Subprocesses:
 def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[int, Result]:
     """Every seed's result. Interrupted (cli.py's HostSignal, or any exception), it ends its
     worker processes and subprocesses before it returns: none outlives the command."""
+    # cli.py imports this module for its parser; the pools (multiprocessing) are imported
+    # lazy, here: a plain `uintr-emu run` has no use for them (nor for subprocess)
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import wait as wait_futures
+
     results: dict[int, Result] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), initializer=_worker_init) as pool:
         pending: set[Future[Result]] = {pool.submit(run_seed, job, s) for s in seeds}
@@ -348,7 +358,7 @@ def group(results: dict[int, Result]) -> list[Outcome]:
     by_key: dict[tuple[int, bytes], Outcome] = {}
     for seed in sorted(results):
         r = results[seed]
-        key = (r.status, hashlib.sha256(r.stdout).digest())
+        key = (r.status, r.stdout)
         if key not in by_key:
             by_key[key] = Outcome(r.status, r.stdout, stderr=r.stderr)
         by_key[key].seeds.append(seed)

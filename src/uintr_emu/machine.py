@@ -18,6 +18,7 @@ of the CPU that next reads it (notification processing, or the kernel on return 
 
 from __future__ import annotations
 
+import mmap
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import traps
@@ -57,14 +58,16 @@ class OperatingSystem(Protocol):
 
 
 class KernelMemory:
-    """A bump allocator over one bytearray at KERNEL_BASE (never mapped for the guest).
+    """A bump allocator over one buffer at KERNEL_BASE (never mapped for the guest).
 
     `stamps` holds, per 64-byte line, the virtual time of the last store a SENDUIPI (or the
     kernel's own post) made to it: the only memory whose stores cross CPUs outside the guest's
     own address space, and whose time matters (docs/architecture.md, "Time")."""
 
     def __init__(self, size: int = KERNEL_SIZE):
-        self.data = bytearray(size)
+        # Anonymous memory: its pages are zero until touched (a bytearray would write all of
+        # it, milliseconds and 16 MiB of RSS at every start).
+        self.data = mmap.mmap(-1, size)
         self.top = 0
         self.free_lists: dict[int, list[int]] = {}
         self.stamps: dict[int, int] = {}

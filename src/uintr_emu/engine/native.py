@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 import os
 from collections.abc import Callable
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -149,7 +150,7 @@ def buffer_address(buf: Any) -> int:
     return ctypes.addressof(ctypes.c_char.from_buffer(buf))
 
 
-def notifier(unit: Any, buf: bytearray, base: int) -> Callable[[], int] | None:
+def notifier(unit: Any, buf: bytearray | mmap.mmap, base: int) -> Callable[[], int] | None:
     """Native notification processing for `unit` (a hw.uintr.UintrUnit) with kernel memory
     `buf` at guest address `base`: a call returns 0 when done, SLOW when the model must do it.
     None without the fast path."""
@@ -176,7 +177,7 @@ def new_ctx(reg_ids: tuple[int, int, int], gpr_ids: tuple[int, ...]) -> Ctx:
     return c
 
 
-def set_kernel_memory(c: Ctx, buf: bytearray, base: int) -> None:
+def set_kernel_memory(c: Ctx, buf: bytearray | mmap.mmap, base: int) -> None:
     """Kernel memory (UPIDs and UITTs): `buf` must never be resized (its export pins it)."""
     c.kmem = buffer_address(buf)
     c.kmem_base = base

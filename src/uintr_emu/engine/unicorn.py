@@ -25,7 +25,7 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
-from . import native, probe
+from . import cpuid, native, probe
 from .counting import CODE_CB, MISS, NO_BLOCK, OVER, Counter, Counters, hook_order
 from .errors import EngineError, RunFault
 from .mmu import MEM_FETCH as MEM_FETCH
@@ -272,7 +272,7 @@ class Engine:
         self._fast_run = native.raw_entry(lib.uf_run)
         self._fast_switch = native.raw_entry(lib.uf_switch)
 
-    def set_kernel_memory(self, buf: bytearray, base: int) -> None:
+    def set_kernel_memory(self, buf: bytearray | mmap.mmap, base: int) -> None:
         """Where the fast path finds UITTs and UPIDs (never resized once set)."""
         if self.fast is not None:
             native.set_kernel_memory(self.fast, buf, base)
@@ -718,7 +718,14 @@ def _cpuid_engine() -> Uc:
 
 def model_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
     """The engine's own CPUID answer (EAX, EBX, ECX, EDX) for the CPU model every Engine uses;
-    the machine adjusts it (hw/cpu.py cpuid_adjust)."""
+    the machine adjusts it (hw/cpu.py cpuid_adjust). From the table of engine/cpuid.py when it
+    has it, else asked of the engine."""
+    known = cpuid.lookup(leaf, subleaf)
+    return known if known is not None else ask_cpuid(leaf, subleaf)
+
+
+def ask_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+    """The engine's own CPUID answer, asked of a scratch instance (created once)."""
     uc = _cpuid_engine()
     uc.reg_write(x86.UC_X86_REG_RAX, leaf)
     uc.reg_write(x86.UC_X86_REG_RCX, subleaf)

@@ -10,10 +10,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from typing import BinaryIO, NamedTuple
 
 from ..engine.unicorn import PAGE
 from .mm import (
@@ -35,10 +32,15 @@ AT_PLATFORM, AT_HWCAP, AT_CLKTCK, AT_SECURE, AT_RANDOM = 15, 16, 17, 23, 25
 AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 26, 31, 51
 
 PT_LOAD, PT_INTERP, PT_PHDR, PT_TLS = 1, 3, 6, 7
+ET_EXEC, ET_DYN = 2, 3
 EM_X86_64 = 62
 STATIC_PIE_BASE = 0x5555_5555_4000  # where the kernel puts ET_DYN programs (ELF_ET_DYN_BASE)
 PATH_MAX = 4096
 READ_CHUNK = 16 << 20  # segment bytes are read and copied this much at a time
+# Elf64_Ehdr from e_type (after e_ident) to e_phnum, and Elf64_Phdr (System V gABI).
+EHDR = struct.Struct("<HHIQQQIHHH")
+PHDR = struct.Struct("<IIQQQQQQ")
+PHDRS_MAX = 65536  # binfmt_elf load_elf_phdrs: ENOEXEC above this many bytes of headers
 
 
 class LoadError(Exception):
@@ -58,7 +60,28 @@ class LoadedProgram:
     interp_base: int = 0  # AT_BASE
 
 
-def _check_header(path: str, f: BinaryIO) -> None:
+class ElfHeader(NamedTuple):
+    """What the loader uses of the ELF header."""
+
+    type: int  # e_type: ET_EXEC or ET_DYN
+    entry: int
+    phoff: int
+    phentsize: int
+    phnum: int
+
+
+class Segment(NamedTuple):
+    """One program header (Elf64_Phdr but p_paddr and p_align, which loading ignores)."""
+
+    type: int
+    flags: int  # PF_X 1, PF_W 2, PF_R 4
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+
+
+def _check_header(path: str, f: BinaryIO) -> ElfHeader:
     head = f.read(64)
     if len(head) < 4 or head[:4] != b"\x7fELF":
         raise LoadError(f"{path}: not an ELF executable")
@@ -68,12 +91,32 @@ def _check_header(path: str, f: BinaryIO) -> None:
         raise LoadError(f"{path}: 32-bit ELF; uintr-emu runs x86-64 (64-bit) programs only")
     if head[5] != 1:
         raise LoadError(f"{path}: big-endian ELF; uintr-emu runs x86-64 programs only")
-    machine = struct.unpack_from("<H", head, 18)[0]
+    etype, machine, _version, entry, phoff, _shoff, _flags, _ehsize, phentsize, phnum = (
+        EHDR.unpack_from(head, 16)
+    )
     if machine != EM_X86_64:
         raise LoadError(f"{path}: ELF machine {machine} is not x86-64 (62)")
-    etype = struct.unpack_from("<H", head, 16)[0]
-    if etype not in (2, 3):
+    if etype not in (ET_EXEC, ET_DYN):
         raise LoadError(f"{path}: ELF type {etype} is not an executable")
+    return ElfHeader(etype, entry, phoff, phentsize, phnum)
+
+
+def _read_segments(path: str, f: BinaryIO, size: int, hdr: ElfHeader) -> list[Segment]:
+    """The program headers, read as binfmt_elf's load_elf_phdrs does (ENOEXEC: malformed)."""
+    if hdr.phentsize != PHDR.size:  # binfmt_elf: ENOEXEC unless sizeof(Elf64_Phdr)
+        raise LoadError(f"{path}: malformed ELF (e_phentsize {hdr.phentsize}, not {PHDR.size})")
+    n = hdr.phnum * PHDR.size
+    if n > PHDRS_MAX:
+        raise LoadError(f"{path}: malformed ELF ({hdr.phnum} program headers)")
+    if hdr.phoff + n > size:
+        raise LoadError(f"{path}: malformed ELF (program headers outside the file)")
+    data = os.pread(f.fileno(), n, hdr.phoff)
+    if len(data) != n:
+        raise LoadError(f"{path}: malformed ELF (program headers outside the file)")
+    segments = []
+    for ptype, flags, offset, vaddr, _paddr, filesz, memsz, _align in PHDR.iter_unpack(data):
+        segments.append(Segment(ptype, flags, offset, vaddr, filesz, memsz))
+    return segments
 
 
 @dataclass
@@ -83,8 +126,8 @@ class ElfImage:
     path: str
     file: BinaryIO
     size: int
-    elf: ELFFile
-    segments: list[Any]
+    header: ElfHeader
+    segments: list[Segment]
 
     def read(self, offset: int, n: int) -> bytes:
         data = os.pread(self.file.fileno(), n, offset)
@@ -121,30 +164,24 @@ def _open_elf(path: str) -> ElfImage:
     except OSError as e:
         raise LoadError(f"{path}: {e.strerror}") from None
     try:
-        _check_header(path, f)
-        f.seek(0)
-        try:
-            elf = ELFFile(f)
-            if elf["e_phentsize"] != 56:  # binfmt_elf: ENOEXEC unless sizeof(Elf64_Phdr)
-                raise LoadError(f"{path}: malformed ELF (e_phentsize {elf['e_phentsize']}, not 56)")
-            segments = [elf.get_segment(i) for i in range(elf.num_segments())]
-        except (ELFError, struct.error, ValueError, OverflowError) as e:
-            raise LoadError(f"{path}: malformed ELF ({e})") from None
+        header = _check_header(path, f)
+        size = os.fstat(f.fileno()).st_size
+        segments = _read_segments(path, f, size, header)
         _check_loads(path, segments)
-        return ElfImage(path, f, os.fstat(f.fileno()).st_size, elf, segments)
+        return ElfImage(path, f, size, header, segments)
     except BaseException:
         f.close()
         raise
 
 
-def _check_loads(path: str, segments: list[Any]) -> None:
+def _check_loads(path: str, segments: list[Segment]) -> None:
     hi = -1  # the last page of the PT_LOADs so far
     prev = 0
     for s in segments:
-        if s["p_type"] != "PT_LOAD":
+        if s.type != PT_LOAD:
             continue
-        vaddr, memsz = s["p_vaddr"], s["p_memsz"]
-        if (vaddr - s["p_offset"]) % PAGE:
+        vaddr, memsz = s.vaddr, s.memsz
+        if (vaddr - s.offset) % PAGE:
             # mmap of the segment needs offset and address congruent modulo the page size
             raise LoadError(f"{path}: malformed ELF (PT_LOAD offset and address misaligned)")
         # gABI: "Loadable segment entries in the program header table appear in ascending
@@ -164,9 +201,9 @@ def _map_image(img: ElfImage, mem: AddressSpace, bias: int) -> int:
     path = img.path
     hi = 0
     for s in img.segments:
-        if s["p_type"] != "PT_LOAD":
+        if s.type != PT_LOAD:
             continue
-        vaddr, memsz, filesz, off = s["p_vaddr"], s["p_memsz"], s["p_filesz"], s["p_offset"]
+        vaddr, memsz, filesz, off = s.vaddr, s.memsz, s.filesz, s.offset
         if filesz > memsz or off + filesz > img.size:
             raise LoadError(f"{path}: malformed ELF (segment outside the file)")
         if memsz > 1 << 34 or vaddr + bias + memsz > STACK_TOP - STACK_SIZE:
@@ -175,7 +212,7 @@ def _map_image(img: ElfImage, mem: AddressSpace, bias: int) -> int:
         end = page_up(vaddr + bias + memsz)
         if end == start:
             continue
-        flags = s["p_flags"]
+        flags = s.flags
         prot = (PROT_READ if flags & 4 else 0) | (PROT_WRITE if flags & 2 else 0)
         prot |= PROT_EXEC if flags & 1 else 0
         try:
@@ -198,21 +235,21 @@ def _map_image(img: ElfImage, mem: AddressSpace, bias: int) -> int:
     return hi
 
 
-def _interp_name(img: ElfImage, s: Any) -> bytes:
+def _interp_name(img: ElfImage, s: Segment) -> bytes:
     # binfmt_elf load_elf_binary: ENOEXEC unless 2 <= p_filesz <= PATH_MAX and NUL-terminated
-    filesz = s["p_filesz"]
-    if not 2 <= filesz <= PATH_MAX or s["p_offset"] + filesz > img.size:
+    filesz = s.filesz
+    if not 2 <= filesz <= PATH_MAX or s.offset + filesz > img.size:
         raise LoadError(f"{img.path}: malformed ELF (program interpreter name of {filesz} bytes)")
-    name = img.read(s["p_offset"], filesz)
+    name = img.read(s.offset, filesz)
     if name[-1] != 0:
         raise LoadError(f"{img.path}: malformed ELF (program interpreter name not terminated)")
     return name.split(b"\0")[0]
 
 
-def _image_span(segments: list[Any]) -> tuple[int, int]:
-    loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
-    lo = min(s["p_vaddr"] for s in loads) & ~(PAGE - 1)
-    hi = page_up(max(s["p_vaddr"] + s["p_memsz"] for s in loads))
+def _image_span(segments: list[Segment]) -> tuple[int, int]:
+    loads = [s for s in segments if s.type == PT_LOAD]
+    lo = min(s.vaddr for s in loads) & ~(PAGE - 1)
+    hi = page_up(max(s.vaddr + s.memsz for s in loads))
     return lo, hi
 
 
@@ -226,27 +263,26 @@ def load_elf(path: str, mem: AddressSpace, root: str = "/") -> LoadedProgram:
 
 
 def _load(img: ElfImage, mem: AddressSpace, root: str) -> LoadedProgram:
-    path, elf, segments = img.path, img.elf, img.segments
-    if not any(s["p_type"] == "PT_LOAD" for s in segments):
+    path, elf, segments = img.path, img.header, img.segments
+    if not any(s.type == PT_LOAD for s in segments):
         raise LoadError(f"{path}: no loadable segments")
     interp = None
     for s in segments:
-        if s["p_type"] == "PT_INTERP":
+        if s.type == PT_INTERP:
             interp = _interp_name(img, s)
-    bias = STATIC_PIE_BASE if elf["e_type"] == "ET_DYN" else 0
+    bias = STATIC_PIE_BASE if elf.type == ET_DYN else 0
     hi = _map_image(img, mem, bias)
     phdr = 0
-    ehdr_phoff = elf["e_phoff"]
+    ehdr_phoff = elf.phoff
     for s in segments:
-        if s["p_type"] == "PT_PHDR":
-            phdr = s["p_vaddr"] + bias
+        if s.type == PT_PHDR:
+            phdr = s.vaddr + bias
     if not phdr:
         for s in segments:
-            if s["p_type"] == "PT_LOAD" and s["p_offset"] <= ehdr_phoff < s["p_offset"] + s[
-                    "p_filesz"]:  # fmt: skip
-                phdr = s["p_vaddr"] + bias + ehdr_phoff - s["p_offset"]
+            if s.type == PT_LOAD and s.offset <= ehdr_phoff < s.offset + s.filesz:
+                phdr = s.vaddr + bias + ehdr_phoff - s.offset
     mem.brk_start = mem.brk = hi
-    entry = elf["e_entry"] + bias
+    entry = elf.entry + bias
     start, interp_base = entry, 0
     if interp is not None:
         start, interp_base = _load_interpreter(path, os.fsdecode(interp), mem, root)
@@ -254,8 +290,8 @@ def _load(img: ElfImage, mem: AddressSpace, root: str) -> LoadedProgram:
         path=os.path.abspath(path),
         entry=entry,
         phdr=phdr,
-        phnum=elf["e_phnum"],
-        phent=elf["e_phentsize"],
+        phnum=elf.phnum,
+        phent=elf.phentsize,
         brk=hi,
         load_bias=bias,
         start=start,
@@ -275,10 +311,10 @@ def _load_interpreter(prog: str, interp: str, mem: AddressSpace, root: str) -> t
     except LoadError as e:
         raise LoadError(f"{prog}: bad program interpreter {interp}{where}: {e}") from None
     with img.file:
-        elf, segments = img.elf, img.segments
-        if elf["e_type"] != "ET_DYN" or any(s["p_type"] == "PT_INTERP" for s in segments):
+        elf, segments = img.header, img.segments
+        if elf.type != ET_DYN or any(s.type == PT_INTERP for s in segments):
             raise LoadError(f"{prog}: program interpreter {interp} is not a shared object")
-        if not any(s["p_type"] == "PT_LOAD" for s in segments):
+        if not any(s.type == PT_LOAD for s in segments):
             raise LoadError(f"{prog}: program interpreter {interp} has no loadable segments")
         lo, hi = _image_span(segments)
         base = mem.find_free(hi - lo)
@@ -287,7 +323,7 @@ def _load_interpreter(prog: str, interp: str, mem: AddressSpace, root: str) -> t
         bias = base - lo
         img.path = interp
         _map_image(img, mem, bias)
-        return elf["e_entry"] + bias, bias
+        return elf.entry + bias, bias
 
 
 def build_stack(
