@@ -1195,7 +1195,9 @@ def plot(suite: Suite, path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = []
+    # (title, [(label, value)], a dashed line at, scale): "linear", "log", or "ratio" (log, the
+    # bars starting at 1x)
+    panels: list[tuple[str, list[tuple[str, float]], float | None, str]] = []
     rt = suite.ratios
     targeted = [(k, rt[k] / TARGETS[k]) for k in ("emu_vs_bare", "emu4_vs_4bare") if k in rt]
     if "pingpong_rate" in rt:
@@ -1209,7 +1211,7 @@ def plot(suite: Suite, path: Path) -> str:
         g = rt["real_geomean_emu_vs_qemu"] / real.TARGET_GEOMEAN
         targeted.append((f"real: geomean emu / qemu / {real.TARGET_GEOMEAN:g}", g))
     if targeted:
-        panels.append(("vs target (<= 1 meets it)", targeted, 1.0, False))
+        panels.append(("vs target (<= 1 meets it)", targeted, 1.0, "linear"))
     labels = {
         "qemu_vs_native": "qemu-x86_64",
         "bare_vs_native": "bare unicorn",
@@ -1218,21 +1220,21 @@ def plot(suite: Suite, path: Path) -> str:
     }
     vs_native = [(lab, rt[k]) for k, lab in labels.items() if k in rt]
     if vs_native:
-        panels.append(("compute: x native (log)", vs_native, None, True))
+        panels.append(("compute: x native (log)", vs_native, None, "ratio"))
     scal = [
         (k.replace("scaling_ns_", "").replace("c", " counted") + " thr", v)
         for k, v in suite.values.items()
         if k.startswith("scaling_ns_")
     ]
     if scal:
-        panels.append(("scaling: host ns / guest insn", scal, None, False))
+        panels.append(("scaling: host ns / guest insn", scal, None, "linear"))
     rates = [
         (k.replace("_rate", ""), rt[k])
         for k in ("pingpong_rate", "self_ipi_rate", "many_senders_rate")
         if k in rt
     ]
     if rates:
-        panels.append(("uipi: events / host s", rates, None, False))
+        panels.append(("uipi: events / host s", rates, None, "linear"))
     for kind, title in (
         ("qemu", f"real programs: uintr-emu / qemu (log; dashed: {real.TARGET_EACH:g}x)"),
         ("native", "real programs: uintr-emu / native (log)"),
@@ -1245,11 +1247,11 @@ def plot(suite: Suite, path: Path) -> str:
         if kind == "qemu" and "real_geomean_emu_vs_qemu" in rt:
             data.append(("geometric mean", rt["real_geomean_emu_vs_qemu"]))
         if data:
-            panels.append((title, data, real.TARGET_EACH if kind == "qemu" else None, True))
+            panels.append((title, data, real.TARGET_EACH if kind == "qemu" else None, "ratio"))
     micro = suite.values.get("micro")
     if micro:
         data = [(f"{k} ({kind})", v[kind]) for k, v in micro.items() for kind in ("store", "rmw")]
-        panels.append(("plain Unicorn loops: M guest insn/s (reg loop ~2700)", data, None, True))
+        panels.append(("plain Unicorn loops: M guest insn/s (reg loop ~2700)", data, None, "log"))
     if not panels:
         return "nothing to plot"
     heights = [max(2.2, 0.28 * len(p[1]) + 1) for p in panels]
@@ -1260,7 +1262,7 @@ def plot(suite: Suite, path: Path) -> str:
         squeeze=False,
         gridspec_kw={"height_ratios": heights},
     )
-    for ax, (title, data, line, log) in zip(axes[:, 0], panels, strict=True):
+    for ax, (title, data, line, scale) in zip(axes[:, 0], panels, strict=True):
         names = [d[0] for d in data]
         vals = [d[1] for d in data]
         ax.barh(names, vals, color="tab:blue")
@@ -1269,8 +1271,10 @@ def plot(suite: Suite, path: Path) -> str:
         ax.tick_params(labelsize=8)
         if line is not None:
             ax.axvline(line, color="tab:red", linestyle="--")
-        if log:
+        if scale != "linear":
             ax.set_xscale("log")
+        if scale == "ratio":  # bars grow from 1x, so their lengths compare
+            ax.set_xlim(left=min(1.0, *vals) * 0.9, right=max(vals) * 1.6)
         for i, v in enumerate(vals):
             ax.text(v, i, f" {fmt_value(v)}", va="center", fontsize=7)
     fig.tight_layout()
