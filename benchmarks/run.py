@@ -1131,7 +1131,10 @@ def real_rows(suite: Suite, w: real.Workload, res: dict[str, real.Outcome], repe
         times += f", qemu {q.wall:.3f} s (CPU {q.cpu:.3f})" if q.ok() else f", qemu {q.status}"
     if e is None or not e.ok():
         status = e.status if e else "not run"
-        loud = status.upper() if status.startswith("differs") else status
+        differs = status.startswith("differs: ")
+        loud = (
+            f"OUTPUT DIFFERS from native: {status.removeprefix('differs: ')}" if differs else status
+        )
         suite.row("real", f"{w.label}: uintr-emu", None, "", bound, False, f"{loud}; {times}")
         return
     assert n.wall is not None and e.wall is not None
@@ -1168,6 +1171,8 @@ def real_rows(suite: Suite, w: real.Workload, res: dict[str, real.Outcome], repe
 def fmt_value(v: float | None) -> str:
     if v is None:
         return "-"
+    if isinstance(v, int):  # a count
+        return f"{v:,}"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 10:
