@@ -62,6 +62,7 @@ class Measurement:
     returncode: int
     stdout: str
     stderr: str
+    stdout_sha256: str = ""  # of the raw bytes: binary output (xz) does not survive decoding
 
     def ok(self) -> bool:
         return self.returncode == 0
@@ -86,10 +87,12 @@ def measure(
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         fout.seek(0)
         ferr.seek(0)
-        out = fout.read().decode(errors="replace")
+        raw = fout.read()
         err = ferr.read().decode(errors="replace")
     cpu = ru.ru_utime + ru.ru_stime
-    return Measurement(cmd, dt, cpu, ru.ru_maxrss, p.returncode, out, err)
+    digest = hashlib.sha256(raw).hexdigest()
+    out = raw.decode(errors="replace")
+    return Measurement(cmd, dt, cpu, ru.ru_maxrss, p.returncode, out, err, digest)
 
 
 def best_of(
@@ -98,12 +101,13 @@ def best_of(
     check: bool = True,
     timeout: float | None = None,
     on_run: Callable[[Measurement], None] | None = None,
+    env: dict | None = None,
 ) -> tuple[Measurement, list[Measurement]]:
     """Run `repeat` times; the fastest run (wall) and all runs. A failed run stops it (and
     raises SystemExit when `check`)."""
     runs: list[Measurement] = []
     for _ in range(max(repeat, 1)):
-        m = measure(cmd, timeout=timeout)
+        m = measure(cmd, timeout=timeout, env=env)
         runs.append(m)
         if on_run is not None:
             on_run(m)

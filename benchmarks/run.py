@@ -1,7 +1,7 @@
 """The uintr-emu benchmark suite: one command, every figure, ratios from one invocation.
 
-    python benchmarks/run.py [--quick] [--only compute,uipi,startup,scaling,qiling,memory]
-                             [--out DIR]
+    python benchmarks/run.py [--quick] [--only compute,uipi,startup,scaling,qiling,memory,real]
+                             [--out DIR] [--real-repeat N]
 
 Sections (all by default; docs/performance.md explains each and records a full run):
 
@@ -14,12 +14,16 @@ Sections (all by default; docs/performance.md explains each and records a full r
 - qiling   Qiling 1.4.6 (its own venv, build/qiling-venv) on the compute program.
 - memory   why memory-heavy guest code is slower: register/load/store/read-modify-write loops
            on plain Unicorn under mapping and engine configurations, and through uintr-emu.
+- real     host programs (a volatile loop, sha256sum, xz, python3, sort, gcc, a static hello
+           world) natively, under qemu-x86_64 and under uintr-emu: each uintr-emu / qemu and
+           their geometric mean against the targets of issue 14 (benchmarks/real.py).
 
 Progress goes to stderr (a line as each measurement starts and ends), the table to stdout, and
 everything measured (machine, every raw run, every ratio) to DIR/results.json plus bar charts in
 DIR/results.png (default DIR: benchmarks/results). --quick runs every section at small scale.
-Set-up: installs qemu-user (apt, as root), matplotlib (into this venv) and Qiling (into
-build/qiling-venv) when missing, and says so in the table when it cannot.
+Set-up: installs qemu-user (apt, as root), matplotlib (into this venv), Qiling (into
+build/qiling-venv) and the real section's tools (apt) when missing, and says so in the table
+when it cannot.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import real  # noqa: E402 - after the sys.path insert
 from compute import (  # noqa: E402 - after the sys.path insert
     BUILD,
     EMU,
@@ -56,7 +62,7 @@ from compute import (  # noqa: E402 - after the sys.path insert
     compute_runs,
 )
 
-SECTIONS = ("compute", "uipi", "startup", "scaling", "qiling", "memory")
+SECTIONS = ("compute", "uipi", "startup", "scaling", "qiling", "memory", "real")
 QILING_VENV = ROOT / "build" / "qiling-venv"
 QILING_VERSION = "1.4.6"
 TARGETS = {
@@ -85,8 +91,9 @@ class Row:
 
 
 class Suite:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, real_repeat: int | None = None) -> None:
         self.quick = quick
+        self.real_repeat = real_repeat  # --real-repeat; None: the section's default
         self.rows: list[Row] = []
         self.runs: dict[str, dict[str, list[dict]]] = {}
         self.ratios: dict[str, float] = {}
@@ -107,6 +114,7 @@ class Suite:
         check: bool = True,
         timeout: float = 1800,
         by: str = "wall",
+        env: dict | None = None,
     ) -> Measurement:
         """Best of `repeat` runs (least `by`: wall or cpu); every run is logged and kept for
         results.json. A failed run ends the repetitions (and raises BenchError if `check`)."""
@@ -126,11 +134,12 @@ class Suite:
                     "maxrss_kb": m.maxrss_kb,
                     "returncode": m.returncode,
                     "cmd": m.cmd,
+                    "stdout_sha256": m.stdout_sha256,
                 }
             )
 
         self.log(f"{section}: {name} start ({short(cmd)})")
-        best, runs = best_of(cmd, repeat, check=False, timeout=timeout, on_run=on_run)
+        best, runs = best_of(cmd, repeat, check=False, timeout=timeout, on_run=on_run, env=env)
         if best.ok():
             best = min(runs, key=lambda m: getattr(m, by))
         if check and not best.ok():
@@ -184,25 +193,36 @@ def sh(cmd: list[str], timeout: float = 60) -> str:
 # --- set-up ---------------------------------------------------------------------------------
 
 
-def ensure_qemu(suite: Suite) -> tuple[str | None, str]:
-    """qemu-x86_64, installed from Debian's qemu-user if missing and we may (root, apt)."""
-    q = shutil.which("qemu-x86_64")
-    if q:
-        return q, ""
+def ensure_command(
+    suite: Suite,
+    command: str,
+    package: str,
+    find: Callable[[str], str | None] = shutil.which,
+) -> tuple[str | None, str]:
+    """`command` (looked up by `find`) from Debian's `package`, installed if missing and we may
+    (root, apt); the note says when the suite installed it or why it could not."""
+    found = find(command)
+    if found:
+        return found, ""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return None, "not installed (no root or no apt-get)"
-    suite.log("setup: qemu-x86_64 missing, apt-get install -y qemu-user")
+    suite.log(f"setup: {command} missing, apt-get install -y {package}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmds in (
-        [["apt-get", "install", "-y", "qemu-user"]],
-        [["apt-get", "update"], ["apt-get", "install", "-y", "qemu-user"]],
+        [["apt-get", "install", "-y", package]],
+        [["apt-get", "update"], ["apt-get", "install", "-y", package]],
     ):
         for c in cmds:
             subprocess.run(c, capture_output=True, env=env, timeout=900, check=False)
-        q = shutil.which("qemu-x86_64")
-        if q:
-            return q, "installed by the suite (apt-get install qemu-user)"
-    return None, "not installed (apt-get install qemu-user failed)"
+        found = find(command)
+        if found:
+            return found, f"installed by the suite (apt-get install {package})"
+    return None, f"not installed (apt-get install {package} failed)"
+
+
+def ensure_qemu(suite: Suite) -> tuple[str | None, str]:
+    """qemu-x86_64, installed from Debian's qemu-user if missing and we may (root, apt)."""
+    return ensure_command(suite, "qemu-x86_64", "qemu-user")
 
 
 def ensure_matplotlib(suite: Suite) -> str | None:
@@ -994,12 +1014,170 @@ def section_memory(suite: Suite) -> None:
     )
 
 
+# --- real -----------------------------------------------------------------------------------
+
+
+def section_real(suite: Suite) -> None:
+    """Host programs natively, under qemu-x86_64 and under uintr-emu (benchmarks/real.py)."""
+    sizes = real.QUICK if suite.quick else real.FULL
+    repeat = suite.real_repeat or (1 if suite.quick else 3)
+    qemu, qemu_note = ensure_qemu(suite)
+    tools: dict[str, str | None] = {}
+    missing: dict[str, str] = {}
+    for command, package in real.TOOLS.items():
+        tools[command], note = ensure_command(suite, command, package, real.find_tool)
+        if note:
+            missing[command] = note
+    if qemu_note or missing:
+        notes = {"qemu-x86_64": qemu_note, **missing}
+        suite.row("real", "set-up", None, "", note="; ".join(f"{k}: {v}" for k, v in notes.items()))
+    wdir = BUILD / "real"
+    suite.log("real: preparing the inputs in build/bench/real (once per size)")
+    work = real.workloads(
+        sizes,
+        wdir,
+        tools,
+        missing,
+        qemu,
+        build("volatile_loop", PROGRAMS / "volatile_loop.c"),
+        build("hello", HELLO),
+    )
+    # One locale for every runner: sort's order and any message text do not depend on the
+    # caller's environment.
+    env = dict(os.environ, LC_ALL="C")
+    results: dict[str, dict[str, real.Outcome]] = {}
+    for w in work:
+        if w.missing:
+            suite.row("real", f"{w.label}", None, "", note=f"not run: {w.missing}")
+            continue
+        res: dict[str, real.Outcome] = {}
+        native: tuple[str, str | None] | None = None
+        for runner, cmd in w.commands(qemu, EMU):
+            if w.out_file is not None:
+                w.out_file.unlink(missing_ok=True)
+            name = f"{w.label}: {runner}"
+            m = suite.measure("real", name, cmd, repeat, check=False, env=env)
+            written = real.sha256_file(w.out_file) if w.out_file and w.out_file.exists() else None
+            digests = (m.stdout_sha256, written)
+            status = real.judge(m.returncode, m.stderr, digests, native)
+            if runner == "native":
+                native = digests
+            if status.startswith("differs"):
+                suite.log(f"real: !!! {name}: OUTPUT DIFFERS FROM NATIVE: {status}")
+            elif not m.ok():
+                suite.log(f"real: {name}: {status}")
+            ok = status == "ok"
+            res[runner] = real.Outcome(
+                status,
+                m.wall if ok else None,
+                suite.min_cpu("real", name) if ok else None,
+                real.warnings_of(m.stderr) if runner == "uintr-emu" else [],
+            )
+            if runner == "native" and not ok:
+                break  # nothing to compare against
+        results[w.key] = res
+        real_rows(suite, w, res, repeat)
+    s = real.summarize(work, results)
+    suite.values["real"] = {  # type: ignore[assignment]
+        w.key: {
+            "label": w.label,
+            "cmd": w.argv,
+            "missing": w.missing,
+            **{r: asdict(o) for r, o in results.get(w.key, {}).items()},
+        }
+        for w in work
+    }
+    suite.values["real_sizes"] = asdict(sizes)  # type: ignore[assignment]
+    suite.values["real_repeat"] = repeat
+    suite.values["real_summary"] = asdict(s)  # type: ignore[assignment]
+    excluded = "; ".join(f"{k}: {v}" for k, v in s.excluded.items())
+    counted = f"over {len(s.counted)} of {len(work)} workloads" + (
+        f" (not counted: {excluded})" if excluded else ""
+    )
+    if s.geomean is None or s.geomean_cpu is None:
+        suite.row("real", "geometric mean uintr-emu / qemu", None, "x", note=counted)
+        return
+    g, gc, tg = s.geomean, s.geomean_cpu, real.TARGET_GEOMEAN
+    suite.ratio("real_geomean_emu_vs_qemu", g)
+    suite.ratio("real_geomean_emu_vs_qemu_cpu", gc)
+    suite.row(
+        "real",
+        "geometric mean uintr-emu / qemu",
+        g,
+        "x",
+        f"<= {tg:g}",
+        g <= tg,
+        f"{counted}; by CPU time {gc:.2f}: {verdict(gc <= tg)}",
+    )
+    suite.row(
+        "real",
+        f"workloads above {real.TARGET_EACH:g}x qemu (loop: {real.TARGET_LOOP:g}x)",
+        len(s.above),
+        "",
+        "0",
+        not s.above,
+        f"{', '.join(s.above) or 'none'} of {len(s.counted)}; by CPU time "
+        f"{', '.join(s.above_cpu) or 'none'}: {verdict(not s.above_cpu)}",
+    )
+
+
+def real_rows(suite: Suite, w: real.Workload, res: dict[str, real.Outcome], repeat: int) -> None:
+    """The table's rows for one workload: uintr-emu / native with the three times, then
+    uintr-emu / qemu against the workload's bound; a failure or a wrong output instead of a
+    number."""
+    n, q, e = res.get("native"), res.get("qemu"), res.get("uintr-emu")
+    bound = f"<= {w.limit():g}"
+    if n is None or not n.ok():
+        why = n.status if n else "not run"
+        suite.row("real", f"{w.label}: native", None, "", note=f"native run {why}")
+        return
+    times = f"native {n.wall:.3f} s (CPU {n.cpu:.3f})"
+    if q is not None:
+        times += f", qemu {q.wall:.3f} s (CPU {q.cpu:.3f})" if q.ok() else f", qemu {q.status}"
+    if e is None or not e.ok():
+        status = e.status if e else "not run"
+        differs = status.startswith("differs: ")
+        loud = (
+            f"OUTPUT DIFFERS from native: {status.removeprefix('differs: ')}" if differs else status
+        )
+        suite.row("real", f"{w.label}: uintr-emu", None, "", bound, False, f"{loud}; {times}")
+        return
+    assert n.wall is not None and e.wall is not None
+    warned = f"; uintr-emu warned: {'; '.join(e.warnings)}" if e.warnings else ""
+    rn = suite.ratio(f"real_{w.key}_emu_vs_native", real.per(e.wall, n.wall))
+    suite.row(
+        "real",
+        f"{w.label}: uintr-emu / native",
+        rn,
+        "x",
+        note=f"uintr-emu {e.wall:.3f} s (CPU {e.cpu:.3f}), {times}; best of {repeat}{warned}",
+    )
+    if q is None or not q.ok():
+        why = q.status if q else "qemu-x86_64 not installed"
+        suite.row("real", f"{w.label}: uintr-emu / qemu", None, "x", bound, None, why)
+        return
+    rq = suite.ratio(f"real_{w.key}_emu_vs_qemu", real.per(e.wall, q.wall))
+    rc = suite.ratio(f"real_{w.key}_emu_vs_qemu_cpu", real.per(e.cpu, q.cpu))
+    suite.row(
+        "real",
+        f"{w.label}: uintr-emu / qemu",
+        rq,
+        "x",
+        bound,
+        rq <= w.limit(),
+        f"qemu {real.per(q.wall, n.wall):.1f}x native; by CPU time {rc:.2f}: "
+        f"{verdict(rc <= w.limit())}",
+    )
+
+
 # --- output ---------------------------------------------------------------------------------
 
 
 def fmt_value(v: float | None) -> str:
     if v is None:
         return "-"
+    if isinstance(v, int):  # a count
+        return f"{v:,}"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 10:
@@ -1027,7 +1205,9 @@ def plot(suite: Suite, path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = []
+    # (title, [(label, value)], a dashed line at, scale): "linear", "log", or "ratio" (log, the
+    # bars starting at 1x)
+    panels: list[tuple[str, list[tuple[str, float]], float | None, str]] = []
     rt = suite.ratios
     targeted = [(k, rt[k] / TARGETS[k]) for k in ("emu_vs_bare", "emu4_vs_4bare") if k in rt]
     if "pingpong_rate" in rt:
@@ -1042,8 +1222,11 @@ def plot(suite: Suite, path: Path) -> str:
             targeted.append((k, suite.values[k] / TARGETS[t]))
     if "emu_vs_qiling" in rt:
         targeted.append(("emu / qiling", rt["emu_vs_qiling"]))
+    if "real_geomean_emu_vs_qemu" in rt:
+        g = rt["real_geomean_emu_vs_qemu"] / real.TARGET_GEOMEAN
+        targeted.append((f"real: geomean emu / qemu / {real.TARGET_GEOMEAN:g}", g))
     if targeted:
-        panels.append(("vs target (<= 1 meets it)", targeted, 1.0, False))
+        panels.append(("vs target (<= 1 meets it)", targeted, 1.0, "linear"))
     labels = {
         "qemu_vs_native": "qemu-x86_64",
         "bare_vs_native": "bare unicorn",
@@ -1052,25 +1235,38 @@ def plot(suite: Suite, path: Path) -> str:
     }
     vs_native = [(lab, rt[k]) for k, lab in labels.items() if k in rt]
     if vs_native:
-        panels.append(("compute: x native (log)", vs_native, None, True))
+        panels.append(("compute: x native (log)", vs_native, None, "ratio"))
     scal = [
         (k.replace("scaling_ns_", "").replace("c", " counted") + " thr", v)
         for k, v in suite.values.items()
         if k.startswith("scaling_ns_")
     ]
     if scal:
-        panels.append(("scaling: host ns / guest insn", scal, None, False))
+        panels.append(("scaling: host ns / guest insn", scal, None, "linear"))
     rates = [
         (k.replace("_rate", ""), rt[k])
         for k in ("pingpong_rate", "self_ipi_rate", "many_senders_rate")
         if k in rt
     ]
     if rates:
-        panels.append(("uipi: events / host s", rates, None, False))
+        panels.append(("uipi: events / host s", rates, None, "linear"))
+    for kind, title in (
+        ("qemu", f"real programs: uintr-emu / qemu (log; dashed: {real.TARGET_EACH:g}x)"),
+        ("native", "real programs: uintr-emu / native (log)"),
+    ):
+        data = [
+            (v["label"], rt[f"real_{k}_emu_vs_{kind}"])
+            for k, v in suite.values.get("real", {}).items()  # type: ignore[attr-defined]
+            if f"real_{k}_emu_vs_{kind}" in rt
+        ]
+        if kind == "qemu" and "real_geomean_emu_vs_qemu" in rt:
+            data.append(("geometric mean", rt["real_geomean_emu_vs_qemu"]))
+        if data:
+            panels.append((title, data, real.TARGET_EACH if kind == "qemu" else None, "ratio"))
     micro = suite.values.get("micro")
     if micro:
         data = [(f"{k} ({kind})", v[kind]) for k, v in micro.items() for kind in ("store", "rmw")]
-        panels.append(("plain Unicorn loops: M guest insn/s (reg loop ~2700)", data, None, True))
+        panels.append(("plain Unicorn loops: M guest insn/s (reg loop ~2700)", data, None, "log"))
     if not panels:
         return "nothing to plot"
     heights = [max(2.2, 0.28 * len(p[1]) + 1) for p in panels]
@@ -1081,7 +1277,7 @@ def plot(suite: Suite, path: Path) -> str:
         squeeze=False,
         gridspec_kw={"height_ratios": heights},
     )
-    for ax, (title, data, line, log) in zip(axes[:, 0], panels, strict=True):
+    for ax, (title, data, line, scale) in zip(axes[:, 0], panels, strict=True):
         names = [d[0] for d in data]
         vals = [d[1] for d in data]
         ax.barh(names, vals, color="tab:blue")
@@ -1090,8 +1286,10 @@ def plot(suite: Suite, path: Path) -> str:
         ax.tick_params(labelsize=8)
         if line is not None:
             ax.axvline(line, color="tab:red", linestyle="--")
-        if log:
+        if scale != "linear":
             ax.set_xscale("log")
+        if scale == "ratio":  # bars grow from 1x, so their lengths compare
+            ax.set_xlim(left=min(1.0, *vals) * 0.9, right=max(vals) * 1.6)
         for i, v in enumerate(vals):
             ax.text(v, i, f" {fmt_value(v)}", va="center", fontsize=7)
     fig.tight_layout()
@@ -1111,12 +1309,18 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="every section at small scale")
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument(
+        "--real-repeat",
+        type=int,
+        metavar="N",
+        help="runs per measurement in the real section, the best kept (default 3; --quick 1)",
+    )
     args = ap.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in only if s not in SECTIONS]
     if bad:
         ap.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
-    suite = Suite(args.quick)
+    suite = Suite(args.quick, args.real_repeat)
     suite.log(f"uintr-emu benchmark suite: {','.join(only)}{' (quick)' if args.quick else ''}")
     load = os.getloadavg()[0]
     if load > 0.5 * (os.cpu_count() or 1):
