@@ -111,6 +111,7 @@ LAZY_IMPORTS = {
     (1, "trace.stats"),
     (0, "concurrent.futures"),
     (0, "subprocess"),
+    (0, "multiprocessing"),
     (0, "traceback"),
 }
 
