@@ -270,11 +270,11 @@ class Subprocesses:
 def explore(job: Job, seeds: list[int], jobs: int, progress: Progress) -> dict[int, Result]:
     """Every seed's result. Interrupted (cli.py's HostSignal, or any exception), it ends its
     worker processes and subprocesses before it returns: none outlives the command."""
-    # cli.py imports this module for its parser; the pools (multiprocessing) are imported
-    # lazy, here: a plain `uintr-emu run` has no use for them (nor for subprocess)
-    import multiprocessing
+    # cli.py imports this module for its parser; the pools are imported lazy, here: a plain
+    # `uintr-emu run` has no use for them (nor for subprocess)
+    import multiprocessing  # lazy, as the pools
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor
-    from concurrent.futures import wait as wait_futures
+    from concurrent.futures import wait as wait_futures  # lazy, as the pools
 
     results: dict[int, Result] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), initializer=_worker_init) as pool:
