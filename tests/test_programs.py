@@ -185,6 +185,15 @@ def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
     assert b"u000: open(0666) -> 0666, mkdir(0777) -> 0777\n" in r.stdout, r.stdout
 
 
+@pytest.mark.parametrize("cpus", CPUS)
+@pytest.mark.parametrize("name", ["unix_stream", "unix_dgram"])
+def test_unix_sockets(name, cpus, same_as_native_in_a_directory):
+    """AF_UNIX sockets on paths and abstract names (net/unix/af_unix.c's rules): stream
+    accept/connect between threads and fork'd processes, datagrams, seqpacket, names and
+    their lengths, readiness, EOF/EPIPE and the error cases, as natively."""
+    same_as_native_in_a_directory(name, cpus)
+
+
 @pytest.mark.parametrize("slice_", [1000, 100_000])
 def test_threads_with_slice(slice_, native_result, build_program, run_emu, assert_same_as_native):
     """Other scheduling slices give other interleavings; the results must not change."""

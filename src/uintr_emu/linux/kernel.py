@@ -30,6 +30,7 @@ from ..options import SYSCALL_NS, UNCOUNTED_SYSCALL_NS, Options
 from ..trace import Tracer
 from . import errno as E
 from . import strace
+from .afunix import UnixNames
 from .clock import Clock
 from .control import BLOCK, RESTART, GuestExit
 from .entropy import Entropy
@@ -74,6 +75,7 @@ class Kernel:
         self.init_process: Process | None = None
         self.next_id = 1000  # pids/tids; deterministic
         self.next_ino = 1000  # inode numbers of pipes and sockets (fstat); deterministic
+        self.unix_names = UnixNames()  # AF_UNIX names: the machine's one network namespace
         self.sched = Scheduler(self, options.seed)
         self.futexes = Futexes(self)
         self.signals = Signals(self)
