@@ -44,6 +44,7 @@ SIMPLE_PROGRAMS = [
     "select",
     "statx",
     "epoll",
+    "sigmask_wait",
     "jit",
 ]
 

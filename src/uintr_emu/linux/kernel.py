@@ -229,6 +229,12 @@ class Kernel:
             self.signals.deliver(t)
             if not t.runnable:
                 return
+        if t.saved_sigmask is not None:  # no handler frame took it: the wait's mask ends here
+            t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+            if t.pending:  # what the old mask lets through is delivered now (recalc_sigpending)
+                self.signals.deliver(t)
+                if not t.runnable:
+                    return
         self.uintr.exit_to_user(cpu, t)
         if cpu.boundary_work():
             e = t.process.engine
