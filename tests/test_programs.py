@@ -45,6 +45,7 @@ SIMPLE_PROGRAMS = [
     "statx",
     "epoll",
     "sigmask_wait",
+    "child_usage",
     "jit",
 ]
 
@@ -193,6 +194,20 @@ def test_unix_sockets(name, cpus, same_as_native_in_a_directory):
     accept/connect between threads and fork'd processes, datagrams, seqpacket, names and
     their lengths, readiness, EOF/EPIPE and the error cases, as natively."""
     same_as_native_in_a_directory(name, cpus)
+
+
+def test_setgroups_unprivileged(build_program, monkeypatch):
+    """Without root the guest has no CAP_SETGID: setgroups is EPERM (kernel/groups.c
+    may_setgroups) and getgroups still gives the emulator's groups. child_usage.c takes that
+    branch when geteuid() is not 0, which the guest learns from the emulator's credentials."""
+    from uintr_emu import Machine, Options
+    from uintr_emu.linux.syscalls import thread
+
+    monkeypatch.setattr(thread.os, "geteuid", lambda: 1000)
+    m = Machine(Options(cpus=1))
+    m.load(str(build_program("child_usage")), ["child_usage"], capture_output=True)
+    r = m.run()
+    assert r.status == 0 and r.stdout.endswith(b"setgroups: as the credentials allow\nOK\n"), r
 
 
 @pytest.mark.parametrize("slice_", [1000, 100_000])
