@@ -196,6 +196,12 @@ def test_unix_sockets(name, cpus, same_as_native_in_a_directory):
     same_as_native_in_a_directory(name, cpus)
 
 
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_table_calls(cpus, same_as_native_in_a_directory):
+    """The calls the x86-64 table audit implemented (docs/linux.md), with their errors."""
+    same_as_native_in_a_directory("table_calls", cpus)
+
+
 def test_setgroups_unprivileged(build_program, monkeypatch):
     """Without root the guest has no CAP_SETGID: setgroups is EPERM (kernel/groups.c
     may_setgroups) and getgroups still gives the emulator's groups. child_usage.c takes that

@@ -43,6 +43,7 @@ from .signaling import Signals
 from .signals import SI_KERNEL, SIGALRM, SigInfo
 from .syscall_names import NAMES
 from .syscalls import registry
+from .syscalls.refused import errno_for
 from .syscalls.uintr import other_abi_hint
 from .tasks import Tasks
 from .uintr import KERNEL_VECTOR, UintrKernel
@@ -170,8 +171,9 @@ class Kernel:
                 what = f"{nr} ({name})" if name else str(nr)
                 hint = other_abi_hint(self.opt.uintr_abi, nr)
                 more = f" (it is {hint})" if hint else ""
-                self.warn(f"warning: unsupported syscall {what}; returning -ENOSYS{more}")
-            result: Any = -E.ENOSYS
+                err = E.name(errno_for(nr))
+                self.warn(f"warning: unsupported syscall {what}; returning -{err}{more}")
+            result: Any = -errno_for(nr)  # docs/linux.md, "Calls not implemented"
             if self.opt.strace:
                 strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
         else:
