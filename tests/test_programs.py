@@ -197,9 +197,10 @@ def test_unix_sockets(name, cpus, same_as_native_in_a_directory):
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
-def test_table_calls(cpus, same_as_native_in_a_directory):
+@pytest.mark.parametrize("name", ["table_calls", "copy_calls"])
+def test_table_calls(name, cpus, same_as_native_in_a_directory):
     """The calls the x86-64 table audit implemented (docs/linux.md), with their errors."""
-    same_as_native_in_a_directory("table_calls", cpus)
+    same_as_native_in_a_directory(name, cpus)
 
 
 def test_setgroups_unprivileged(build_program, monkeypatch):

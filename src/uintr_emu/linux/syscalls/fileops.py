@@ -1,7 +1,8 @@
 """File calls found missing in the x86-64 table audit (docs/linux.md): creat, mknod, mknodat,
 utime, utimes, futimesat, sync, syncfs, sync_file_range, fallocate, readahead, the positioned
-vector reads and writes (preadv, pwritev, preadv2, pwritev2), renameat2, memfd_create and
-close_range. Host files are the host's, so these pass through to them."""
+vector reads and writes (preadv, pwritev, preadv2, pwritev2), renameat2, memfd_create,
+close_range, flock, sendfile and copy_file_range. Host files are the host's, so these pass
+through to them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..process import HostFile, PipeEnd
 from . import syscall
 from .open import O_CLOEXEC, sys_openat
 from .paths import FDCWD, host_path, oserr, s32, unmask
-from .rw import IO_CHUNK, _positional, import_iovec, scatter, sys_readv, sys_writev
+from .rw import IO_CHUNK, _positional, do_write, import_iovec, scatter, sys_readv, sys_writev
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -271,6 +272,79 @@ def sys_close_range(k: Kernel, t: Thread, first: int, last: int, flags: int) -> 
         else:
             fds.close(fd)
     return 0
+
+
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+
+
+@syscall(73, fd="int", op="hex")
+def sys_flock(k: Kernel, t: Thread, fd: int, op: int) -> int:
+    """Checked as sys_flock does (EBADF, EINVAL for an operation other than LOCK_SH, LOCK_EX
+    or LOCK_UN), then granted: advisory locks always succeed here, as fcntl's do (a
+    documented limit: guest processes do not exclude each other)."""
+    if t.process.fds.get(s32(fd)) is None:
+        return -E.EBADF
+    return 0 if op & ~LOCK_NB in (LOCK_SH, LOCK_EX, LOCK_UN) else -E.EINVAL
+
+
+def _offset(t: Thread, addr: int) -> int | None:
+    return struct.unpack("<q", t.process.mem.read(addr, 8))[0] if addr else None
+
+
+@syscall(40, out_fd="int", in_fd="int", count="int")
+def sys_sendfile(k: Kernel, t: Thread, out_fd: int, in_fd: int, offset: int,
+                 count: int) -> int | object:  # fmt: skip
+    """do_sendfile: the input must be a host file (it has a page cache: else EINVAL), the
+    output anything writable; at most MAX_RW_COUNT. Read at the offset (updated) or the
+    file position (advanced by what was written); a full pipe blocks, and the call runs
+    again from the start, nothing having been consumed."""
+    fin, fout = t.process.fds.get(s32(in_fd)), t.process.fds.get(s32(out_fd))
+    if fin is None or fout is None:
+        return -E.EBADF
+    if not isinstance(fin, HostFile):
+        return -E.EINVAL
+    pos = _offset(t, offset)
+    if pos is not None and pos < 0:
+        return -E.EINVAL
+    try:
+        at = pos if pos is not None else os.lseek(fin.fd, 0, os.SEEK_CUR)
+        data = os.pread(fin.fd, min(count, IO_CHUNK), at) if count else b""
+    except OSError as e:
+        return oserr(e)
+    if not data:
+        return 0
+    n = do_write(k, t, fout, data)
+    if not isinstance(n, int) or n < 0:
+        return n
+    if pos is not None:
+        t.process.mem.write(offset, struct.pack("<q", pos + n))
+    else:
+        os.lseek(fin.fd, at + n, os.SEEK_SET)
+    return n
+
+
+@syscall(326, fd_in="int", fd_out="int", length="int", flags="hex")
+def sys_copy_file_range(k: Kernel, t: Thread, fd_in: int, off_in: int, fd_out: int,
+                        off_out: int, length: int, flags: int) -> int:  # fmt: skip
+    """Between two host files, by the host's copy_file_range (its errors: EBADF for a file
+    not open for it, EINVAL for a non-regular one, ...); nonzero flags are EINVAL."""
+    if flags:
+        return -E.EINVAL
+    fin, fout = t.process.fds.get(s32(fd_in)), t.process.fds.get(s32(fd_out))
+    if fin is None or fout is None:
+        return -E.EBADF
+    if not isinstance(fin, HostFile) or not isinstance(fout, HostFile):
+        return -E.EINVAL
+    src, dst = _offset(t, off_in), _offset(t, off_out)
+    try:
+        n = os.copy_file_range(fin.fd, fout.fd, min(length, IO_CHUNK), src, dst)
+    except OSError as e:
+        return oserr(e)
+    if src is not None:
+        t.process.mem.write(off_in, struct.pack("<q", src + n))
+    if dst is not None:
+        t.process.mem.write(off_out, struct.pack("<q", dst + n))
+    return n
 
 
 __all__ = ["O_CLOEXEC"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import stat as st
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import errno as E
-from ..abi import CMSGHDR, INT, MSG_CONTROLLEN, MSGHDR, TIMEVAL, U64
+from ..abi import CMSGHDR, INT, MSG_CONTROLLEN, MSGHDR, TIMEVAL, U32, U64
 from ..afunix import (
     AF_UNIX,
     AF_UNSPEC,
@@ -518,6 +519,44 @@ def sys_recvfrom(k: Kernel, t: Thread, fd: int, buf: int, length: int, flags: in
         if err:
             return err
     return full if flags & MSG_TRUNC else len(data)
+
+
+MMSGHDR_SIZE = MSGHDR.size + 8  # struct mmsghdr: msg_hdr, unsigned int msg_len, padding
+MSG_WAITFORONE = 0x10000
+
+
+def _each_message(k: Kernel, t: Thread, fd: int, msgvec: int, vlen: int, flags: int,
+                  call: Callable[..., int | object]) -> int | object:  # fmt: skip
+    """sendmmsg/recvmmsg as a run of sendmsg/recvmsg calls, each result in its msg_len.
+    Only the first may block (the call runs again from the start when woken); the others
+    do not wait (MSG_DONTWAIT), and the count so far is returned at the first that fails."""
+    sock = _socket(t, fd)
+    if isinstance(sock, int):
+        return sock
+    vlen = min(vlen & 0xFFFF_FFFF, UIO_MAXIOV)
+    done = 0
+    for i in range(vlen):
+        hdr = msgvec + MMSGHDR_SIZE * i
+        r = call(k, t, fd, hdr, flags if i == 0 else flags | MSG_DONTWAIT)
+        if not isinstance(r, int) or r < 0:
+            return r if done == 0 else done
+        t.process.mem.write(hdr + MSGHDR.size, U32.pack(r))
+        done += 1
+    return done
+
+
+@syscall(307, fd="int", vlen="int", flags="hex")
+def sys_sendmmsg(k: Kernel, t: Thread, fd: int, msgvec: int, vlen: int,
+                 flags: int) -> int | object:  # fmt: skip
+    return _each_message(k, t, fd, msgvec, vlen, flags, sys_sendmsg)
+
+
+@syscall(299, fd="int", vlen="int", flags="hex")
+def sys_recvmmsg(k: Kernel, t: Thread, fd: int, msgvec: int, vlen: int, flags: int,
+                 timeout: int) -> int | object:  # fmt: skip
+    """MSG_WAITFORONE is what this does anyway; the timeout is not applied (a documented
+    limit: the first message is waited for as by recvmsg)."""
+    return _each_message(k, t, fd, msgvec, vlen, flags & ~MSG_WAITFORONE, sys_recvmsg)
 
 
 @syscall(48, fd="int", how="int")

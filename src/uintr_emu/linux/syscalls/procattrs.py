@@ -161,6 +161,32 @@ def sys_sched_get_priority_min(k: Kernel, t: Thread, policy: int) -> int:
     return -E.EINVAL if r is None else r[0]
 
 
+def _sched_target(k: Kernel, t: Thread, pid: int) -> Thread | int:
+    pid = s32(pid)
+    if pid < 0:
+        return -E.EINVAL
+    target = t if pid == 0 else k.threads.get(pid)
+    return -E.ESRCH if target is None else target
+
+
+@syscall(145, pid="int")
+def sys_sched_getscheduler(k: Kernel, t: Thread, pid: int) -> int:
+    """Every guest thread is SCHED_OTHER: the scheduler has no other class."""
+    target = _sched_target(k, t, pid)
+    return target if isinstance(target, int) else SCHED_OTHER
+
+
+@syscall(143, pid="int")
+def sys_sched_getparam(k: Kernel, t: Thread, pid: int, param: int) -> int:
+    target = _sched_target(k, t, pid)
+    if isinstance(target, int):
+        return target
+    if not param:
+        return -E.EINVAL
+    t.process.mem.write(param, U32.pack(0))  # sched_priority: 0 for SCHED_OTHER
+    return 0
+
+
 # --- small process facts ---------------------------------------------------------------------
 
 PER_QUERY = 0xFFFF_FFFF

@@ -75,15 +75,12 @@ _GAP_GROUPS: tuple[tuple[str, str], ...] = (
     ("file descriptors for timers and signals, POSIX timers",
      "timerfd_create timerfd_settime timerfd_gettime signalfd signalfd4 timer_create "
      "timer_settime timer_gettime timer_getoverrun timer_delete"),
-    ("moving data between descriptors in the kernel",
-     "sendfile splice tee vmsplice copy_file_range"),
-    ("batched socket calls", "recvmmsg sendmmsg"),
-    ("file locks", "flock"),
+    ("moving data through pipes in the kernel", "splice tee vmsplice"),
     ("process descriptors", "pidfd_open pidfd_send_signal pidfd_getfd process_mrelease "
      "process_madvise"),
     ("capabilities and scheduling policies",
-     "capget capset sched_setparam sched_getparam sched_setscheduler sched_getscheduler "
-     "sched_rr_get_interval sched_setattr sched_getattr"),
+     "capget capset sched_setparam sched_setscheduler sched_rr_get_interval sched_setattr "
+     "sched_getattr"),
     ("the rest", "execveat openat2 futex_waitv"),
 )  # fmt: skip
 
