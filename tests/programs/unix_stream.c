@@ -4,9 +4,9 @@
  * getsockname/getpeername give the path and its length (strlen + 3: family, path, NUL) or an
  * unnamed address (2); a listener is readable in poll once a connection is pending; accept4
  * with SOCK_NONBLOCK|SOCK_CLOEXEC; a thread blocked in accept is woken by a connect, a
- * thread blocked in recv by a send; a client in a fork'd child; SO_PEERCRED names each
- * side's process; EOF after the peer closes, then EPIPE (and SIGPIPE unless MSG_NOSIGNAL);
- * shutdown(SHUT_WR) is EOF for the peer; a nonblocking connect to a full backlog is EAGAIN;
+ * thread blocked in recv by a send; a client in a fork'd child, whose connect wakes an
+ * epoll_wait on the listener; SO_PEERCRED names each side's process; EOF after the peer
+ * closes, then EPIPE (and SIGPIPE unless MSG_NOSIGNAL); shutdown(SHUT_WR) is EOF for the peer; a nonblocking connect to a full backlog is EAGAIN;
  * and the errors: ECONNREFUSED (no listener, a stale socket file, an unknown abstract
  * name), ENOENT, EPROTOTYPE, EINVAL (listen unbound, a second bind, a bad family),
  * EOPNOTSUPP (listen on a datagram socket), EISCONN, ENOTCONN, ENOTSOCK, EAFNOSUPPORT.
@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -206,6 +207,11 @@ static void threads_and_processes(void)
         CHECK(recv(c, buf, sizeof buf, 0) == 2);
         _exit(0);
     }
+    int ep = epoll_create1(0); /* the listener becomes readable when the child connects */
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
+    CHECK_ERRNO(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0);
+    CHECK(epoll_wait(ep, &ev, 1, 5000) == 1 && ev.data.fd == l && ev.events == EPOLLIN);
+    close(ep);
     s = accept(l, NULL, NULL);
     CHECK_ERRNO(s >= 0);
     struct ucred cr;
@@ -220,7 +226,7 @@ static void threads_and_processes(void)
     close(s);
     close(l);
     CHECK_ERRNO(unlink(srv_addr.sun_path) == 0);
-    printf("fork: the child connects; SO_PEERCRED names each process\n");
+    printf("fork: the child connects (epoll sees it); SO_PEERCRED names each process\n");
 }
 
 static void abstract_and_backlog(void)
