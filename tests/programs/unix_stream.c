@@ -8,9 +8,9 @@
  * epoll_wait on the listener; SO_PEERCRED names each side's process; EOF after the peer
  * closes, then EPIPE (and SIGPIPE unless MSG_NOSIGNAL); shutdown(SHUT_WR) is EOF for the
  * peer; a nonblocking connect to a full backlog is EAGAIN; and the errors: ECONNREFUSED
- * (no listener, a stale socket file, an unknown abstract name), ENOENT, EPROTOTYPE, EINVAL (listen unbound, a second bind, a bad family),
- * EOPNOTSUPP (listen on a datagram socket), EISCONN, ENOTCONN, ENOTSOCK, EAFNOSUPPORT.
- * Then OK.
+ * (no listener, a stale socket file, an unknown abstract name), ENOENT, EPROTOTYPE, EINVAL
+ * (listen unbound, a second bind, a bad family), EOPNOTSUPP (listen on a datagram socket),
+ * EISCONN, ENOTCONN, ENOTSOCK, EAFNOSUPPORT.  Then OK.
  */
 #define _GNU_SOURCE
 #include <errno.h>
