@@ -3,12 +3,13 @@
  * mknod (a FIFO, mode less the umask; a directory EPERM; EEXIST), utimes/utime/futimesat,
  * sync/syncfs/sync_file_range, fallocate, readahead, preadv/pwritev/preadv2/pwritev2,
  * renameat2 (RENAME_NOREPLACE, RENAME_EXCHANGE), memfd_create, close_range, getresuid and
- * the set*id calls to the ids a process has, getpriority/setpriority, the priority ranges,
- * personality, getcpu, get_robust_list, membarrier, mlock/mlockall/msync/mincore.  Then OK.
+ * the set*id calls to the ids a process has, capget/capset, getpriority/setpriority, the
+ * priority ranges, personality, getcpu, get_robust_list, membarrier, mlock/mlockall/msync/mincore.  Then OK.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <stdio.h>
@@ -127,7 +128,18 @@ static void process(void)
     CHECK_ERRNO(getresgid(&gr, &ge, &gs) == 0 && gr == getgid() && ge == getegid());
     CHECK_ERRNO(setuid(getuid()) == 0 && setgid(getgid()) == 0);
     CHECK_ERRNO(setresuid(-1, -1, -1) == 0 && setreuid(-1, geteuid()) == 0);
-    printf("getresuid, getresgid; set*id to the ids a process has\n");
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    CHECK_ERRNO(syscall(SYS_capget, &h, d) == 0);
+    CHECK_ERRNO(syscall(SYS_capset, &h, d) == 0); /* the sets it has */
+    h.version = 0x1234;
+    CHECK(syscall(SYS_capget, &h, d) == -1 && errno == EINVAL);
+    CHECK(h.version == _LINUX_CAPABILITY_VERSION_3);
+    h.version = 0x1234;
+    CHECK(syscall(SYS_capget, &h, NULL) == 0 && h.version == _LINUX_CAPABILITY_VERSION_3);
+    h.pid = 999999;
+    CHECK(syscall(SYS_capget, &h, d) == -1 && errno == ESRCH);
+    printf("getresuid, getresgid; set*id to the ids a process has; capget, capset\n");
 
     errno = 0;
     CHECK(getpriority(PRIO_PROCESS, 0) == 0 && errno == 0);

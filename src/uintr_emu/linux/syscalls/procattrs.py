@@ -7,6 +7,7 @@ family, msync, mincore)."""
 from __future__ import annotations
 
 import os
+import struct
 from typing import TYPE_CHECKING
 
 from ...engine.unicorn import PAGE
@@ -88,6 +89,74 @@ def sys_setfsuid(k: Kernel, t: Thread, fsuid: int) -> int:
 @syscall(123, fsgid="int")
 def sys_setfsgid(k: Kernel, t: Thread, fsgid: int) -> int:
     return os.getegid()
+
+
+# linux/capability.h: the header versions and how many 32-bit words each copies
+CAP_VERSIONS = {0x19980330: 1, 0x20071026: 2, 0x20080522: 2}
+CAP_VERSION_3 = 0x20080522
+CAP_DATA = struct.Struct("<III")  # struct __user_cap_data_struct: effective, permitted, inheritable
+
+
+def _own_caps() -> tuple[int, int, int]:
+    """The emulator's capability sets (effective, permitted, inheritable), which are the
+    guest's as its uid is: /proc/self/status, or none if it cannot tell."""
+    caps = {"CapEff": 0, "CapPrm": 0, "CapInh": 0}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in caps:
+                    caps[key] = int(value, 16)
+    except (OSError, ValueError):
+        pass
+    return caps["CapEff"], caps["CapPrm"], caps["CapInh"]
+
+
+def _cap_header(k: Kernel, t: Thread, header: int, data: int) -> int:
+    """cap_validate_magic, then the pid: the number of 32-bit words to copy, or -errno (an
+    unknown version is EINVAL, and the header gets the preferred one; without a data
+    pointer that is a query: 0)."""
+    version, pid = struct.unpack("<Ii", t.process.mem.read(header, 8))
+    words = CAP_VERSIONS.get(version)
+    if words is None:
+        t.process.mem.write(header, U32.pack(CAP_VERSION_3))
+        return 0 if not data else -E.EINVAL
+    if pid < 0:
+        return -E.EINVAL
+    if pid and k.threads.get(pid) is None:
+        return -E.ESRCH
+    return words
+
+
+@syscall(125)
+def sys_capget(k: Kernel, t: Thread, header: int, data: int) -> int:
+    words = _cap_header(k, t, header, data)
+    if words <= 0 or not data:
+        return min(words, 0)
+    sets = _own_caps()
+    out = b"".join(
+        CAP_DATA.pack(*(c >> (32 * i) & 0xFFFF_FFFF for c in sets)) for i in range(words)
+    )
+    t.process.mem.write(data, out)
+    return 0
+
+
+@syscall(126)
+def sys_capset(k: Kernel, t: Thread, header: int, data: int) -> int:
+    """The capability sets are the emulator's and do not change: setting the ones the
+    process has is 0, anything else EPERM (for another process too, as in Linux)."""
+    words = _cap_header(k, t, header, data)
+    if words <= 0:
+        return words or -E.EINVAL
+    pid = struct.unpack("<i", t.process.mem.read(header + 4, 4))[0]
+    if pid not in (0, t.tid, t.process.pid):
+        return -E.EPERM
+    raw = t.process.mem.read(data, CAP_DATA.size * words)
+    want = [0, 0, 0]
+    for i in range(words):
+        for j, v in enumerate(CAP_DATA.unpack_from(raw, CAP_DATA.size * i)):
+            want[j] |= v << (32 * i)
+    return 0 if tuple(want) == _own_caps() else -E.EPERM
 
 
 # --- nice values and scheduling priorities -------------------------------------------------

@@ -78,8 +78,8 @@ _GAP_GROUPS: tuple[tuple[str, str], ...] = (
     ("moving data through pipes in the kernel", "splice tee vmsplice"),
     ("process descriptors", "pidfd_open pidfd_send_signal pidfd_getfd process_mrelease "
      "process_madvise"),
-    ("capabilities and scheduling policies",
-     "capget capset sched_setparam sched_setscheduler sched_rr_get_interval sched_setattr "
+    ("scheduling policies",
+     "sched_setparam sched_setscheduler sched_rr_get_interval sched_setattr "
      "sched_getattr"),
     ("the rest", "execveat openat2 futex_waitv"),
 )  # fmt: skip
