@@ -46,6 +46,7 @@ SIMPLE_PROGRAMS = [
     "epoll",
     "sigmask_wait",
     "child_usage",
+    "sigwait",
     "jit",
 ]
 

@@ -4,7 +4,8 @@
  * wait with EINTR after its handler ran, and the old mask is back afterwards; with an fd
  * ready the call returns it and the signal stays pending; a signal sent by a thread during
  * the wait interrupts it; a signal the call's mask blocks does not, and is delivered as the
- * call returns (its handler has run by then); a bad sigsetsize is EINVAL.  Then OK.
+ * call returns (its handler has run by then); a timeout puts the old mask back too; a bad
+ * sigsetsize is EINVAL.  Then OK.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -83,6 +84,8 @@ static void *send_usr2_later(void *arg)
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
     CHECK(pthread_kill(main_thread, SIGUSR2) == 0);
+    nanosleep(&ts, NULL);
+    CHECK(write(p[1], "w", 1) == 1); /* then ends the wait */
     return NULL;
 }
 
@@ -125,15 +128,18 @@ int main(void)
         CHECK(pthread_join(th, NULL) == 0);
         CHECK(handled[SIGUSR1] == before + 3 && blocked(SIGUSR1));
 
-        /* the call's mask blocks SIGUSR2, which the thread's own does not: the wait times
-           out, and the signal is delivered as it returns */
+        /* the call's mask blocks SIGUSR2, which the thread's own does not: the signal does
+           not end the wait (a write does), and is delivered as the call returns */
         int before2 = handled[SIGUSR2];
         sigset_t both = usr1;
         sigaddset(&both, SIGUSR2);
         CHECK(pthread_create(&th, NULL, send_usr2_later, NULL) == 0);
-        CHECK(wait_with(how, &both, 50) == 0);
+        CHECK(wait_with(how, &both, 5000) == 1);
         CHECK(handled[SIGUSR2] == before2 + 1 && !blocked(SIGUSR2));
         CHECK(pthread_join(th, NULL) == 0);
+        CHECK(read(p[0], &c, 1) == 1);
+        /* a timeout puts the mask back too */
+        CHECK(wait_with(how, &both, 10) == 0 && !blocked(SIGUSR2) && blocked(SIGUSR1));
         printf("%s: the mask holds for the wait only\n", names[how]);
     }
 

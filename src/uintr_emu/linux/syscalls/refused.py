@@ -71,7 +71,7 @@ REFUSED: dict[int, tuple[int, str]] = {
 
 #: reason -> the calls: real calls not emulated yet (ENOSYS), the known gaps.
 _GAP_GROUPS: tuple[tuple[str, str], ...] = (
-    ("signal queues and waits", "rt_sigtimedwait rt_sigqueueinfo rt_tgsigqueueinfo"),
+    ("queueing a signal with a value", "rt_sigqueueinfo rt_tgsigqueueinfo"),
     ("file descriptors for timers and signals, POSIX timers",
      "timerfd_create timerfd_settime timerfd_gettime signalfd signalfd4 timer_create "
      "timer_settime timer_gettime timer_getoverrun timer_delete"),

@@ -11,6 +11,7 @@ from ..abi import STACK_T, U64
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
+from .time import read_timespec
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -126,6 +127,36 @@ def masked_wait(k: Kernel, t: Thread, result: object) -> object:
 def restore_sigmask(t: Thread) -> None:
     if t.saved_sigmask is not None:
         t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+
+
+@syscall(128, sigsetsize="int")
+def sys_rt_sigtimedwait(k: Kernel, t: Thread, uthese: int, uinfo: int, uts: int,
+                        sigsetsize: int) -> object:  # fmt: skip
+    """do_sigtimedwait: take a pending signal of the set (SIGKILL and SIGSTOP never) -- the
+    lowest-numbered, in queue order -- and return its number with its siginfo; else wait for
+    one (Signals.send wakes the call to take it), up to the timeout (EAGAIN; a zero timeout
+    does not wait). A signal outside the set that is not blocked ends the wait with EINTR
+    after its handler."""
+    if sigsetsize != U64.size:
+        return -E.EINVAL
+    these = U64.unpack(t.process.mem.read(uthese, U64.size))[0] & ~S.UNBLOCKABLE
+    ns = None
+    if uts:
+        ns = read_timespec(t, uts)
+        if ns is None:
+            return -E.EINVAL
+    mine = [i for i in t.pending if these & S.bit(i.signo)]
+    if mine:
+        info = min(mine, key=lambda i: i.signo)
+        t.pending.remove(info)
+        if uinfo:
+            t.process.mem.write(uinfo, info.pack())
+        return info.signo
+    if ns == 0:
+        return -E.EAGAIN
+    deadline = None if ns is None else k.clock_ns() + ns
+    k.sched.block(t, Wait("sigtimedwait", deadline, bitset=these, on_timeout=-E.EAGAIN))
+    return BLOCK
 
 
 @syscall(34)
