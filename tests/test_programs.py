@@ -47,6 +47,7 @@ SIMPLE_PROGRAMS = [
     "sigmask_wait",
     "child_usage",
     "sigwait",
+    "execveat",
     "jit",
 ]
 

@@ -1,8 +1,8 @@
 """Process attributes found missing in the x86-64 table audit (docs/linux.md): the credential
-calls (the guest's credentials are the emulator's and stay so), nice values, scheduling
-priority ranges, personality, getcpu, get_robust_list, membarrier, setrlimit, and the memory
-calls that change nothing in an emulator whose memory is always resident (mlock and its
-family, msync, mincore)."""
+calls (the guest's credentials are the emulator's and stay so), capabilities, nice values,
+scheduling priorities, execveat, personality, getcpu, get_robust_list, membarrier, setrlimit,
+and the memory calls that change nothing in an emulator whose memory is always resident
+(mlock and its family, msync, mincore)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from ...engine.unicorn import PAGE
 from .. import errno as E
 from ..abi import U32, U64
+from ..process import HostFile
 from . import syscall
 from .misc import sys_prlimit64
-from .paths import s32
+from .paths import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, FDCWD, host_path, s32
+from .process import exec_strings
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -320,6 +322,46 @@ def sys_membarrier(k: Kernel, t: Thread, cmd: int, flags: int, cpu_id: int) -> i
     elif cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED and not p.membarrier_private:
         return -E.EPERM
     return 0
+
+
+@syscall(322, dirfd="int", path="str", flags="hex")
+def sys_execveat(k: Kernel, t: Thread, dirfd: int, path: int, argv: int, envp: int,
+                 flags: int) -> int | object:  # fmt: skip
+    """execve of a path relative to dirfd, or with AT_EMPTY_PATH and an empty path of the
+    file dirfd is open on (glibc's fexecve); AT_SYMLINK_NOFOLLOW makes a symbolic link ELOOP.
+    The kernel names the program "/dev/fd/N" or "/dev/fd/N/path" when dirfd is a descriptor
+    (the filename a script interpreter is given)."""
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        return -E.EINVAL
+    p = t.process
+    name = p.mem.read_cstr(path)
+    if not name:
+        if not flags & AT_EMPTY_PATH:
+            return -E.ENOENT
+        f = p.fds.get(s32(dirfd))
+        if f is None:
+            return -E.EBADF
+        if not isinstance(f, HostFile):
+            return -E.EACCES
+        hp: str | int = f.path
+        filename = b"/dev/fd/%d" % s32(dirfd)
+    else:
+        hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
+        relative = not name.startswith(b"/") and s32(dirfd) != FDCWD
+        filename = b"/dev/fd/%d/%s" % (s32(dirfd), name) if relative else name
+    if isinstance(hp, int):
+        return hp
+    if flags & AT_SYMLINK_NOFOLLOW and os.path.islink(hp):
+        return -E.ELOOP
+    if not os.path.exists(hp):
+        return -E.ENOENT
+    if not os.path.isfile(hp) or not os.access(hp, os.X_OK):
+        return -E.EACCES
+    strings = exec_strings(p.mem, filename, argv, envp)
+    if isinstance(strings, int):
+        return strings
+    args, env = strings
+    return k.tasks.exec(t, hp, [os.fsdecode(a) for a in args], [os.fsdecode(e) for e in env])
 
 
 @syscall(160, resource="int")
