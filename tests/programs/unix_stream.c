@@ -7,7 +7,7 @@
  * thread blocked in recv by a send; a client in a fork'd child, whose connect wakes an
  * epoll_wait on the listener; SO_PEERCRED names each side's process; EOF after the peer
  * closes, then EPIPE (and SIGPIPE unless MSG_NOSIGNAL); shutdown(SHUT_WR) is EOF for the
- * peer; a nonblocking connect to a full backlog is EAGAIN; and the errors: ECONNREFUSED
+ * peer; a connect to a full backlog waits (EAGAIN if nonblocking); and the errors: ECONNREFUSED
  * (no listener, a stale socket file, an unknown abstract name), ENOENT, EPROTOTYPE, EINVAL
  * (listen unbound, a second bind, a bad family), EOPNOTSUPP (listen on a datagram socket),
  * EISCONN, ENOTCONN, ENOTSOCK, EAFNOSUPPORT.  Then OK.
@@ -264,6 +264,30 @@ static void abstract_and_backlog(void)
     close(c1);
     close(c2);
     printf("backlog: nonblocking connect past it EAGAIN, then EISCONN\n");
+
+    /* a blocking connect past the backlog waits for an accept */
+    l = listener(&a, alen, 0);
+    c1 = client(&a, alen);
+    srv_addr = a;
+    srv_len = alen;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, connect_later, NULL) == 0);
+    struct timespec ts = {0, 60 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* the thread is blocked in connect by now (natively: likely) */
+    s = accept(l, NULL, NULL);
+    CHECK_ERRNO(s >= 0);
+    close(s);
+    s = accept(l, NULL, NULL); /* the thread's connection */
+    CHECK_ERRNO(s >= 0);
+    CHECK(recv(s, buf, sizeof buf, MSG_WAITALL) == sizeof buf && memcmp(buf, "from", 4) == 0);
+    char rest[16];
+    CHECK(recv(s, rest, sizeof rest, 0) == 7 && memcmp(rest, " thread", 7) == 0);
+    CHECK(send(s, "reply", 5, 0) == 5);
+    CHECK(pthread_join(th, NULL) == 0);
+    close(s);
+    close(c1);
+    close(l);
+    printf("backlog: a blocking connect waits for accept\n");
 
     l = listener(&a, alen, 4);
     c1 = client(&a, alen);
