@@ -45,6 +45,8 @@ SIMPLE_PROGRAMS = [
     "statx",
     "epoll",
     "jit",
+    "mincore",
+    "creds",
 ]
 
 FATAL_LINE = re.compile(

@@ -370,6 +370,29 @@ def sys_mremap(k: Kernel, t: Thread, old: int, old_len: int, new_len: int, flags
     return _move(t, v, old, old_len, new_len, dest)
 
 
+@syscall(27, vec="hex")
+def sys_mincore(k: Kernel, t: Thread, addr: int, length: int, vec: int) -> int:
+    """One byte per page, 1 = resident (mm/mincore.c): every page of the emulated memory is,
+    except the SIGBUS pages past a file's end. The checks in the kernel's order: an unaligned
+    start is EINVAL, a range past the user half ENOMEM, then page by page a hole ENOMEM (the
+    bytes of the pages before it written)."""
+    if addr & (PAGE - 1):
+        return -E.EINVAL
+    if length > TASK_SIZE or addr > TASK_SIZE - length:
+        return -E.ENOMEM
+    mem, end, out = t.process.mem, addr + page_up(length), bytearray()
+    while addr < end:
+        v = mem.find(addr)
+        if v is None:
+            break
+        n = (min(v.end, end) - addr) // PAGE
+        out += (b"\0" if v.beyond_eof else b"\1") * n
+        addr += n * PAGE
+    if out:
+        mem.write(vec, bytes(out))
+    return -E.ENOMEM if addr < end else 0
+
+
 @syscall(28, advice="int")
 def sys_madvise(k: Kernel, t: Thread, addr: int, length: int, advice: int) -> int:
     if addr & (PAGE - 1):
