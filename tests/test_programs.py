@@ -47,6 +47,7 @@ SIMPLE_PROGRAMS = [
     "jit",
     "mincore",
     "creds",
+    "probes",
 ]
 
 FATAL_LINE = re.compile(
@@ -159,6 +160,13 @@ def test_fileattrs(cpus, same_as_native_in_a_directory):
     """link/linkat, the chown family, utimensat, statfs/fstatfs, fadvise64 and the xattr calls
     on host files give what they give natively."""
     same_as_native_in_a_directory("fileattrs", cpus)
+
+
+@pytest.mark.parametrize("name", ["copy_calls", "fd_ops"])
+def test_descriptor_calls(name, same_as_native_in_a_directory):
+    """sendfile and copy_file_range; creat, close_range, FIONBIO/FIOCLEX, /dev/fd/N of a pipe,
+    /dev/stdout after a redirection and renameat2 (found by the corpus, tests/corpus)."""
+    same_as_native_in_a_directory(name, 2)
 
 
 @pytest.mark.parametrize("cpus", [1, 2])

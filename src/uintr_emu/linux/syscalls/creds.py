@@ -94,3 +94,44 @@ def sys_setfsuid(k: Kernel, t: Thread, uid: int) -> int:
 @syscall(123)
 def sys_setfsgid(k: Kernel, t: Thread, gid: int) -> int:
     return os.getegid()
+
+
+# capget(2): include/uapi/linux/capability.h
+CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
+CAP_HEADER = struct.Struct("<Ii")  # version, pid
+CAP_DATA = struct.Struct("<III")  # effective, permitted, inheritable (32 bits of each)
+
+
+def _own_caps() -> tuple[int, int, int]:
+    """The emulator's capability sets (effective, permitted, inheritable): the guest has its
+    credentials."""
+    sets = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("CapEff", "CapPrm", "CapInh"):
+                sets[key] = int(value, 16)
+    return sets.get("CapEff", 0), sets.get("CapPrm", 0), sets.get("CapInh", 0)
+
+
+@syscall(125, hdr="hex", data="hex")
+def sys_capget(k: Kernel, t: Thread, hdr: int, data: int) -> int:
+    """kernel/capability.c: an unknown version is EINVAL with the preferred one written back
+    (0 when data is NULL: a probe); pid 0 or the caller's own is the caller, another must
+    exist (ESRCH) and has the same credentials here. v1 fills one 32-bit data struct, v2/v3
+    two."""
+    version, pid = CAP_HEADER.unpack(t.process.mem.read(hdr, CAP_HEADER.size))
+    if version not in (CAP_V1, CAP_V2, CAP_V3):
+        t.process.mem.write(hdr, CAP_HEADER.pack(CAP_V3, pid))
+        return 0 if not data else -E.EINVAL
+    if pid < 0:
+        return -E.EINVAL
+    if pid and pid != t.process.pid and pid not in k.threads:
+        return -E.ESRCH
+    if data:
+        sets = _own_caps()
+        words = 1 if version == CAP_V1 else 2
+        t.process.mem.write(data, b"".join(
+            CAP_DATA.pack(*((s >> (32 * i)) & 0xFFFF_FFFF for s in sets)) for i in range(words)
+        ))  # fmt: skip
+    return 0

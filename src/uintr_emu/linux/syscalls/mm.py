@@ -408,3 +408,20 @@ def sys_madvise(k: Kernel, t: Thread, addr: int, length: int, advice: int) -> in
             o = v.offset + lo - v.start
             v.buf[o : o + hi - lo] = bytes(hi - lo)
     return 0
+
+
+PKEY_ACCESS_MASK = 3  # PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE
+
+
+@syscall(330, flags="hex", init_val="hex")
+def sys_pkey_alloc(k: Kernel, t: Thread, flags: int, init_val: int) -> int:
+    """The CPU model has no protection keys (no PKU/OSPKE in CPUID): a request is EINVAL, as
+    Linux answers on such a CPU (6.18, checked natively: the key cannot be given its access
+    rights, arch_set_user_pkey_access), and bad flags or rights are EINVAL before that. V8
+    (node) probes it and goes on without."""
+    return -E.EINVAL  # whatever flags and init_val (PKEY_ACCESS_MASK) say
+
+
+@syscall(331, pkey="int")
+def sys_pkey_free(k: Kernel, t: Thread, pkey: int) -> int:
+    return -E.EINVAL  # never allocated (mm_pkey_free: not in the allocation map)

@@ -3,13 +3,14 @@ calls that work on paths: unlink, rmdir, mkdir, rename, symlink, readlink, getcw
 
 from __future__ import annotations
 
+import ctypes
 import os
 import posixpath
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errno as E
-from ..process import HostFile
+from ..process import File, HostFile
 from ..vfs import PathError, guest_join, resolve
 from . import syscall
 
@@ -83,23 +84,37 @@ def host_path(
         return -e.errno
 
 
-def _own_fd(p: Process, s: str) -> str | int | None:
-    """/proc/self/fd/N or /dev/fd/N: the host's link to the host file behind the guest's fd N
-    (the host's /proc/self/fd is the emulator's, whose numbers are not the guest's), -ENOENT
-    if N is not open, -ENXIO for an object of the emulator's own (a pipe, a socket: no host
-    file to open again). None for any other path."""
-    for d in ("/proc/self/fd/", "/dev/fd/"):
+#: The links to a process's own descriptors: /dev/fd -> /proc/self/fd, and the standard ones.
+FD_DIRS = ("/proc/self/fd/", "/dev/fd/")
+STD_LINKS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def own_fd(p: Process, s: str) -> File | int | None:
+    """The guest file behind /proc/self/fd/N, /dev/fd/N or /dev/std{in,out,err} (the
+    host's links would name the emulator's own descriptors), -ENOENT if N is not open, None
+    for any other path."""
+    n = STD_LINKS.get(s)
+    for d in FD_DIRS if n is None else ():
         if s.startswith(d):
-            n = s[len(d) :]
-            if not n.isdigit() or str(int(n)) != n:
-                return None
-            f = p.fds.get(int(n))
-            if f is None:
-                return -E.ENOENT
-            if not isinstance(f, HostFile):
-                return -E.ENXIO
-            return f"/proc/self/fd/{f.fd}"
-    return None
+            digits = s[len(d) :]
+            if digits.isdigit() and str(int(digits)) == digits:
+                n = int(digits)
+    if n is None:
+        return None
+    f = p.fds.get(n)
+    return -E.ENOENT if f is None else f
+
+
+def _own_fd(p: Process, s: str) -> str | int | None:
+    """The host's link to the host file behind an own-descriptor path (own_fd), -ENXIO for an
+    object of the emulator's own (a pipe, a socket: no host file; open() gives a pipe's new
+    end itself). None for any other path."""
+    f = own_fd(p, s)
+    if f is None or isinstance(f, int):
+        return f
+    if not isinstance(f, HostFile):
+        return -E.ENXIO
+    return f"/proc/self/fd/{f.fd}"
 
 
 def guest_path(p: Process, dirfd: int, name: str) -> str:
@@ -177,6 +192,31 @@ def sys_renameat(k: Kernel, t: Thread, olddirfd: int, old: int, newdirfd: int, n
         os.rename(a, b)
     except OSError as e:
         return oserr(e)
+    return 0
+
+
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@syscall(316, old="str", new="str", flags="hex")
+def sys_renameat2(k: Kernel, t: Thread, olddirfd: int, old: int, newdirfd: int, new: int,
+                  flags: int) -> int:  # fmt: skip
+    """renameat with flags: the host's renameat2 does NOREPLACE and EXCHANGE itself (and
+    refuses what its file system cannot do as natively)."""
+    flags &= 0xFFFF_FFFF
+    if not flags:
+        return sys_renameat(k, t, olddirfd, old, newdirfd, new)
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or (
+        flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)
+    ):
+        return -E.EINVAL
+    a = host_path(k, t.process, olddirfd, t.process.mem.read_cstr(old), follow=False)
+    b = host_path(k, t.process, newdirfd, t.process.mem.read_cstr(new), follow=False)
+    if isinstance(a, int) or isinstance(b, int):
+        return a if isinstance(a, int) else b  # type: ignore[return-value]
+    if _libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags) != 0:
+        return -ctypes.get_errno()
     return 0
 
 
