@@ -48,6 +48,7 @@ SIMPLE_PROGRAMS = [
     "mincore",
     "creds",
     "probes",
+    "kill_groups",
 ]
 
 FATAL_LINE = re.compile(
