@@ -370,29 +370,6 @@ def sys_mremap(k: Kernel, t: Thread, old: int, old_len: int, new_len: int, flags
     return _move(t, v, old, old_len, new_len, dest)
 
 
-@syscall(27, vec="hex")
-def sys_mincore(k: Kernel, t: Thread, addr: int, length: int, vec: int) -> int:
-    """One byte per page, 1 = resident (mm/mincore.c): every page of the emulated memory is,
-    except the SIGBUS pages past a file's end. The checks in the kernel's order: an unaligned
-    start is EINVAL, a range past the user half ENOMEM, then page by page a hole ENOMEM (the
-    bytes of the pages before it written)."""
-    if addr & (PAGE - 1):
-        return -E.EINVAL
-    if length > TASK_SIZE or addr > TASK_SIZE - length:
-        return -E.ENOMEM
-    mem, end, out = t.process.mem, addr + page_up(length), bytearray()
-    while addr < end:
-        v = mem.find(addr)
-        if v is None:
-            break
-        n = (min(v.end, end) - addr) // PAGE
-        out += (b"\0" if v.beyond_eof else b"\1") * n
-        addr += n * PAGE
-    if out:
-        mem.write(vec, bytes(out))
-    return -E.ENOMEM if addr < end else 0
-
-
 @syscall(28, advice="int")
 def sys_madvise(k: Kernel, t: Thread, addr: int, length: int, advice: int) -> int:
     if addr & (PAGE - 1):
@@ -408,20 +385,3 @@ def sys_madvise(k: Kernel, t: Thread, addr: int, length: int, advice: int) -> in
             o = v.offset + lo - v.start
             v.buf[o : o + hi - lo] = bytes(hi - lo)
     return 0
-
-
-PKEY_ACCESS_MASK = 3  # PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE
-
-
-@syscall(330, flags="hex", init_val="hex")
-def sys_pkey_alloc(k: Kernel, t: Thread, flags: int, init_val: int) -> int:
-    """The CPU model has no protection keys (no PKU/OSPKE in CPUID): a request is EINVAL, as
-    Linux answers on such a CPU (6.18, checked natively: the key cannot be given its access
-    rights, arch_set_user_pkey_access), and bad flags or rights are EINVAL before that. V8
-    (node) probes it and goes on without."""
-    return -E.EINVAL  # whatever flags and init_val (PKEY_ACCESS_MASK) say
-
-
-@syscall(331, pkey="int")
-def sys_pkey_free(k: Kernel, t: Thread, pkey: int) -> int:
-    return -E.EINVAL  # never allocated (mm_pkey_free: not in the allocation map)

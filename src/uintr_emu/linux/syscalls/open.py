@@ -78,34 +78,9 @@ def sys_open(k: Kernel, t: Thread, path: int, flags: int, mode: int) -> int:
     return sys_openat(k, t, FDCWD, path, flags, mode)
 
 
-@syscall(85, path="str", mode="hex")
-def sys_creat(k: Kernel, t: Thread, path: int, mode: int) -> int:
-    return sys_openat(k, t, FDCWD, path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
-
-
 @syscall(3, fd="int")
 def sys_close(k: Kernel, t: Thread, fd: int) -> int:
     return 0 if t.process.fds.close(s32(fd)) else -E.EBADF
-
-
-CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 1 << 1, 1 << 2
-
-
-@syscall(436, first="int", last="int", flags="hex")
-def sys_close_range(k: Kernel, t: Thread, first: int, last: int, flags: int) -> int:
-    """Close (or, with CLOSE_RANGE_CLOEXEC, mark close-on-exec) every open fd from first to
-    last, unsigned ints (fs/file.c). UNSHARE needs no copy here: a process's threads share one
-    table, and the callers (Python's subprocess, after fork) own theirs."""
-    first, last = first & 0xFFFF_FFFF, last & 0xFFFF_FFFF
-    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
-        return -E.EINVAL
-    fds = t.process.fds
-    for fd in [fd for fd in fds.fds if first <= fd <= last]:
-        if flags & CLOSE_RANGE_CLOEXEC:
-            fds.fds[fd].cloexec = True
-        else:
-            fds.close(fd)
-    return 0
 
 
 @syscall(95, mask="hex")

@@ -3,7 +3,6 @@ calls that work on paths: unlink, rmdir, mkdir, rename, symlink, readlink, getcw
 
 from __future__ import annotations
 
-import ctypes
 import os
 import posixpath
 from collections.abc import Callable
@@ -192,31 +191,6 @@ def sys_renameat(k: Kernel, t: Thread, olddirfd: int, old: int, newdirfd: int, n
         os.rename(a, b)
     except OSError as e:
         return oserr(e)
-    return 0
-
-
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-@syscall(316, old="str", new="str", flags="hex")
-def sys_renameat2(k: Kernel, t: Thread, olddirfd: int, old: int, newdirfd: int, new: int,
-                  flags: int) -> int:  # fmt: skip
-    """renameat with flags: the host's renameat2 does NOREPLACE and EXCHANGE itself (and
-    refuses what its file system cannot do as natively)."""
-    flags &= 0xFFFF_FFFF
-    if not flags:
-        return sys_renameat(k, t, olddirfd, old, newdirfd, new)
-    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or (
-        flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)
-    ):
-        return -E.EINVAL
-    a = host_path(k, t.process, olddirfd, t.process.mem.read_cstr(old), follow=False)
-    b = host_path(k, t.process, newdirfd, t.process.mem.read_cstr(new), follow=False)
-    if isinstance(a, int) or isinstance(b, int):
-        return a if isinstance(a, int) else b  # type: ignore[return-value]
-    if _libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags) != 0:
-        return -ctypes.get_errno()
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
@@ -272,76 +271,3 @@ def sys_fsync(k: Kernel, t: Thread, fd: int) -> int:
 @syscall(75, fd="int")
 def sys_fdatasync(k: Kernel, t: Thread, fd: int) -> int:
     return sys_fsync(k, t, fd)
-
-
-LOFF = struct.Struct("<q")  # loff_t: sendfile's and copy_file_range's offsets
-
-
-def _offset_in(t: Thread, addr: int) -> int | None:
-    """*addr (a loff_t the call updates), or None without a pointer; a bad pointer raises
-    GuestFault (EFAULT)."""
-    return LOFF.unpack(t.process.mem.read(addr, LOFF.size))[0] if addr else None
-
-
-@syscall(40, out_fd="int", in_fd="int", count="int")
-def sys_sendfile(k: Kernel, t: Thread, out_fd: int, in_fd: int, offset: int,
-                 count: int) -> int | object:  # fmt: skip
-    """sendfile64 (fs/read_write.c, do_sendfile): in_fd readable (EBADF) and a file with a
-    position (a host file; a pipe or socket is EINVAL here), out_fd writable. The input is read
-    at *offset, which is updated (in_fd's own position stays), or at and past in_fd's position.
-    The data goes through the write path: a full pipe blocks (nothing consumed: the call runs
-    again), a short write moves the input only as far as it wrote."""
-    fds = t.process.fds
-    fin = fds.get(s32(in_fd))
-    if fin is None or not _mode_ok(fin, write=False):
-        return -E.EBADF
-    pos = _offset_in(t, offset)
-    if pos is not None and pos < 0:
-        return -E.EINVAL
-    fout = fds.get(s32(out_fd))
-    if fout is None or not _mode_ok(fout, write=True):
-        return -E.EBADF
-    if not isinstance(fin, HostFile):
-        return -E.EINVAL
-    try:
-        at = os.lseek(fin.fd, 0, os.SEEK_CUR) if pos is None else pos
-        data = os.pread(fin.fd, min(count, MAX_RW_COUNT, IO_CHUNK), at)
-    except OSError as e:
-        return -E.EINVAL if e.errno == E.ESPIPE else oserr(e)
-    if not data:
-        return 0
-    r = do_write(k, t, fout, data)
-    if not isinstance(r, int) or r < 0:
-        return r
-    if pos is None:
-        os.lseek(fin.fd, at + r, os.SEEK_SET)
-    else:
-        t.process.mem.write(offset, LOFF.pack(pos + r))
-    return r
-
-
-@syscall(326, fd_in="int", fd_out="int", length="int", flags="hex")
-def sys_copy_file_range(k: Kernel, t: Thread, fd_in: int, off_in: int, fd_out: int,
-                        off_out: int, length: int, flags: int) -> int:  # fmt: skip
-    """Between two host files the host's copy_file_range does it (its checks are the
-    kernel's: modes, O_APPEND, overlap, file types); any other file is EINVAL, as for a file
-    that is not regular (generic_copy_file_checks). The offsets are updated as the kernel
-    does: *off_in/*off_out when given, else the files' positions."""
-    if flags:
-        return -E.EINVAL
-    fds = t.process.fds
-    fin, fout = fds.get(s32(fd_in)), fds.get(s32(fd_out))
-    if fin is None or fout is None:
-        return -E.EBADF
-    if not isinstance(fin, HostFile) or not isinstance(fout, HostFile):
-        return -E.EINVAL
-    src, dst = _offset_in(t, off_in), _offset_in(t, off_out)
-    try:
-        n = os.copy_file_range(fin.fd, fout.fd, min(length, MAX_RW_COUNT), src, dst)
-    except OSError as e:
-        return oserr(e)
-    if src is not None:
-        t.process.mem.write(off_in, LOFF.pack(src + n))
-    if dst is not None:
-        t.process.mem.write(off_out, LOFF.pack(dst + n))
-    return n
