@@ -29,7 +29,7 @@ class Workload:
     volatile: tuple[str, ...] = ()  # globs of files whose contents are not compared
     quick: bool = False  # in the `make test` subset (QUICK)
     cpus: int = 2
-    timeout: int = 60  # the emulator's --timeout, seconds
+    timeout: int = 180  # the emulator's --timeout (s): a hang guard, generous for a busy host
     known: str = ""  # a documented difference: its cause
 
 
@@ -649,7 +649,7 @@ w(
     "gcc -O2 -o hello hello.c -lm && ./hello arg; echo $?",
     files={"hello.c": HELLO_C},
     needs=("gcc",),
-    timeout=120,
+    timeout=300,
     volatile=("hello",),
 )
 w(
@@ -657,7 +657,7 @@ w(
     "gcc -O1 -static -o primes primes.c && ./primes && strip primes && ./primes",
     files={"primes.c": PRIMES_C},
     needs=("gcc",),
-    timeout=120,
+    timeout=300,
     volatile=("primes",),
 )
 w(
@@ -680,7 +680,7 @@ w(
         'int main(void) { printf("%d\\n", add(2, mul(3, 4))); return 0; }\n',
     },
     needs=("gcc",),
-    timeout=120,
+    timeout=300,
     volatile=("*.o", "*.a", "prog"),
 )
 
@@ -734,7 +734,7 @@ p = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 print(p.communicate(b"through cat")[0], p.wait())
 r = subprocess.run([sys.executable, "-c", "import sys; sys.exit(5)"]); print(r.returncode)
 """,
-    timeout=120,
+    timeout=300,
 )
 py(
     "threading",
@@ -776,7 +776,7 @@ if __name__ == "__main__":
         print(pool.map(sq, range(10)))
         print(sum(pool.imap_unordered(sq, range(100))))
 """,
-    timeout=120,
+    timeout=300,
 )
 w(
     "python-multiprocessing-script",
@@ -797,7 +797,7 @@ if __name__ == "__main__":
         print(pool.map(abs, [-1, -2, 3]))
 """
     },
-    timeout=120,
+    timeout=300,
 )
 py(
     "decimal-fractions-math",
@@ -1126,7 +1126,7 @@ w(
     env=GIT_ENV,
     volatile=GIT_VOLATILE,
     needs=("git",),
-    timeout=120,
+    timeout=300,
 )
 w(
     "git-tag-show-blame",
@@ -1248,7 +1248,7 @@ w(
 
 
 def node(name: str, code: str, **kw) -> None:
-    w(f"node-{name}", argv=("node", "-e", code), timeout=kw.pop("timeout", 120), **kw)
+    w(f"node-{name}", argv=("node", "-e", code), timeout=kw.pop("timeout", 300), **kw)
 
 
 node(
