@@ -44,6 +44,10 @@ SIMPLE_PROGRAMS = [
     "select",
     "statx",
     "epoll",
+    "sigmask_wait",
+    "child_usage",
+    "sigwait",
+    "execveat",
     "jit",
     "kill_groups",
 ]
@@ -190,6 +194,36 @@ def test_guest_umask_is_not_the_hosts(tmp_path, build_program):
     assert r.status == 0 and r.stdout.endswith(b"OK\n"), r
     assert r.stdout.startswith(b"inherited umask 027\n"), r.stdout
     assert b"u000: open(0666) -> 0666, mkdir(0777) -> 0777\n" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("cpus", CPUS)
+@pytest.mark.parametrize("name", ["unix_stream", "unix_dgram"])
+def test_unix_sockets(name, cpus, same_as_native_in_a_directory):
+    """AF_UNIX sockets on paths and abstract names (net/unix/af_unix.c's rules): stream
+    accept/connect between threads and fork'd processes, datagrams, seqpacket, names and
+    their lengths, readiness, EOF/EPIPE and the error cases, as natively."""
+    same_as_native_in_a_directory(name, cpus)
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+@pytest.mark.parametrize("name", ["table_calls", "copy_calls"])
+def test_table_calls(name, cpus, same_as_native_in_a_directory):
+    """The calls the x86-64 table audit implemented (docs/linux.md), with their errors."""
+    same_as_native_in_a_directory(name, cpus)
+
+
+def test_setgroups_unprivileged(build_program, monkeypatch):
+    """Without root the guest has no CAP_SETGID: setgroups is EPERM (kernel/groups.c
+    may_setgroups) and getgroups still gives the emulator's groups. child_usage.c takes that
+    branch when geteuid() is not 0, which the guest learns from the emulator's credentials."""
+    from uintr_emu import Machine, Options
+    from uintr_emu.linux.syscalls import thread
+
+    monkeypatch.setattr(thread.os, "geteuid", lambda: 1000)
+    m = Machine(Options(cpus=1))
+    m.load(str(build_program("child_usage")), ["child_usage"], capture_output=True)
+    r = m.run()
+    assert r.status == 0 and r.stdout.endswith(b"setgroups: as the credentials allow\nOK\n"), r
 
 
 @pytest.mark.parametrize("slice_", [1000, 100_000])

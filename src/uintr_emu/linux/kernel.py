@@ -30,6 +30,7 @@ from ..options import SYSCALL_NS, UNCOUNTED_SYSCALL_NS, Options
 from ..trace import Tracer
 from . import errno as E
 from . import strace
+from .afunix import UnixNames
 from .clock import Clock
 from .control import BLOCK, RESTART, GuestExit
 from .entropy import Entropy
@@ -42,6 +43,7 @@ from .signaling import Signals
 from .signals import SI_KERNEL, SIGALRM, SigInfo
 from .syscall_names import NAMES
 from .syscalls import registry
+from .syscalls.refused import errno_for
 from .syscalls.uintr import other_abi_hint
 from .tasks import Tasks
 from .uintr import KERNEL_VECTOR, UintrKernel
@@ -74,6 +76,7 @@ class Kernel:
         self.init_process: Process | None = None
         self.next_id = 1000  # pids/tids; deterministic
         self.next_ino = 1000  # inode numbers of pipes and sockets (fstat); deterministic
+        self.unix_names = UnixNames()  # AF_UNIX names: the machine's one network namespace
         self.sched = Scheduler(self, options.seed)
         self.futexes = Futexes(self)
         self.signals = Signals(self)
@@ -168,8 +171,9 @@ class Kernel:
                 what = f"{nr} ({name})" if name else str(nr)
                 hint = other_abi_hint(self.opt.uintr_abi, nr)
                 more = f" (it is {hint})" if hint else ""
-                self.warn(f"warning: unsupported syscall {what}; returning -ENOSYS{more}")
-            result: Any = -E.ENOSYS
+                err = E.name(errno_for(nr))
+                self.warn(f"warning: unsupported syscall {what}; returning -{err}{more}")
+            result: Any = -errno_for(nr)  # docs/linux.md, "Calls not implemented"
             if self.opt.strace:
                 strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
         else:
@@ -227,6 +231,12 @@ class Kernel:
             self.signals.deliver(t)
             if not t.runnable:
                 return
+        if t.saved_sigmask is not None:  # no handler frame took it: the wait's mask ends here
+            t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+            if t.pending:  # what the old mask lets through is delivered now (recalc_sigpending)
+                self.signals.deliver(t)
+                if not t.runnable:
+                    return
         self.uintr.exit_to_user(cpu, t)
         if cpu.boundary_work():
             e = t.process.engine

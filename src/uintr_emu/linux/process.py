@@ -193,6 +193,13 @@ class Process:
     # shell's session, and leads neither.
     pgid: int = 0
     sid: int = 0
+    # The CPU time (ns) of the children it reaped and of theirs (signal->cutime), and its
+    # supplementary groups (setgroups; None: the emulator's own).
+    children_ns: int = 0
+    groups: list[int] | None = None
+    nice: int = 0  # setpriority (fork copies it)
+    persona: int = 0  # personality (fork copies it)
+    membarrier_private: bool = False  # MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED was made
 
 
 def host_umask() -> int:

@@ -36,6 +36,13 @@ _SIGCTX_REGS: tuple[tuple[str, int], ...] = tuple(
 _FIX_EFLAGS = 0x254DD5  # FIX_EFLAGS: the flags sigreturn takes from the frame
 
 
+def sigwaits(t: Thread, signo: int) -> bool:
+    """`t` sleeps in rt_sigtimedwait for `signo` (the set is the Wait's bitset)."""
+    w = t.wait
+    return (t.state is ThreadState.BLOCKED and w is not None and w.kind == "sigtimedwait"
+            and bool(w.bitset & S.bit(signo)))  # fmt: skip
+
+
 class Signals:
     def __init__(self, k: Kernel) -> None:
         self.k = k
@@ -53,7 +60,10 @@ class Signals:
         if any(p.signo == info.signo for p in t.pending) and info.signo < 32:
             return  # standard signals do not queue
         t.pending.append(info)
-        if (
+        if sigwaits(t, info.signo):  # rt_sigtimedwait takes it: its call runs again
+            k.sched.wake(t, None)
+            t.restart = True
+        elif (
             t.state is ThreadState.BLOCKED
             and not (t.sigmask & S.bit(info.signo))
             and t.wait is not None
@@ -73,7 +83,11 @@ class Signals:
         live = [t for t in p.threads if t.state is not ThreadState.DEAD]
         if not live:
             return
-        target = next((t for t in live if not t.sigmask & S.bit(info.signo)), live[0])
+        # complete_signal: a thread that does not block it, or that waits for it in
+        # rt_sigtimedwait (which unblocks what it waits for)
+        bit = S.bit(info.signo)
+        target = next((t for t in live if not t.sigmask & bit or sigwaits(t, info.signo)),
+                      live[0])  # fmt: skip
         self.send(target, info)
 
     def force(self, t: Thread, info: S.SigInfo) -> None:

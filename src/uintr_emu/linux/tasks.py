@@ -143,6 +143,7 @@ class Tasks:
         child.sigactions = dict(parent.sigactions)
         child.umask = parent.umask
         child.pgid, child.sid = parent.pgid, parent.sid
+        child.groups, child.nice, child.persona = parent.groups, parent.nice, parent.persona
         child.exit_signal = flags & 0xFF
         parent.children.append(child)
         k.processes[pid] = child

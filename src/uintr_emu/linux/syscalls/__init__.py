@@ -23,7 +23,7 @@ class Syscall:
 
 FAMILIES = (
     "mm", "thread", "futex", "paths", "open", "rw", "stat", "dirs", "pipes", "net", "eventfd",
-    "attrs", "epoll", "time", "signal", "process", "misc", "uintr",
+    "attrs", "epoll", "time", "signal", "process", "misc", "fileops", "procattrs", "uintr",
 )  # fmt: skip
 
 

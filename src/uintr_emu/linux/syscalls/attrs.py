@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errno as E
-from ..ipc import UnixSocket
+from ..afunix import UnixSocket
 from ..process import HostFile, PipeEnd
 from . import syscall
 from .paths import FDCWD, host_call, host_fd, host_path, oserr, s32

@@ -20,6 +20,7 @@ from . import syscall
 from .open import O_CLOEXEC
 from .paths import s32
 from .pipes import poll_ready
+from .signal import masked_wait, set_user_sigmask
 from .time import read_timespec
 
 if TYPE_CHECKING:
@@ -177,20 +178,20 @@ def sys_epoll_wait(
     return do_epoll_wait(k, t, epfd, events, maxevents, None if ms < 0 else ms * 1_000_000)
 
 
-@syscall(281, epfd="int", maxevents="int", timeout="int")
-def sys_epoll_pwait(
-    k: Kernel, t: Thread, epfd: int, events: int, maxevents: int, timeout: int, sigmask: int
-) -> object:
-    return sys_epoll_wait(k, t, epfd, events, maxevents, timeout)
+@syscall(281, epfd="int", maxevents="int", timeout="int", sigsetsize="int")
+def sys_epoll_pwait(k: Kernel, t: Thread, epfd: int, events: int, maxevents: int, timeout: int,
+                    sigmask: int, sigsetsize: int) -> object:  # fmt: skip
+    err = set_user_sigmask(t, sigmask, sigsetsize)
+    return err or masked_wait(k, t, sys_epoll_wait(k, t, epfd, events, maxevents, timeout))
 
 
-@syscall(441, epfd="int", maxevents="int")
-def sys_epoll_pwait2(
-    k: Kernel, t: Thread, epfd: int, events: int, maxevents: int, tsp: int, sigmask: int
-) -> object:
+@syscall(441, epfd="int", maxevents="int", sigsetsize="int")
+def sys_epoll_pwait2(k: Kernel, t: Thread, epfd: int, events: int, maxevents: int, tsp: int,
+                     sigmask: int, sigsetsize: int) -> object:  # fmt: skip
     ns = None
     if tsp:
         ns = read_timespec(t, tsp)
         if ns is None:
             return -E.EINVAL
-    return do_epoll_wait(k, t, epfd, events, maxevents, ns)
+    err = set_user_sigmask(t, sigmask, sigsetsize)
+    return err or masked_wait(k, t, do_epoll_wait(k, t, epfd, events, maxevents, ns))

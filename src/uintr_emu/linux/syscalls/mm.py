@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...engine.unicorn import PAGE
 from .. import errno as E
-from ..ipc import UnixSocket
+from ..afunix import UnixSocket
 from ..mm import (
     _NO_PAGES,
     MAP_ANONYMOUS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import struct
 from typing import TYPE_CHECKING
 
 from .. import errno as E
@@ -16,7 +17,10 @@ from . import syscall
 from .misc import RLIMIT_NOFILE, RLIMITS
 from .open import O_CLOEXEC, O_NONBLOCK, install_pair
 from .paths import s32
+from .signal import masked_wait, set_user_sigmask
 from .time import read_timespec
+
+SIGSET_ARGPACK = struct.Struct("<QQ")
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -136,14 +140,16 @@ def sys_poll(k: Kernel, t: Thread, fds: int, nfds: int, timeout: int) -> object:
     return do_poll(k, t, fds, nfds, None if ms < 0 else ms * 1_000_000)
 
 
-@syscall(271, nfds="int")
-def sys_ppoll(k: Kernel, t: Thread, fds: int, nfds: int, tsp: int, sigmask: int) -> object:
+@syscall(271, nfds="int", sigsetsize="int")
+def sys_ppoll(k: Kernel, t: Thread, fds: int, nfds: int, tsp: int, sigmask: int,
+              sigsetsize: int) -> object:  # fmt: skip
     ns = None
     if tsp:
         ns = read_timespec(t, tsp)
         if ns is None:
             return -E.EINVAL
-    return do_poll(k, t, fds, nfds, ns)
+    err = set_user_sigmask(t, sigmask, sigsetsize)
+    return err or masked_wait(k, t, do_poll(k, t, fds, nfds, ns))
 
 
 # --- select (fs/select.c: core_sys_select, do_select) --------------------------------------
@@ -218,4 +224,8 @@ def sys_pselect6(
         ns = read_timespec(t, tsp)
         if ns is None:
             return -E.EINVAL
-    return do_select(k, t, nfds, (rfds, wfds, efds), ns)
+    if sig:  # the 6th argument: {const sigset_t *ss; size_t ss_len} (get_sigset_argpack)
+        err = set_user_sigmask(t, *SIGSET_ARGPACK.unpack(t.process.mem.read(sig, 16)))
+        if err:
+            return err
+    return masked_wait(k, t, do_select(k, t, nfds, (rfds, wfds, efds), ns))

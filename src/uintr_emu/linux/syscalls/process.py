@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ...engine.unicorn import PAGE
 from .. import errno as E
-from ..abi import INT, RUSAGE, SIGINFO_CHLD, SIGINFO_SIZE
+from ..abi import INT, SIGINFO_CHLD, SIGINFO_SIZE
 from ..control import BLOCK
 from ..mm import GuestFault
 from ..process import Wait
@@ -17,6 +17,8 @@ from . import syscall
 from .misc import RLIMIT_STACK, RLIMITS
 from .paths import FDCWD, host_path, s32
 from .thread import CLONE_VFORK, CLONE_VM, create_thread
+from .time import process_ns
+from .time import rusage as rusage_of
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -167,6 +169,9 @@ def _reapable(k: Kernel, parent: Process, pid: int) -> tuple[list[Process], list
 
 
 def _reap(k: Kernel, parent: Process, child: Process) -> None:
+    """release_task after wait_task_zombie: the child's CPU time, with its own reaped
+    children's, becomes the parent's children's time."""
+    parent.children_ns += process_ns(k, child) + child.children_ns
     parent.children.remove(child)
     k.processes.pop(child.pid, None)
 
@@ -183,8 +188,8 @@ def sys_wait4(k: Kernel, t: Thread, pid: int, status: int, options: int,
         child = done[0]
         if status:
             p.mem.write(status, INT.pack(child.wait_status))
-        if rusage:
-            p.mem.write(rusage, bytes(RUSAGE.size))
+        if rusage:  # getrusage(child, RUSAGE_BOTH): its own time and its children's
+            p.mem.write(rusage, rusage_of(process_ns(k, child) + child.children_ns))
         _reap(k, p, child)
         return child.pid
     if options & WNOHANG:
@@ -194,8 +199,8 @@ def sys_wait4(k: Kernel, t: Thread, pid: int, status: int, options: int,
 
 
 @syscall(247, idtype="int", id="int", options="hex")
-def sys_waitid(k: Kernel, t: Thread, idtype: int, id: int, infop: int,
-               options: int) -> int | object:  # fmt: skip
+def sys_waitid(k: Kernel, t: Thread, idtype: int, id: int, infop: int, options: int,
+               ru: int) -> int | object:  # fmt: skip
     p = t.process
     pid = -1 if idtype == P_ALL else s32(id)
     if idtype not in (P_ALL, P_PID) or not options & WEXITED:
@@ -209,6 +214,8 @@ def sys_waitid(k: Kernel, t: Thread, idtype: int, id: int, infop: int,
             CLD_EXITED, c.wait_status >> 8)  # fmt: skip
         if infop:
             p.mem.write(infop, SIGINFO_CHLD.pack(SIGCHLD, 0, code, c.pid, 0, st))
+        if ru:
+            p.mem.write(ru, rusage_of(process_ns(k, c) + c.children_ns))
         if not options & WNOWAIT:
             _reap(k, p, c)
         return 0

@@ -12,6 +12,7 @@ from ..control import BLOCK
 from ..process import Wait
 from . import syscall
 from .paths import s32
+from .time import read_timespec
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -81,6 +82,81 @@ def sys_rt_sigsuspend(k: Kernel, t: Thread, mask: int, size: int) -> object:
     if any(not new & S.bit(i.signo) for i in t.pending):
         return -E.EINTR  # a signal is already deliverable: it runs on the way out
     k.sched.block(t, Wait("sigsuspend", interruptible=True))
+    return BLOCK
+
+
+def set_user_sigmask(t: Thread, addr: int, size: int) -> int:
+    """set_user_sigmask (ppoll, pselect6, epoll_pwait): the mask at `addr` is in force for
+    the wait. The thread's own mask is kept in saved_sigmask, which the way back to user mode
+    puts back -- after the handler, through its frame, when a signal ended the wait
+    (restore_saved_sigmask_unless(-EINTR)). A restarted call keeps the first saved mask."""
+    if not addr:
+        return 0
+    if size != U64.size:
+        return -E.EINVAL
+    new = U64.unpack(t.process.mem.read(addr, U64.size))[0] & ~S.UNBLOCKABLE
+    if t.saved_sigmask is None:
+        t.saved_sigmask = t.sigmask
+    t.sigmask = new
+    return 0
+
+
+def masked_wait(k: Kernel, t: Thread, result: object) -> object:
+    """The end of a wait under set_user_sigmask's mask: a result other than EINTR puts the
+    thread's mask back at once (restore_saved_sigmask_unless), as does a timeout; a wait
+    that would sleep while the mask lets a pending signal through ends at once with EINTR
+    (signal_pending in the wait loop), and the signal is delivered."""
+    if t.saved_sigmask is None:
+        return result
+    if result is BLOCK:
+        if any(not t.sigmask & S.bit(i.signo) for i in t.pending):
+            k.sched.wake(t, -E.EINTR)
+        elif t.wait is not None:
+            wait, expired = t.wait, t.wait.expired
+
+            def timed_out() -> None:
+                if expired is not None:
+                    expired()
+                restore_sigmask(t)
+
+            wait.expired = timed_out
+    elif result != -E.EINTR:
+        restore_sigmask(t)
+    return result
+
+
+def restore_sigmask(t: Thread) -> None:
+    if t.saved_sigmask is not None:
+        t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+
+
+@syscall(128, sigsetsize="int")
+def sys_rt_sigtimedwait(k: Kernel, t: Thread, uthese: int, uinfo: int, uts: int,
+                        sigsetsize: int) -> object:  # fmt: skip
+    """do_sigtimedwait: take a pending signal of the set (SIGKILL and SIGSTOP never) -- the
+    lowest-numbered, in queue order -- and return its number with its siginfo; else wait for
+    one (Signals.send wakes the call to take it), up to the timeout (EAGAIN; a zero timeout
+    does not wait). A signal outside the set that is not blocked ends the wait with EINTR
+    after its handler."""
+    if sigsetsize != U64.size:
+        return -E.EINVAL
+    these = U64.unpack(t.process.mem.read(uthese, U64.size))[0] & ~S.UNBLOCKABLE
+    ns = None
+    if uts:
+        ns = read_timespec(t, uts)
+        if ns is None:
+            return -E.EINVAL
+    mine = [i for i in t.pending if these & S.bit(i.signo)]
+    if mine:
+        info = min(mine, key=lambda i: i.signo)
+        t.pending.remove(info)
+        if uinfo:
+            t.process.mem.write(uinfo, info.pack())
+        return info.signo
+    if ns == 0:
+        return -E.EAGAIN
+    deadline = None if ns is None else k.clock_ns() + ns
+    k.sched.block(t, Wait("sigtimedwait", deadline, bitset=these, on_timeout=-E.EAGAIN))
     return BLOCK
 
 

@@ -277,8 +277,9 @@ def sys_setsid(k: Kernel, t: Thread) -> int:
 
 @syscall(115, size="int")
 def sys_getgroups(k: Kernel, t: Thread, size: int, list_: int) -> int:
-    """The supplementary groups are the emulator's own (the guest runs as its user)."""
-    groups = os.getgroups()
+    """The supplementary groups: the emulator's own (the guest runs as its user) until the
+    process sets its own (setgroups)."""
+    groups = t.process.groups if t.process.groups is not None else os.getgroups()
     size = s32(size)
     if size < 0:
         return -E.EINVAL
@@ -288,3 +289,24 @@ def sys_getgroups(k: Kernel, t: Thread, size: int, list_: int) -> int:
         return -E.EINVAL
     t.process.mem.write(list_, b"".join(g.to_bytes(4, "little") for g in groups))
     return len(groups)
+
+
+NGROUPS_MAX = 65536
+
+
+@syscall(116, size="int")
+def sys_setgroups(k: Kernel, t: Thread, size: int, list_: int) -> int:
+    """kernel/groups.c: CAP_SETGID is needed, which the guest has when the emulator runs as
+    root (its credentials are the emulator's, as getuid() says) and otherwise not (EPERM);
+    more than NGROUPS_MAX is EINVAL; the list is kept sorted (groups_sort) for the process
+    and its children, never applied to the host."""
+    if os.geteuid() != 0:
+        return -E.EPERM
+    size &= 0xFFFF_FFFF
+    if size > NGROUPS_MAX:
+        return -E.EINVAL
+    raw = t.process.mem.read(list_, 4 * size) if size else b""
+    t.process.groups = sorted(
+        int.from_bytes(raw[i : i + 4], "little") for i in range(0, size * 4, 4)
+    )
+    return 0

@@ -14,7 +14,7 @@ from .paths import s32
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
-    from ..process import Thread
+    from ..process import Process, Thread
 
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
@@ -194,28 +194,41 @@ RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
 USER_HZ = 100  # clock_t ticks per second (times(2), /proc/stat)
 
 
+def rusage(ns: int) -> bytes:
+    """A struct rusage with `ns` of user time; system time and the other fields are 0 (the
+    emulator does not account them)."""
+    us = ns // 1000
+    return RUSAGE.pack(us // 1_000_000, us % 1_000_000, 0, 0, *[0] * 14)
+
+
+def process_ns(k: Kernel, p: Process) -> int:
+    """The CPU time of all of a process's threads, the ended ones included."""
+    return sum(thread_ns(k, x) for x in p.threads)
+
+
 @syscall(98, who="int")
 def sys_getrusage(k: Kernel, t: Thread, who: int, usage: int) -> int:
-    """User time is the counted instructions (one = one virtual ns), system time 0; the
-    children's usage and the other fields are 0 (the emulator does not account them)."""
+    """User time is the counted instructions (one = one virtual ns); RUSAGE_CHILDREN is that
+    of the children reaped by wait, and of the children they reaped (kernel/exit.c
+    wait_task_zombie adds both to signal->cutime)."""
     who = s32(who)
     if who == RUSAGE_SELF:
-        ns = clock_value(k, t, CLOCK_PROCESS_CPUTIME_ID) or 0
+        ns = process_ns(k, t.process)
     elif who == RUSAGE_THREAD:
         ns = thread_ns(k, t)
     elif who == RUSAGE_CHILDREN:
-        ns = 0
+        ns = t.process.children_ns
     else:
         return -E.EINVAL
-    us = ns // 1000
-    t.process.mem.write(usage, RUSAGE.pack(us // 1_000_000, us % 1_000_000, 0, 0, *[0] * 14))
+    t.process.mem.write(usage, rusage(ns))
     return 0
 
 
 @syscall(100)
 def sys_times(k: Kernel, t: Thread, buf: int) -> int:
-    """struct tms in USER_HZ ticks (user time as getrusage's); returns the ticks since boot."""
+    """struct tms in USER_HZ ticks (user times as getrusage's, the process's and its reaped
+    children's); returns the ticks since boot."""
     if buf:
-        ns = clock_value(k, t, CLOCK_PROCESS_CPUTIME_ID) or 0
-        t.process.mem.write(buf, TMS.pack(ns * USER_HZ // NSEC, 0, 0, 0))
+        ns, cns = process_ns(k, t.process), t.process.children_ns
+        t.process.mem.write(buf, TMS.pack(ns * USER_HZ // NSEC, 0, cns * USER_HZ // NSEC, 0))
     return k.clock.monotonic_ns() * USER_HZ // NSEC
