@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean corpus corpus-deps
 
 # setup.py builds the native library (src/uintr_emu/native/*.c) into the package.
 $(STAMP): pyproject.toml setup.py $(wildcard src/uintr_emu/native/*.[ch])
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BYTECODE)
 	$(VENV)/bin/uintr-emu demo
 
-test: $(STAMP)
+test: $(STAMP) corpus-deps
 	$(BYTECODE)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
@@ -30,6 +30,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 	$(VENV)/bin/ruff format src tests benchmarks
+
+# The real-program corpus (tests/corpus/, docs/linux.md "Real programs"): the programs it runs,
+# installed where missing and possible (root, apt-get); `make test` runs its quick subset.
+corpus-deps:
+	$(PYTHON) tests/corpus/deps.py
+
+corpus: $(STAMP) corpus-deps
+	$(BYTECODE)
+	$(VENV)/bin/python tests/corpus/run.py
 
 bench: $(STAMP)
 	$(BYTECODE)

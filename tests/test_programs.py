@@ -49,6 +49,7 @@ SIMPLE_PROGRAMS = [
     "sigwait",
     "execveat",
     "jit",
+    "kill_groups",
 ]
 
 FATAL_LINE = re.compile(
@@ -161,6 +162,12 @@ def test_fileattrs(cpus, same_as_native_in_a_directory):
     """link/linkat, the chown family, utimensat, statfs/fstatfs, fadvise64 and the xattr calls
     on host files give what they give natively."""
     same_as_native_in_a_directory("fileattrs", cpus)
+
+
+def test_descriptor_calls(same_as_native_in_a_directory):
+    """ioctl FIONBIO/FIOCLEX/FIONCLEX, /dev/fd/N of a pipe and /dev/stdout after a redirection
+    (found by the corpus, tests/corpus)."""
+    same_as_native_in_a_directory("fd_ops", 2)
 
 
 @pytest.mark.parametrize("cpus", [1, 2])

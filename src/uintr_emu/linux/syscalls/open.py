@@ -14,7 +14,7 @@ from ..sysfs import FILES as MACHINE_FILES
 from ..sysfs import open_machine_file
 from . import syscall
 from .misc import RLIMIT_NOFILE, RLIMITS
-from .paths import FDCWD, guest_path, host_path, oserr, s32, unmask
+from .paths import FDCWD, guest_path, host_path, oserr, own_fd, s32, unmask
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -28,6 +28,7 @@ F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 FD_CLOEXEC = 1
 NOFILE = RLIMITS[RLIMIT_NOFILE][0]  # the soft RLIMIT_NOFILE getrlimit reports (fixed)
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
+FIONBIO, FIONCLEX, FIOCLEX = 0x5421, 0x5450, 0x5451
 
 
 @syscall(257, dirfd="int", path="str", flags="hex", mode="hex")
@@ -42,6 +43,16 @@ def sys_openat(k: Kernel, t: Thread, dirfd: int, path: int, flags: int, mode: in
             return -E.EACCES
         f = HostFile(open_machine_file(k, gpath), gpath)
         f.gpath = gpath
+        return p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+    own = own_fd(p, gpath)
+    if isinstance(own, PipeEnd):
+        # A pipe opened through /dev/fd/N (bash's <(...) and >(...)): a new end of the same
+        # pipe in the direction asked for (fifo_open); both at once is not modelled (ENXIO).
+        acc = flags & os.O_ACCMODE
+        if acc == os.O_RDWR:
+            return -E.ENXIO
+        f = PipeEnd(own.pipe, write=acc == os.O_WRONLY)
+        f.nonblock = bool(flags & O_NONBLOCK)
         return p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
     hp = host_path(k, p, dirfd, name, readonly=reading)
     if isinstance(hp, int):
@@ -186,6 +197,13 @@ def sys_ioctl(k: Kernel, t: Thread, fd: int, req: int, arg: int) -> int:
         except OSError as e:
             return oserr(e)
         t.process.mem.write(arg, data)
+        return 0
+    if req == FIONBIO:  # any file: O_NONBLOCK from an int (fs/ioctl.c, ioctl_fionbio)
+        (nonblock,) = INT.unpack(t.process.mem.read(arg, INT.size))
+        return sys_fcntl(k, t, fd, F_SETFL, (sys_fcntl(k, t, fd, F_GETFL, 0) & ~O_NONBLOCK)
+                         | (O_NONBLOCK if nonblock else 0))  # fmt: skip
+    if req in (FIOCLEX, FIONCLEX):
+        t.process.fds.fds[s32(fd)].cloexec = req == FIOCLEX
         return 0
     if req == FIONREAD and isinstance(f, PipeEnd):
         t.process.mem.write(arg, INT.pack(len(f.pipe.buf)))

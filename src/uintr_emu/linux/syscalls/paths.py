@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errno as E
-from ..process import HostFile
+from ..process import File, HostFile
 from ..vfs import PathError, guest_join, resolve
 from . import syscall
 
@@ -83,23 +83,37 @@ def host_path(
         return -e.errno
 
 
-def _own_fd(p: Process, s: str) -> str | int | None:
-    """/proc/self/fd/N or /dev/fd/N: the host's link to the host file behind the guest's fd N
-    (the host's /proc/self/fd is the emulator's, whose numbers are not the guest's), -ENOENT
-    if N is not open, -ENXIO for an object of the emulator's own (a pipe, a socket: no host
-    file to open again). None for any other path."""
-    for d in ("/proc/self/fd/", "/dev/fd/"):
+#: The links to a process's own descriptors: /dev/fd -> /proc/self/fd, and the standard ones.
+FD_DIRS = ("/proc/self/fd/", "/dev/fd/")
+STD_LINKS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def own_fd(p: Process, s: str) -> File | int | None:
+    """The guest file behind /proc/self/fd/N, /dev/fd/N or /dev/std{in,out,err} (the
+    host's links would name the emulator's own descriptors), -ENOENT if N is not open, None
+    for any other path."""
+    n = STD_LINKS.get(s)
+    for d in FD_DIRS if n is None else ():
         if s.startswith(d):
-            n = s[len(d) :]
-            if not n.isdigit() or str(int(n)) != n:
-                return None
-            f = p.fds.get(int(n))
-            if f is None:
-                return -E.ENOENT
-            if not isinstance(f, HostFile):
-                return -E.ENXIO
-            return f"/proc/self/fd/{f.fd}"
-    return None
+            digits = s[len(d) :]
+            if digits.isdigit() and str(int(digits)) == digits:
+                n = int(digits)
+    if n is None:
+        return None
+    f = p.fds.get(n)
+    return -E.ENOENT if f is None else f
+
+
+def _own_fd(p: Process, s: str) -> str | int | None:
+    """The host's link to the host file behind an own-descriptor path (own_fd), -ENXIO for an
+    object of the emulator's own (a pipe, a socket: no host file; open() gives a pipe's new
+    end itself). None for any other path."""
+    f = own_fd(p, s)
+    if f is None or isinstance(f, int):
+        return f
+    if not isinstance(f, HostFile):
+        return -E.ENXIO
+    return f"/proc/self/fd/{f.fd}"
 
 
 def guest_path(p: Process, dirfd: int, name: str) -> str:

@@ -11,6 +11,7 @@ from ..abi import STACK_T, U64
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
+from .paths import s32
 from .time import read_timespec
 
 if TYPE_CHECKING:
@@ -202,19 +203,28 @@ def _info(t: Thread, sig: int, code: int) -> S.SigInfo:
 
 @syscall(62, pid="int", sig="int")
 def sys_kill(k: Kernel, t: Thread, pid: int, sig: int) -> int:
-    pid = pid - (1 << 64) if pid >> 63 else pid
+    """kill_something_info (kernel/signal.c): pid > 0 is that process, 0 the caller's process
+    group, -1 every process but init and the caller, < -1 the group -pid; ESRCH when nothing
+    matches (INT_MIN, which has no negation, never does). A zombie still counts (the call
+    succeeds) but has no one left to take the signal."""
+    pid = s32(pid)
     if not 0 <= sig <= S.NSIG:
         return -E.EINVAL
-    if pid in (0, -1):
-        targets = [p for p in k.processes.values() if p.exit_status is None]
+    procs = list(k.processes.values())
+    if pid > 0:
+        targets = [p for p in procs if p.pid == pid]
+    elif pid == 0:
+        targets = [p for p in procs if p.pgid == t.process.pgid]
+    elif pid == -1:
+        targets = [p for p in procs if p.pid > 1 and p is not t.process]
     else:
-        p = k.processes.get(abs(pid))
-        targets = [p] if p is not None and p.exit_status is None else []
+        targets = [p for p in procs if p.pgid == -pid and pid != -(1 << 31)]
     if not targets:
         return -E.ESRCH
     if sig:
         for p in targets:
-            k.signals.send_process(p, _info(t, sig, S.SI_USER))
+            if p.exit_status is None:
+                k.signals.send_process(p, _info(t, sig, S.SI_USER))
     return 0
 
 

@@ -23,6 +23,7 @@ from .paths import (
     host_fd,
     host_path,
     oserr,
+    own_fd,
     s32,
 )
 
@@ -103,11 +104,15 @@ def _stat_at(k: Kernel, t: Thread, dirfd: int, path: int, flags: int) -> bytes |
         if f is None:
             return -E.EBADF
         return _fstat_file(k, f)
-    hp = host_path(k, p, dirfd, name, follow=not flags & AT_SYMLINK_NOFOLLOW, readonly=True)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    own = own_fd(p, os.fsdecode(name)) if follow else None
+    if own is not None and not isinstance(own, int | HostFile):
+        return _fstat_file(k, own)  # /dev/fd/N of a pipe (bash's <(...)): the pipe's inode
+    hp = host_path(k, p, dirfd, name, follow=follow, readonly=True)
     if isinstance(hp, int):
         return hp
     try:
-        return pack_stat(os.stat(hp, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW))
+        return pack_stat(os.stat(hp, follow_symlinks=follow))
     except OSError as e:
         return oserr(e)
 
