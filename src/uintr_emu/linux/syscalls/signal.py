@@ -1,4 +1,5 @@
-"""Signals: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, kill, tgkill, tkill."""
+"""Signals: rt_sigaction, rt_sigprocmask, rt_sigpending, rt_sigsuspend, pause,
+rt_sigtimedwait, sigaltstack, rt_sigreturn, kill, tgkill, tkill."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..abi import STACK_T, U64
 from ..control import BLOCK
 from ..process import Wait
 from . import syscall
+from .time import read_timespec, timer_deadline
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -90,6 +92,42 @@ def sys_pause(k: Kernel, t: Thread) -> object:
     if any(not t.sigmask & S.bit(i.signo) for i in t.pending):
         return -E.EINTR
     k.sched.block(t, Wait("sigsuspend", interruptible=True))
+    return BLOCK
+
+
+#: Dequeued before any other (kernel/signal.c SYNCHRONOUS_MASK): SIGSEGV, SIGBUS, SIGILL,
+#: SIGTRAP, SIGFPE, SIGSYS.
+_SYNCHRONOUS = frozenset((11, 7, 4, 5, 8, 31))
+
+
+@syscall(128, size="int")
+def sys_rt_sigtimedwait(k: Kernel, t: Thread, set: int, info: int, timeout: int, size: int
+                        ) -> object:  # fmt: skip
+    """sigwait, sigwaitinfo, sigtimedwait: take a pending signal of the set (a synchronous one
+    first, then the lowest number; do_sigtimedwait) without running its handler, or wait for
+    one: EAGAIN at the timeout, EINTR if another signal's handler runs. While it waits the
+    set's signals count as unblocked (real_blocked): sending one wakes it, and it runs the
+    call again to take it (Signals.send)."""
+    if size != 8:
+        return -E.EINVAL
+    want = U64.unpack(t.process.mem.read(set, U64.size))[0] & ~S.UNBLOCKABLE
+    ns = None
+    if timeout:
+        ns = read_timespec(t, timeout)
+        if ns is None:
+            return -E.EINVAL
+    found = [i for i in t.pending if want & S.bit(i.signo)]
+    if found:
+        sig = min(found, key=lambda i: (i.signo not in _SYNCHRONOUS, i.signo))
+        t.pending.remove(sig)
+        if info:
+            t.process.mem.write(info, sig.pack())
+        return sig.signo
+    if ns == 0:
+        return -E.EAGAIN
+    now = k.clock_ns()
+    deadline = None if ns is None else timer_deadline(k, now, now + ns)
+    k.sched.block(t, Wait("sigtimedwait", deadline, key=want, on_timeout=-E.EAGAIN))
     return BLOCK
 
 
