@@ -100,7 +100,7 @@ class Machine:
         pipe ends when one comes. Call after `load`."""
         if self.kernel is None:
             raise RuntimeError("load a program first")
-        self.kernel.forwarded.enabled = frozenset(signums)
+        self.kernel.forwarded.enable(frozenset(signums))
 
     def signal(self, signum: int, message: str = "") -> int:
         """From any thread: send signal `signum` to the guest's first process, as a process
@@ -111,7 +111,7 @@ class Machine:
         if self.kernel is None:
             raise RuntimeError("load a program first")
         forwarded = self.kernel.forwarded
-        forwarded.enabled |= {signum}
+        forwarded.enable(frozenset((signum,)))
         return forwarded.post(signum, message)
 
     def signal_taken(self, ticket: int, timeout: float) -> bool:

@@ -7,13 +7,13 @@ receiver's namespace, 0 when it is not in it), si_uid the guest's own uid (the s
 it). Which thread takes it, what its disposition does and how a blocked system call ends are
 the guest kernel's ordinary rules (signaling.py).
 
-`post` is called from any host thread (cli.py's HostSignals helper, `api.Machine.signal`); it
-only queues the signal, writes a byte to a wake-up pipe and calls the machine's attention
-(`Machine.call_attention`), which stops the running engine at its next block boundary from
-inside a hook -- a synchronous stop, unlike the asynchronous one that ends a run
-(docs/engine-notes.md G14). Everything else happens on the kernel's own thread, between two
-engine runs (`take`, at the start of a round) or inside a system call that waits on the host
-(`wait_host`), so delivery is ordered with the guest's progress like any other signal: at
+`post` is called from any host thread (cli.py's HostSignals helper, `api.Machine.signal`),
+once `enable` said which signals are forwarded. It only queues the signal, writes a byte to a
+wake-up pipe and calls the machine's attention (`Machine.call_attention`), which stops the
+running engine at its next block boundary from inside a hook: a synchronous stop, unlike the
+asynchronous one that ends a run (docs/engine-notes.md G14). Everything else happens on the
+kernel's own thread, between two engine runs (`take`, at the start of a round) or inside a
+system call that waits on the host (`wait_host`), so a signal is delivered like any other: at
 the boundary where the run stopped.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -37,22 +38,31 @@ if TYPE_CHECKING:
 IDLE_POLL_S = 0.05
 
 
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 class Forwarded:
     def __init__(self, k: Kernel) -> None:
         self.k = k
-        # The signals someone forwards (the command line: hostsignals.py FORWARDED; the API
-        # after `forward_signals` or `signal`): a guest waiting for one is then not
+        # The signals someone forwards (`enable`): a guest waiting for one is then not
         # deadlocked (`idle`), and host calls wait interruptibly (`wait_host`).
         self.enabled: frozenset[int] = frozenset()
         self._queue: deque[tuple[int, str]] = deque()
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._wake_r = self._wake_w = -1  # the wake-up pipe, made by `enable`
         self._taken = threading.Condition()
         self._posted = 0  # signals posted / taken, for `wait_taken`
         self._took = 0
 
-    def close(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+    def enable(self, signums: frozenset[int]) -> None:
+        """These signals are forwarded from now on (the command line: hostsignals.py
+        FORWARDED; the API: `forward_signals`, `signal`)."""
+        with self._taken:
+            if self._wake_r < 0:
+                self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                weakref.finalize(self, _close, self._wake_r, self._wake_w)
+            self.enabled = self.enabled | signums
 
     # --- any host thread ------------------------------------------------------------------
 
@@ -69,6 +79,8 @@ class Forwarded:
 
     def wake(self) -> None:
         """Ends a wait on the host (`wait_host`, `idle`) early: something is to be looked at."""
+        if self._wake_w < 0:
+            return  # nothing forwards, nothing waits for it
         try:
             os.write(self._wake_w, b"!")
         except BlockingIOError:
