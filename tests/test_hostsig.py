@@ -180,6 +180,15 @@ def test_strace_and_trace_show_the_signal(hostsig, guest_env, tmp_path) -> None:
     assert "action=host" in log and "action=handler" in log, log
 
 
+def test_strace_shows_a_host_read_ended_by_the_signal(hostsig, guest_env) -> None:
+    rc, out, err, _ = scheduled(emulated(hostsig, ["read", str(int(INT))], "--strace"),
+                                guest_env(), INT, feed=b"handler")  # fmt: skip
+    assert rc == 0, (out, err)
+    reads = [line for line in err.splitlines() if b"] read(0, " in line]
+    restarted = b"= ? ERESTARTSYS (To be restarted if SA_RESTART is set)"
+    assert reads and reads[0].endswith(restarted), err
+
+
 # --------------------------------------------------------------------------- in process
 
 

@@ -43,7 +43,10 @@ def format_result(result: Any) -> str:
 
 
 def report(t: Thread, call: str, result: Any) -> None:
-    os.write(2, f"[{t.tid}] {call} = {format_result(result)}\n".encode())
+    shown = format_result(result)
+    if result is RESTART and t.interrupted == E.ERESTARTSYS:  # a host read a signal ended
+        shown = "? ERESTARTSYS (To be restarted if SA_RESTART is set)"
+    os.write(2, f"[{t.tid}] {call} = {shown}\n".encode())
 
 
 def report_signal(t: Thread, info: SigInfo) -> None:
