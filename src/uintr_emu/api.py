@@ -10,7 +10,7 @@ print(result.status, result.stdout)
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from .hw.uintr import UintrState
@@ -92,6 +92,33 @@ class Machine:
             self._ending = (status, message)
         else:
             self.kernel.end(status, message)
+
+    def forward_signals(self, signums: Iterable[int]) -> None:
+        """These signals are to be forwarded (`signal`): a guest whose threads all wait for
+        one (pause, sigsuspend, sigwait, or a blocking call with a handler for it installed)
+        waits for it instead of ending as a deadlock, and a read of the terminal or a host
+        pipe ends when one comes. Call after `load`."""
+        if self.kernel is None:
+            raise RuntimeError("load a program first")
+        self.kernel.forwarded.enable(frozenset(signums))
+
+    def signal(self, signum: int, message: str = "") -> int:
+        """From any thread: send signal `signum` to the guest's first process, as a process
+        outside the machine would (si_code SI_USER, si_pid 0). The guest's disposition
+        decides: a handler runs, an ignored signal does nothing, a default action that ends
+        the process ends the run with status 128+N and the line "uintr-emu: MESSAGE" (when
+        given). Returns a ticket for `signal_taken`. (docs/linux.md, "Host signals")"""
+        if self.kernel is None:
+            raise RuntimeError("load a program first")
+        forwarded = self.kernel.forwarded
+        forwarded.enable(frozenset((signum,)))
+        return forwarded.post(signum, message)
+
+    def signal_taken(self, ticket: int, timeout: float) -> bool:
+        """Has the run taken the signal of `ticket` (from `signal`) within `timeout` seconds?
+        It has not while it is stuck in a host call that no signal ends."""
+        assert self.kernel is not None
+        return self.kernel.forwarded.wait_taken(ticket, timeout)
 
     def subscribe(self, sink: Callable[[Event], None]) -> None:
         """Call `sink(event)` for every event of the run (see uintr_emu.trace)."""

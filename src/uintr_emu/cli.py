@@ -10,7 +10,7 @@ import sys
 from . import __version__, explore
 from .cliopts import add_run_options, guest_environment, options_from, positive
 from .demo import run_demo
-from .hostsignals import HostSignal, HostSignals
+from .hostsignals import FORWARDED, HostSignal, HostSignals
 from .trace.text import TextLog, parse_categories
 
 EPILOG = """\
@@ -123,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 2
-    # SIGINT and SIGTERM end the command (hostsignals.py): a run returns the status itself,
-    # anything else ends with HostSignal. With --gdb too: gdb's own Ctrl-C reaches the stub as
-    # a packet, a signal to the emulator process ends the run (docs/gdb.md).
+    # `run` forwards host signals to the guest (hostsignals.py FORWARDED); otherwise SIGINT
+    # and SIGTERM end the command: a run returns the status itself, anything else ends with
+    # HostSignal. Under --gdb too: gdb's own Ctrl-C reaches the stub as a packet, a signal to
+    # the emulator process ends the run (docs/gdb.md).
+    forward = ns.command == "run" and ns.gdb is None
     try:
-        with HostSignals() as signals:
+        with HostSignals(forward=forward) as signals:
             return _command(ns, signals)
     except HostSignal as e:
         sys.stderr.write(f"uintr-emu: {e.message}\n")
@@ -156,8 +158,10 @@ def _command(ns: argparse.Namespace, signals: HostSignals) -> int:
             stub = GdbStub(m.kernel, ns.gdb)
             stub.attach()  # "uintr-emu: waiting for gdb on 127.0.0.1:PORT"
         status = None
+        if stub is None:
+            m.forward_signals(FORWARDED)
         try:
-            with signals.running(m.end):
+            with signals.running(m.end, None if stub is not None else m):
                 status = m.run().status
             return status
         finally:

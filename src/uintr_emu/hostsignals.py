@@ -1,6 +1,9 @@
-"""Signals sent to the emulator itself (not to the guest): SIGINT (Ctrl-C) and SIGTERM end a
-command within a fraction of a second, with status 128+N and one line, whatever the main thread
-is doing -- even while a lone guest thread spins without system calls.
+"""Signals sent to the emulator itself. `run` forwards them to the guest, as qemu-user does
+(FORWARDED: the guest's handler runs, an ignored one does nothing, a default action that ends
+the process ends the run with status 128+N and one line); elsewhere, and when forwarding is
+off (`explore`, a run under --gdb), SIGINT (Ctrl-C) and SIGTERM end the command within a
+fraction of a second with status 128+N and one line, whatever the main thread is doing --
+even while a lone guest thread spins without system calls.
 
 Why a helper thread: CPython runs a Python signal handler in the main thread, between two
 bytecodes. While the main thread is inside the engine (`uc_emu_start`, the GIL released) that
@@ -8,18 +11,20 @@ waits until the guest next traps into Python, which a spinning guest never does.
 C-level handler also writes the signal's number to the wakeup fd (`signal.set_wakeup_fd`) at
 once, and a helper thread blocked on that fd acts on it:
 
-- while a run is on (`HostSignals.running(end)`), it asks the run to end: `end(status,
-  message)` (`Kernel.end`) stops the engine asynchronously and the run loop returns that status
-  after printing the line (docs/engine-notes.md G14: nothing runs guest code afterwards);
+- forwarding, it posts the signal to the run (`api.Machine.signal`): the engine stops at its
+  next block boundary, synchronously, and the kernel sends the signal to the guest
+  (linux/forwarded.py). If the kernel has not taken it FORWARD_GRACE_S later, its thread is
+  stuck in a host call no wake-up ends (a write to a full pipe, ...): a signal whose default
+  action ends the process then ends the run as below;
+- ending, it asks the run to end: `end(status, message)` (`Kernel.end`) stops the engine
+  asynchronously and the run loop returns that status after printing the line
+  (docs/engine-notes.md G14: nothing runs guest code afterwards);
 - if the main thread has not left the run GRACE_S later (it is blocked in a host call: a read
   of the terminal for the guest, gdb's socket), or no run is on (loading, waiting for gdb,
   `explore`'s parent), the helper sends the signal again, to the main thread alone: the system
   call it is blocked in fails with EINTR, and the Python handler, told to, raises HostSignal,
   once. Only then, so that the exception never surfaces at a random bytecode of an engine hook
   (ctypes would print and drop one raised at a callback's first line).
-
-`ACTIONS` is the one place that decides what a signal does. Forwarding a signal to the guest,
-as qemu-user does, would be another kind of action there, taken by the helper.
 """
 
 from __future__ import annotations
@@ -30,20 +35,44 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Protocol
 
-#: What a host signal does to the command: end it with this status and one line
-#: "uintr-emu: MESSAGE" (128+N, the status a shell reports for a process the signal killed).
+#: The line "uintr-emu: MESSAGE" of each signal whose default action ends a process, when it
+#: ends the command, with status 128+N (what a shell reports for a process the signal killed;
+#: SIGQUIT's core dump included).
+LINES: dict[int, str] = {
+    signal.SIGHUP: "hangup", signal.SIGINT: "interrupted", signal.SIGQUIT: "quit",
+    signal.SIGUSR1: "user signal 1", signal.SIGUSR2: "user signal 2",
+    signal.SIGALRM: "alarm clock", signal.SIGTERM: "terminated",
+}  # fmt: skip
+#: What a host signal does to a command that does not forward it: end with this status and
+#: line.
 ACTIONS: dict[int, tuple[int, str]] = {
-    signal.SIGINT: (128 + signal.SIGINT, "interrupted"),
-    signal.SIGTERM: (128 + signal.SIGTERM, "terminated"),
+    s: (128 + s, LINES[s]) for s in (signal.SIGINT, signal.SIGTERM)
 }
+#: Forwarded to the guest by `run`: the catchable signals a user or terminal sends (qemu-user
+#: forwards every one). Not the job-control stops (SIGTSTP, SIGTTIN, SIGTTOU: Ctrl-Z stops the
+#: emulator as a whole), nor SIGPIPE and the fault signals, which the host sends the emulator
+#: for its own doing (a guest's write to a closed pipe becomes the guest's EPIPE and SIGPIPE
+#: in the kernel layer), nor SIGCHLD.
+FORWARDED: frozenset[int] = frozenset((*LINES, signal.SIGCONT, signal.SIGWINCH))
 #: How long a run that was asked to end may take to return before the main thread is
 #: interrupted. A spinning guest's run returns within milliseconds.
 GRACE_S = 0.1
+#: How long the kernel may take to take a forwarded signal (linux/forwarded.py) before its
+#: thread counts as stuck in a host call. Taking one takes microseconds to a millisecond.
+FORWARD_GRACE_S = 0.3
 
 #: Ends a run from another host thread: `end(status, message)` (api.Machine.end).
 Ender = Callable[[int, str], None]
+
+
+class Forwarder(Protocol):
+    """Where `run` forwards host signals: api.Machine."""
+
+    def signal(self, signum: int, message: str = "") -> int: ...
+
+    def signal_taken(self, ticket: int, timeout: float) -> bool: ...
 
 
 class HostSignal(BaseException):
@@ -52,16 +81,18 @@ class HostSignal(BaseException):
 
     def __init__(self, signum: int):
         self.signum = signum
-        self.status, self.message = ACTIONS[signum]
+        self.status, self.message = 128 + signum, LINES[signum]
         super().__init__(self.message)
 
 
 class HostSignals:
-    """`with HostSignals() as signals:` handles ACTIONS' signals for the block (in the main
-    thread; elsewhere it does nothing, as Python allows handlers only there); a run inside it
-    is wrapped in `signals.running(end)`."""
+    """`with HostSignals() as signals:` handles ACTIONS' signals for the block, FORWARDED's
+    with `forward` (in the main thread; elsewhere it does nothing, as Python allows handlers
+    only there); a run inside it is wrapped in `signals.running(end, forward)`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, forward: bool = False) -> None:
+        self._caught = FORWARDED if forward else frozenset(ACTIONS)
+        self._forward: Forwarder | None = None  # the run that is on, if it forwards
         self._active = False
         self._signum: int | None = None  # the first signal: it decides the status
         self._end: Ender | None = None  # the run that is on
@@ -82,7 +113,11 @@ class HostSignals:
         r, w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(w, False)  # CPython's handler must never block on it
         self._fds = (r, w)
-        self._old_handlers = {s: signal.signal(s, self._handler) for s in ACTIONS}
+        # A signal the emulator was started with ignored stays ignored (nohup's SIGHUP, a
+        # shell's SIGINT for a background job): it is not the guest's to see either.
+        self._caught = frozenset(s for s in self._caught
+                                 if signal.getsignal(s) is not signal.SIG_IGN)  # fmt: skip
+        self._old_handlers = {s: signal.signal(s, self._handler) for s in self._caught}
         self._old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         self._thread = threading.Thread(target=self._serve, name="uintr-emu signals", daemon=True)
         self._thread.start()
@@ -105,15 +140,17 @@ class HostSignals:
         self._active = False
 
     @contextmanager
-    def running(self, end: Ender) -> Iterator[None]:
-        """A run is on in the block: a signal asks it to end with `end(status, message)`."""
+    def running(self, end: Ender, forward: Forwarder | None = None) -> Iterator[None]:
+        """A run is on in the block: a signal is forwarded to it (`forward`), or asks it to end
+        with `end(status, message)`."""
         self._asked = False
         self._left.clear()
         self._end = end
+        self._forward = forward
         try:
             yield
         finally:
-            self._end = None
+            self._end = self._forward = None
             self._left.set()
 
     # --- the main thread --------------------------------------------------------------------
@@ -133,14 +170,23 @@ class HostSignals:
             for signum in data:
                 if signum == 0:
                     return
-                if signum in ACTIONS:
+                if signum in self._caught:
                     self._act(signum)
 
     def _act(self, signum: int) -> None:
-        """A signal arrived: ACTIONS says the command ends."""
+        """A signal arrived: forward it, or end the command if its default action would."""
+        if self._interrupting:
+            return  # the command is ending (and this may be the echo of `_interrupt_main`)
+        forward = self._forward
+        if forward is not None:
+            ticket = forward.signal(signum, LINES.get(signum, ""))
+            if forward.signal_taken(ticket, FORWARD_GRACE_S) or self._end is None:
+                return  # the guest's kernel has it (or the run is over)
+        if signum not in LINES:
+            return  # its default action does nothing
         if self._signum is None:
             self._signum = signum
-        status, message = ACTIONS[self._signum]
+        status, message = 128 + self._signum, LINES[self._signum]
         end = self._end
         if end is not None:
             if not self._asked:

@@ -18,6 +18,7 @@ of the CPU that next reads it (notification processing, or the kernel on return 
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -425,6 +426,9 @@ class Machine:
         self.executing: Cpu | None = None  # the CPU whose run is in the engine (Cpu.run)
         self.woken = False  # an interrupt reached a halted CPU since the OS last looked
         self.ended = False  # stopped asynchronously (`stop_async`): it runs no guest code again
+        # Set from any host thread (`call_attention`): every engine's run stops at its next
+        # block boundary until the OS takes it (`take_attention`).
+        self.attention = ctypes.c_uint32(0)
         # Hardware events for tracing: events(cpu_index, kind, **fields), or None.
         self.events: Callable[..., None] | None = None
         self._cpuid: dict[tuple[int, int], tuple[int, int, int, int]] = {}
@@ -435,7 +439,7 @@ class Machine:
     def new_engine(self, *, python_counters: bool = False) -> eng.Engine:
         """An engine (one address space) whose hooks are this machine's processors
         (`python_counters`: engine/counting.py's fallback counters, for tests)."""
-        e = eng.Engine(python_counters=python_counters)
+        e = eng.Engine(python_counters=python_counters, attention=self.attention)
         e.on_syscall = self._on_syscall
         e.on_invalid = self._on_invalid
         e.on_interrupt = self._on_interrupt
@@ -448,6 +452,22 @@ class Machine:
             # that the registers a debugger shows are those of the machine.
             e.reg_write(eng.CR4, e.reg_read(eng.CR4) | CR4_UINTR)
         return e
+
+    def call_attention(self) -> None:
+        """From any host thread: the OS has something to do (a host signal to forward). The
+        engine running stops before its next translation block (or instruction, when counting
+        precisely), from inside its block or instruction hook: a synchronous stop at a
+        boundary, safe for a run that goes on (docs/engine-notes.md G14), unlike `stop_async`.
+        Without the native library a run stops so only while it counts (a slice)."""
+        self.attention.value = 1
+
+    def take_attention(self) -> bool:
+        """The OS, between runs: was attention called? (Cleared before the OS looks at why, so
+        a call while it looks is seen at the next boundary.)"""
+        if not self.attention.value:
+            return False
+        self.attention.value = 0
+        return True
 
     def stop_async(self) -> None:
         """From any host thread, when the run is ending anyway (a host signal, --timeout):

@@ -53,7 +53,8 @@ from .errors import EngineError
 RIP = x86.UC_X86_REG_RIP
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 
-MISS, OVER = 1, 2  # why the block counter stopped the engine: STOP_MISS, STOP_OVER of shared.h
+# Why a counter stopped the engine: STOP_MISS, STOP_OVER, STOP_ATTENTION of shared.h.
+MISS, OVER, ATTENTION = 1, 2, 3
 
 #: Entries of the block table (a power of two); 16 bytes each, one table per address space.
 BLOCK_TABLE_SIZE = 1 << 15
@@ -86,7 +87,12 @@ class Counter(ctypes.Structure):
         ("miss_pc", ctypes.c_uint64),
         ("mask", ctypes.c_uint64),
         ("table", ctypes.c_void_p),
+        ("attention", ctypes.c_void_p),
     ]
+
+
+#: The attention word of an engine no machine watches (`Counters.attend`): never set.
+_NOBODY = ctypes.c_uint32(0)
 
 
 def slot(pc: int) -> int:
@@ -105,8 +111,10 @@ def _python_counters(c: Counter) -> tuple[Any, Any]:
     an install without the library: the same steps, so the same counts and stops."""
     stop = uclib.uc_emu_stop
 
+    attention = ctypes.c_uint32.from_address(c.attention)
+
     def count_insn(uc: int, address: int, size: int, _data: int) -> None:
-        if c.count >= c.limit:
+        if c.count >= c.limit or attention.value:
             stop(uc)
             return
         c.count += 1
@@ -114,6 +122,10 @@ def _python_counters(c: Counter) -> tuple[Any, Any]:
         c.last_size = size
 
     def count_block(uc: int, pc: int, size: int, _data: int) -> None:
+        if attention.value:
+            c.stop_why = ATTENTION
+            stop(uc)
+            return
         e = BlockEntry.from_address(c.table + _ENTRY_SIZE * ((pc ^ pc >> 12) & c.mask))
         if e.pc != pc or e.size != size:
             c.stop_why = MISS
@@ -144,14 +156,19 @@ class Counters:
     `learn`, `fit_first_block` and `recount`.
 
     `reg_read` reads an engine register. `python`: use the Python callbacks even if the native
-    library is there (for tests; without the library they are used anyway).
+    library is there (for tests; without the library they are used anyway). `attention`: the
+    word that, while set, makes every callback stop the engine at its next boundary (the
+    machine's, shared by all its engines: `Machine.call_attention`).
     """
 
-    def __init__(self, uc: Uc, reg_read: Callable[[int], int], *, python: bool = False) -> None:
+    def __init__(self, uc: Uc, reg_read: Callable[[int], int], *, python: bool = False,
+                 attention: ctypes.c_uint32 | None = None) -> None:  # fmt: skip
         self.uc = uc
         self._handle = uc._uch
         self._reg_read = reg_read
         self.counter = Counter(0, 0, ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
+        self._attention = _NOBODY if attention is None else attention  # (kept alive)
+        self.counter.attention = ctypes.addressof(self._attention)
         insn, block = _NATIVE
         self.python = python or insn is None or block is None
         self._python_cbs: tuple[Any, Any] | None = None

@@ -75,9 +75,12 @@ class Engine:
     has no callback: the run raises RunFault and `mem_fault` says which access was refused.
     """
 
-    def __init__(self, *, python_counters: bool = False, python_mmu: bool = False) -> None:
+    def __init__(self, *, python_counters: bool = False, python_mmu: bool = False,
+                 attention: ctypes.c_uint32 | None = None) -> None:  # fmt: skip
         """`python_counters`, `python_mmu`: count, and fill the TLB, with the Python callbacks
-        even if the native library is there (engine/counting.py, engine/mmu.py; for tests)."""
+        even if the native library is there (engine/counting.py, engine/mmu.py; for tests).
+        `attention`: a word that, while set, stops every run at its next block boundary,
+        synchronously (`Counters`; without the library only while counting)."""
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         # Haswell: the richest model TCG really implements, with a sane CR4
         # (docs/engine-notes.md §10). Must be the first call after Uc().
@@ -121,7 +124,8 @@ class Engine:
         self._code = ctypes.create_string_buffer(16)
         self._callbacks: list[Any] = []
         self._hooks: dict[str, int] = {}
-        self._counters = Counters(self.uc, self.reg_read, python=python_counters)
+        self._counters = Counters(self.uc, self.reg_read, python=python_counters,
+                                  attention=attention)  # fmt: skip
         self.counter: Counter = self._counters.counter
         with self.mmu.maintenance():
             self._counters.set(False)  # no counter yet: the block tracker (engine/counting.py)

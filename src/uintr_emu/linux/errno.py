@@ -3,7 +3,12 @@
 import errno as _errno
 from errno import *  # noqa: F403
 
-ERESTARTSYS = 512  # never seen by user space
+# A system call a signal interrupted ends with one of these (include/linux/errno.h); user
+# space never sees them: delivery turns them into EINTR or a restart (Signals.restart).
+ERESTARTSYS = 512  # restarted if the handler has SA_RESTART
+ERESTARTNOINTR = 513  # always restarted
+ERESTARTNOHAND = 514  # restarted only if no handler runs
+ERESTART_RESTARTBLOCK = 516  # EINTR when a handler runs (nanosleep, timed futex waits)
 
 
 def name(n: int) -> str:

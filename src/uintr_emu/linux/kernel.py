@@ -35,6 +35,7 @@ from .clock import Clock
 from .control import BLOCK, RESTART, GuestExit
 from .entropy import Entropy
 from .faults import fault_signal
+from .forwarded import Forwarded
 from .futex import Futexes
 from .mm import GuestFault
 from .process import Process, Thread, ThreadState
@@ -80,6 +81,7 @@ class Kernel:
         self.sched = Scheduler(self, options.seed)
         self.futexes = Futexes(self)
         self.signals = Signals(self)
+        self.forwarded = Forwarded(self)  # host signals (forwarded.py)
         self.tasks = Tasks(self)
         self.uintr = UintrKernel(self)
         # The interrupt handlers by vector (the IDT's external-interrupt entries).
@@ -227,7 +229,7 @@ class Kernel:
         signals (a frame for the first deliverable one), the UINTR return work
         (switch_uintr_return), then the first user instruction boundary, where the processor
         accepts pending interrupts and delivers a user interrupt (docs/uintr.md §8, §11.5)."""
-        if t.pending:
+        if t.pending or t.interrupted:
             self.signals.deliver(t)
             if not t.runnable:
                 return
@@ -285,6 +287,7 @@ class Kernel:
             if self.ending is None:
                 self.ending = GuestExit(status, message)
         self._end_asked.set()
+        self.forwarded.wake()  # out of a wait on the host
 
     def _watch(self, over: threading.Event) -> None:
         """The watchdog thread of one `run`: waits for `end` or --timeout, then stops the
@@ -307,6 +310,7 @@ class Kernel:
             raise self.ending
         sched = self.sched
         clock = self.clock
+        self.forwarded.take()
         self._expire_timers()
         if self.machine.woken:
             self._idle_interrupts()
@@ -320,6 +324,8 @@ class Kernel:
             if deadlines:
                 clock.round_start = max(clock.round_start, min(deadlines))
                 return
+            if self.forwarded.idle():
+                return  # it waited for a host signal
             raise GuestExit(124, self._deadlock_message())
         max_insns = self.opt.max_insns
         sliced = (len(rqs) > 1 or max_insns is not None or sched.runnable_count() > 1

@@ -239,6 +239,9 @@ class Thread:
     exit_code: int = 0
     restart: bool = False  # re-execute the syscall instruction before running again
     saved_sigmask: int | None = None  # rt_sigsuspend: the mask the handler's sigreturn restores
+    # A signal ended its system call with this -ERESTART* code (errno.py), RAX still holding
+    # the call's number: delivery makes it EINTR or a restart (Signals.restart).
+    interrupted: int = 0
 
     @property
     def runnable(self) -> bool:

@@ -16,9 +16,10 @@ from ..engine import unicorn as eng
 from ..options import SIGNAL_DELIVERY_NS
 from . import errno as E
 from . import signals as S
+from . import strace
 from .control import RESTART
 from .mm import GuestFault
-from .process import ThreadState
+from .process import ThreadState, Wait
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -35,12 +36,26 @@ _SIGCTX_REGS: tuple[tuple[str, int], ...] = tuple(
 )  # fmt: skip
 _FIX_EFLAGS = 0x254DD5  # FIX_EFLAGS: the flags sigreturn takes from the frame
 
+#: What a system call blocked in a wait of this kind ends with when a signal interrupts it:
+#: the code its Linux implementation returns (signal(7), "Interruption of system calls and
+#: library functions by signal handlers"). Pipes, sockets, eventfd and wait4 return
+#: ERESTARTSYS; poll and select ERESTARTNOHAND (epoll_wait's EINTR differs only when no
+#: handler runs); pause and sigsuspend ERESTARTNOHAND; nanosleep ERESTART_RESTARTBLOCK. Kinds
+#: not listed (uintr_wait, ...) give EINTR.
+_INTERRUPTED = {
+    "pipe-read": E.ERESTARTSYS, "pipe-write": E.ERESTARTSYS, "eventfd-read": E.ERESTARTSYS,
+    "eventfd-write": E.ERESTARTSYS, "socket-read": E.ERESTARTSYS,
+    "socket-write": E.ERESTARTSYS, "wait4": E.ERESTARTSYS, "poll": E.ERESTARTNOHAND,
+    "sigsuspend": E.ERESTARTNOHAND, "sleep": E.ERESTART_RESTARTBLOCK,
+}  # fmt: skip
 
-def sigwaits(t: Thread, signo: int) -> bool:
-    """`t` sleeps in rt_sigtimedwait for `signo` (the set is the Wait's bitset)."""
-    w = t.wait
-    return (t.state is ThreadState.BLOCKED and w is not None and w.kind == "sigtimedwait"
-            and bool(w.bitset & S.bit(signo)))  # fmt: skip
+
+def interruption(w: Wait) -> int:
+    """The code a signal ends a wait of `w`'s kind with (`_INTERRUPTED`); a futex wait
+    (futex_wait) ERESTARTSYS, or ERESTART_RESTARTBLOCK with a timeout."""
+    if w.kind == "futex":
+        return E.ERESTARTSYS if w.deadline is None else E.ERESTART_RESTARTBLOCK
+    return _INTERRUPTED.get(w.kind, E.EINTR)
 
 
 class Signals:
@@ -48,7 +63,8 @@ class Signals:
         self.k = k
 
     def send(self, t: Thread, info: S.SigInfo) -> None:
-        """Queue a signal for a thread; wake it if it sleeps interruptibly."""
+        """Queue a signal for a thread; wake it if it sleeps interruptibly, or waits for this
+        signal in rt_sigtimedwait."""
         k = self.k
         act = t.process.sigactions.get(info.signo, S.SigAction())
         blocked = t.sigmask & S.bit(info.signo)
@@ -60,16 +76,20 @@ class Signals:
         if any(p.signo == info.signo for p in t.pending) and info.signo < 32:
             return  # standard signals do not queue
         t.pending.append(info)
-        if sigwaits(t, info.signo):  # rt_sigtimedwait takes it: its call runs again
-            k.sched.wake(t, None)
-            t.restart = True
-        elif (
-            t.state is ThreadState.BLOCKED
-            and not (t.sigmask & S.bit(info.signo))
-            and t.wait is not None
-            and t.wait.interruptible
-        ):
-            k.sched.wake(t, -E.EINTR)
+        w = t.wait
+        if t.state is ThreadState.BLOCKED and w is not None:
+            if w.kind == "sigtimedwait" and w.key & S.bit(info.signo):
+                # It waits for this very signal (blocked, as sigwait wants): the call runs
+                # again and takes it (do_sigtimedwait is woken, then dequeues).
+                k.sched.wake(t, None)
+                t.restart = True
+            elif not blocked and w.interruptible:
+                code = interruption(w)
+                if code == E.EINTR:
+                    k.sched.wake(t, -E.EINTR)
+                else:  # RAX keeps the call's number: delivery decides (`restart`)
+                    k.sched.wake(t, None)
+                    t.interrupted = code
         running = k.sched.running
         if t is running:
             t.process.engine.stop()
@@ -80,15 +100,27 @@ class Signals:
             running.process.engine.stop()
 
     def send_process(self, p: Process, info: S.SigInfo) -> None:
+        """A process-directed signal: the first thread that does not block it takes it (the
+        main thread first, as complete_signal prefers the thread group leader); a thread in
+        rt_sigtimedwait for it counts as not blocking it (its mask is lifted while it waits).
+        If every thread blocks it, the main thread keeps it pending."""
         live = [t for t in p.threads if t.state is not ThreadState.DEAD]
         if not live:
             return
-        # complete_signal: a thread that does not block it, or that waits for it in
-        # rt_sigtimedwait (which unblocks what it waits for)
         bit = S.bit(info.signo)
-        target = next((t for t in live if not t.sigmask & bit or sigwaits(t, info.signo)),
-                      live[0])  # fmt: skip
+
+        def wants(t: Thread) -> bool:
+            w = t.wait
+            waiting = w is not None and w.kind == "sigtimedwait" and w.key & bit
+            return not t.sigmask & bit or bool(waiting)
+
+        target = next((t for t in live if wants(t)), live[0])
         self.send(target, info)
+
+    def deliverable(self, t: Thread) -> bool:
+        """Is a signal pending for `t` that its mask does not block?"""
+        return any(not t.sigmask & S.bit(i.signo) or i.signo in (S.SIGKILL, S.SIGSTOP)
+                   for i in t.pending)  # fmt: skip
 
     def force(self, t: Thread, info: S.SigInfo) -> None:
         """A synchronous fault: blocked or ignored means death (kernel force_sig_fault)."""
@@ -101,7 +133,8 @@ class Signals:
 
     def deliver(self, t: Thread) -> None:
         """On the way back to user mode: the first deliverable signal (one frame at a time; the
-        rest are delivered on the next return to user)."""
+        rest are delivered on the next return to user); then a system call the signal
+        interrupted is restarted or fails with EINTR (`restart`)."""
         k = self.k
         for info in list(t.pending):
             if t.sigmask & S.bit(info.signo) and info.signo not in (S.SIGKILL, S.SIGSTOP):
@@ -114,16 +147,47 @@ class Signals:
                 continue  # gdb stopped for it and went on without it
             if act.handler == S.SIG_DFL:
                 if S.default_is_fatal(info.signo):
+                    if k.opt.strace:
+                        strace.report_signal(t, info)
                     self.terminate(t, info)
                     return
                 continue
+            if k.opt.strace:
+                strace.report_signal(t, info)
             if k.tracer.sinks:
                 k.emit("signal", t, signo=info.signo, code=info.code, action="handler",
                        handler=act.handler)  # fmt: skip
+            self.restart(t, act)  # before the frame, which saves RIP and RAX
             self._setup_frame(t, info, act)
             if act.flags & S.SA_RESETHAND:
                 t.process.sigactions[info.signo] = S.SigAction()
             return
+        self.restart(t, None)
+
+    def restart(self, t: Thread, act: S.SigAction | None) -> None:
+        """A system call of `t` ended with an -ERESTART* code (`Thread.interrupted`), and
+        `act`'s handler is about to run (None: no handler runs). As handle_signal and
+        arch_do_signal_or_restart (arch/x86/kernel/signal.c): with a handler, ERESTARTSYS
+        restarts only under SA_RESTART, ERESTARTNOINTR always, the others give EINTR; without
+        one every code restarts (ERESTART_RESTARTBLOCK: EINTR here, there is no
+        restart_syscall) and a mask sigsuspend replaced is restored. A restart runs the
+        SYSCALL again: RIP back by its 2 bytes, RAX still the call's number."""
+        code, t.interrupted = t.interrupted, 0
+        if not code:
+            return
+        e = self.k.load_thread(t)
+        if act is None:
+            again = code != E.ERESTART_RESTARTBLOCK
+            if t.saved_sigmask is not None:
+                t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+        else:
+            again = code == E.ERESTARTNOINTR or (
+                code == E.ERESTARTSYS and bool(act.flags & S.SA_RESTART)
+            )
+        if again:
+            e.reg_write(eng.RIP, e.reg_read(eng.RIP) - 2)
+        else:
+            e.reg_write(eng.RAX, -E.EINTR & 0xFFFF_FFFF_FFFF_FFFF)
 
     def _setup_frame(self, t: Thread, info: S.SigInfo, act: S.SigAction) -> None:
         e = self.k.load_thread(t)
@@ -207,5 +271,5 @@ class Signals:
         if info.signo in (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE) and 0 < info.code < S.SI_KERNEL:
             detail += f", address {info.addr:#x}"
         if p is k.init_process:
-            k.warn(f"program terminated by {name} ({detail})")
+            k.warn(info.message or f"program terminated by {name} ({detail})")
         k.tasks.exit_process(p, 128 + info.signo, signaled=info.signo)

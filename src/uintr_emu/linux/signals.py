@@ -93,6 +93,7 @@ class SigInfo:
     uid: int = 0
     rip: int = 0  # where a synchronous fault happened (for the termination message)
     trapno: int = 0
+    message: str = ""  # a host signal's line, printed instead if it ends the run (forwarded.py)
 
     @property
     def is_fault(self) -> bool:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from . import errno as E
 from .control import BLOCK, RESTART
 from .mm import GuestFault
+from .signals import SI_KERNEL, SI_TKILL, SI_USER, SigInfo, sig_name
 
 if TYPE_CHECKING:
     from .process import Thread
@@ -42,4 +43,22 @@ def format_result(result: Any) -> str:
 
 
 def report(t: Thread, call: str, result: Any) -> None:
-    os.write(2, f"[{t.tid}] {call} = {format_result(result)}\n".encode())
+    shown = format_result(result)
+    if result is RESTART and t.interrupted == E.ERESTARTSYS:  # a host read a signal ended
+        shown = "? ERESTARTSYS (To be restarted if SA_RESTART is set)"
+    os.write(2, f"[{t.tid}] {call} = {shown}\n".encode())
+
+
+def report_signal(t: Thread, info: SigInfo) -> None:
+    """A signal delivered (a handler runs, or it ends the process), as strace shows it:
+    `[tid] --- SIGINT {si_signo=SIGINT, si_code=SI_USER, si_pid=0, si_uid=1000} ---`."""
+    name = sig_name(info.signo)
+    code = {SI_USER: "SI_USER", SI_KERNEL: "SI_KERNEL", SI_TKILL: "SI_TKILL"}.get(
+        info.code, str(info.code)
+    )
+    if info.is_fault and info.code != SI_KERNEL:
+        rest = f"si_addr={info.addr:#x}"
+    else:
+        rest = f"si_pid={info.pid}, si_uid={info.uid}"
+    os.write(2, f"[{t.tid}] --- {name} {{si_signo={name}, si_code={code}, {rest}}} ---\n"
+             .encode())  # fmt: skip

@@ -8,6 +8,8 @@
  * (docs/engine-notes.md G14: an asynchronous stop can run a read-modify-write instruction twice).
  * engine/counting.py has the same two functions in Python, for an install without a compiler.
  * The third function, the tracker, only notes the block entered last, while nothing counts.
+ * All three also stop the engine while the machine's attention word is set (a host signal to
+ * forward): a lone thread runs with the tracker alone, and this is its only safe way out.
  */
 #include "shared.h"
 
@@ -19,7 +21,7 @@
 void uf_count_insn(void *uc, u64 address, u32 size, void *data)
 {
     struct counter *c = data;
-    if (c->count >= c->limit) {
+    if (c->count >= c->limit || *c->attention) {
         c->stop(uc);
         return;
     }
@@ -40,6 +42,11 @@ void uf_count_insn(void *uc, u64 address, u32 size, void *data)
 void uf_count_block(void *uc, u64 pc, u32 size, void *data)
 {
     struct counter *c = data;
+    if (*c->attention) {
+        c->stop_why = STOP_ATTENTION;
+        c->stop(uc);
+        return;
+    }
     const struct block_entry *e = &c->table[(pc ^ pc >> 12) & c->mask];
     if (e->pc != pc || e->size != size) {
         c->stop_why = STOP_MISS;
@@ -61,7 +68,8 @@ void uf_count_block(void *uc, u64 pc, u32 size, void *data)
 }
 
 /*
- * UC_HOOK_BLOCK while no counter is installed: note the block entered last. A branch to a
+ * UC_HOOK_BLOCK while no counter is installed: note the block entered last (or stop before it
+ * when the attention word is set: the block has not run). A branch to a
  * non-canonical address is reported at the branch, but Unicorn fails only the fetch at the
  * target, after the branch has retired; the branch is this block's last instruction
  * (engine/unicorn.py `Engine.branch_before`, docs/engine-notes.md §15).
@@ -69,7 +77,11 @@ void uf_count_block(void *uc, u64 pc, u32 size, void *data)
 void uf_track_block(void *uc, u64 pc, u32 size, void *data)
 {
     struct counter *c = data;
-    (void)uc;
+    if (*c->attention) {
+        c->stop_why = STOP_ATTENTION;
+        c->stop(uc);
+        return;
+    }
     c->last_pc = pc;
     c->last_size = size;
 }

@@ -81,6 +81,7 @@ static const struct uf_field fields[] = {
     FIELD(counter, miss_pc),
     FIELD(counter, mask),
     FIELD(counter, table),
+    FIELD(counter, attention),
 
     WHOLE(tlb_entry),
     FIELD(tlb_entry, paddr),

@@ -97,7 +97,7 @@ struct block_entry {
 };
 
 /* Why the block counter stopped the engine (counter.stop_why; 0: it did not). */
-enum { STOP_MISS = 1, STOP_OVER = 2 };
+enum { STOP_MISS = 1, STOP_OVER = 2, STOP_ATTENTION = 3 };
 
 /* engine/counting.py Counter: one per engine, shared by both counters and the tracker. */
 struct counter {
@@ -113,6 +113,10 @@ struct counter {
     u64 miss_pc;
     u64 mask;           /* table entries - 1 (a power of two) */
     struct block_entry *table;
+    /* The machine's attention word (machine.py Machine.call_attention), set from any host
+     * thread: while it is not 0 every callback stops the engine before the next block or
+     * instruction, a synchronous stop at a boundary. */
+    const volatile u32 *attention;
 };
 
 /* -- the MMU path: the TLB-fill hook (mmu.c) ------------------------------------------- */

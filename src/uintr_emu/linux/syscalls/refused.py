@@ -58,8 +58,9 @@ _REFUSED_GROUPS: tuple[tuple[int, str, str], ...] = (
      "cachestat fchmodat2 map_shadow_stack futex_wake futex_wait futex_requeue statmount "
      "listmount lsm_get_self_attr lsm_set_self_attr lsm_list_modules mseal setxattrat "
      "getxattrat listxattrat removexattrat"),
-    (E.EINTR, "there is never a call to restart: interrupted calls return EINTR "
-     "(SA_RESTART is not honoured)", "restart_syscall"),
+    (E.EINTR, "no restart block is ever set up: a call interrupted with "
+     "ERESTART_RESTARTBLOCK (nanosleep, timed futex waits) returns EINTR instead",
+     "restart_syscall"),
 )  # fmt: skip
 
 #: number -> (errno, reason): what the emulated kernel answers on purpose.

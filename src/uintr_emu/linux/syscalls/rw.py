@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 from typing import TYPE_CHECKING
 
 from .. import errno as E
@@ -30,6 +31,8 @@ def do_read(k: Kernel, t: Thread, f: File, count: int) -> bytes | int | object:
     if isinstance(f, PipeEnd):
         return pipe_read(k, t, f, count)
     if isinstance(f, HostFile):
+        if not k.forwarded.wait_host(t, f.fd, select.POLLIN):
+            return k.forwarded.interrupted(t)  # a host signal for a handler: ERESTARTSYS
         try:
             return os.read(f.fd, count)
         except OSError as e:

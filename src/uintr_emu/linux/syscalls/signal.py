@@ -1,4 +1,5 @@
-"""Signals: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, kill, tgkill, tkill."""
+"""Signals: rt_sigaction, rt_sigprocmask, rt_sigpending, rt_sigsuspend, pause,
+rt_sigtimedwait, sigaltstack, rt_sigreturn, kill, tgkill, tkill."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..control import BLOCK
 from ..process import Wait
 from . import syscall
 from .paths import s32
-from .time import read_timespec
+from .time import read_timespec, timer_deadline
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -130,36 +131,6 @@ def restore_sigmask(t: Thread) -> None:
         t.sigmask, t.saved_sigmask = t.saved_sigmask, None
 
 
-@syscall(128, sigsetsize="int")
-def sys_rt_sigtimedwait(k: Kernel, t: Thread, uthese: int, uinfo: int, uts: int,
-                        sigsetsize: int) -> object:  # fmt: skip
-    """do_sigtimedwait: take a pending signal of the set (SIGKILL and SIGSTOP never) -- the
-    lowest-numbered, in queue order -- and return its number with its siginfo; else wait for
-    one (Signals.send wakes the call to take it), up to the timeout (EAGAIN; a zero timeout
-    does not wait). A signal outside the set that is not blocked ends the wait with EINTR
-    after its handler."""
-    if sigsetsize != U64.size:
-        return -E.EINVAL
-    these = U64.unpack(t.process.mem.read(uthese, U64.size))[0] & ~S.UNBLOCKABLE
-    ns = None
-    if uts:
-        ns = read_timespec(t, uts)
-        if ns is None:
-            return -E.EINVAL
-    mine = [i for i in t.pending if these & S.bit(i.signo)]
-    if mine:
-        info = min(mine, key=lambda i: i.signo)
-        t.pending.remove(info)
-        if uinfo:
-            t.process.mem.write(uinfo, info.pack())
-        return info.signo
-    if ns == 0:
-        return -E.EAGAIN
-    deadline = None if ns is None else k.clock_ns() + ns
-    k.sched.block(t, Wait("sigtimedwait", deadline, bitset=these, on_timeout=-E.EAGAIN))
-    return BLOCK
-
-
 @syscall(34)
 def sys_pause(k: Kernel, t: Thread) -> object:
     """Sleeps until a signal is delivered: EINTR once its handler has run (a signal whose
@@ -167,6 +138,42 @@ def sys_pause(k: Kernel, t: Thread) -> object:
     if any(not t.sigmask & S.bit(i.signo) for i in t.pending):
         return -E.EINTR
     k.sched.block(t, Wait("sigsuspend", interruptible=True))
+    return BLOCK
+
+
+#: Dequeued before any other (kernel/signal.c SYNCHRONOUS_MASK): SIGSEGV, SIGBUS, SIGILL,
+#: SIGTRAP, SIGFPE, SIGSYS.
+_SYNCHRONOUS = frozenset((11, 7, 4, 5, 8, 31))
+
+
+@syscall(128, size="int")
+def sys_rt_sigtimedwait(k: Kernel, t: Thread, set: int, info: int, timeout: int, size: int
+                        ) -> object:  # fmt: skip
+    """sigwait, sigwaitinfo, sigtimedwait: take a pending signal of the set (a synchronous one
+    first, then the lowest number; do_sigtimedwait) without running its handler, or wait for
+    one: EAGAIN at the timeout, EINTR if another signal's handler runs. While it waits the
+    set's signals count as unblocked (real_blocked): sending one wakes it, and it runs the
+    call again to take it (Signals.send)."""
+    if size != 8:
+        return -E.EINVAL
+    want = U64.unpack(t.process.mem.read(set, U64.size))[0] & ~S.UNBLOCKABLE
+    ns = None
+    if timeout:
+        ns = read_timespec(t, timeout)
+        if ns is None:
+            return -E.EINVAL
+    found = [i for i in t.pending if want & S.bit(i.signo)]
+    if found:
+        sig = min(found, key=lambda i: (i.signo not in _SYNCHRONOUS, i.signo))
+        t.pending.remove(sig)
+        if info:
+            t.process.mem.write(info, sig.pack())
+        return sig.signo
+    if ns == 0:
+        return -E.EAGAIN
+    now = k.clock_ns()
+    deadline = None if ns is None else timer_deadline(k, now, now + ns)
+    k.sched.block(t, Wait("sigtimedwait", deadline, key=want, on_timeout=-E.EAGAIN))
     return BLOCK
 
 
