@@ -376,6 +376,7 @@ def build_stack(
     words = [len(argv), *arg_addrs, 0, *env_addrs, 0]
     for k, v in auxv:
         words += [k, v]
+    mem.auxv = struct.pack(f"<{2 * len(auxv)}Q", *(w for kv in auxv for w in kv))
     sp -= 8 * len(words)
     sp &= ~0xF  # RSP 16-byte aligned at argc (ABI §3.4.1)
     mem.write(sp, struct.pack(f"<{len(words)}Q", *words))
