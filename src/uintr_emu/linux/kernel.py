@@ -281,7 +281,8 @@ class Kernel:
         machine, again every STOP_RETRY_S until the loop has returned. The asynchronous stop
         may apply the instruction it lands in twice (docs/engine-notes.md G14), which is
         harmless only because the run ends: nothing runs guest code afterwards."""
-        asked = self._end_asked.wait(self.opt.timeout)
+        limit = self.opt.timeout  # a wait longer than TIMEOUT_MAX (292 years) is an error
+        asked = self._end_asked.wait(None if limit is None else min(limit, threading.TIMEOUT_MAX))
         if over.is_set():
             return
         if not asked:

@@ -153,6 +153,8 @@ def _open_elf(path: str) -> ElfImage:
         raise LoadError(f"{path}: is a directory")
     if not stat.S_ISREG(mode):  # execve(2): EACCES; opening a FIFO would block
         raise LoadError(f"{path}: not a regular file")
+    if not os.access(path, os.X_OK):  # execve(2): EACCES without execute permission
+        raise LoadError(f"{path}: permission denied (not executable)")
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the caller, or below
     except FileNotFoundError:

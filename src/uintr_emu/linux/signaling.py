@@ -192,6 +192,6 @@ class Signals:
         # int3: si_addr 0) nor for a signal sent by a process.
         if info.signo in (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE) and 0 < info.code < S.SI_KERNEL:
             detail += f", address {info.addr:#x}"
-        if p is k.init_process:
+        if p is k.init_process and info.signo != S.SIGPIPE:  # shells stay quiet on SIGPIPE
             k.warn(f"program terminated by {name} ({detail})")
         k.tasks.exit_process(p, 128 + info.signo, signaled=info.signo)
