@@ -275,6 +275,11 @@ def test_no_uintr_registers_without_the_feature(session) -> None:
     assert len(s.registers()) == 2 * sum(r[1] // 8 for r in REGISTERS if r[0] not in uintr)
 
 
+def test_a_port_beyond_65535_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not a port"):
+        GdbStub(Machine(Options(cpus=1)).kernel, 99999)
+
+
 def test_memory_read_write(session) -> None:
     entry, _syms = elf_symbols(SELF_IPI)
     s = session(SELF_IPI)

@@ -228,6 +228,9 @@ class GdbStub:
             self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.listener.bind((HOST, port))
             self.listener.listen(1)
+        except OverflowError:  # a port beyond 65535
+            self.listener.close()
+            raise ValueError(f"cannot listen for gdb on {HOST}:{port}: not a port") from None
         except OSError as e:
             self.listener.close()
             raise ValueError(f"cannot listen for gdb on {HOST}:{port}: {e.strerror}") from None
