@@ -68,6 +68,7 @@ class Kernel:
         self.cpu: Cpu = self.machine.cpus[0]  # the CPU the kernel's code runs on now
         self.clock = Clock(self, options.realtime)
         self.tracer = Tracer(self.clock.ns)
+        self.strace = strace.Strace() if options.strace else None
         self.entropy = Entropy(options.seed, options.realtime)
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
@@ -170,11 +171,11 @@ class Kernel:
                 more = f" (it is {hint})" if hint else ""
                 self.warn(f"warning: unsupported syscall {what}; returning -ENOSYS{more}")
             result: Any = -E.ENOSYS
-            if self.opt.strace:
-                strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
+            if self.strace is not None:
+                self.strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
         else:
             args = [regs[i + 1] for i in range(len(sc.argnames))]
-            call = strace.format_call(t, sc, args) if self.opt.strace else None
+            call = strace.format_call(t, sc, args) if self.strace is not None else None
             if traced:
                 self.emit("syscall", t, nr=nr, name=sc.name, args=args)
             try:
@@ -182,11 +183,11 @@ class Kernel:
             except GuestFault:
                 result = -E.EFAULT
             except GuestExit:
-                if call is not None:
-                    strace.report(t, call, RESTART)  # exit_group(3) = ?
+                if self.strace is not None and call is not None:
+                    self.strace.report(t, call, RESTART)  # exit_group(3) = ?
                 raise
-            if call is not None:
-                strace.report(t, call, result)
+            if self.strace is not None and call is not None:
+                self.strace.report(t, call, result)
             if traced:
                 self.emit("syscall_return", t, nr=nr, name=sc.name,
                           result=result if isinstance(result, int) else None)  # fmt: skip
@@ -368,6 +369,8 @@ class Kernel:
         self.cpu = cpu
         if t.result is not None:
             e.reg_write(eng.RAX, t.result)
+            if self.strace is not None:
+                self.strace.resumed(t, t.result)  # <... futex resumed> = 0
             t.result = None
         elif t.restart:
             # RAX still holds the syscall number: run the syscall instruction again.
