@@ -105,6 +105,7 @@ def test_cliopts_and_explore_do_not_import_cli():
 # (level, module) of the imports allowed inside functions (each commented as lazy).
 LAZY_IMPORTS = {
     (1, "api"),
+    (1, "cluster"),
     (1, "gdbstub"),
     (1, "trace.png"),
     (1, "trace.timeline"),

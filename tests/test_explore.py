@@ -314,3 +314,50 @@ def test_a_dead_worker_falls_back_to_subprocesses(monkeypatch, capsys, golden):
     for r in results.values():
         golden.check("examples/self_ipi.out", r.stdout)
     assert "a worker process died" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --cluster (Dask)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A local Dask cluster: a scheduler and two one-thread worker processes."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        yield cluster.scheduler_address
+
+
+def test_cluster_gives_the_local_report(dask_cluster, run_cli, describe):
+    """The same seeds on the cluster and locally: the same outcome table (stdout)."""
+    local = run_cli("explore", "--jobs", "2", "--seeds", "10-22", str(RACE), timeout=300)
+    remote = run_cli("explore", "--cluster", dask_cluster, "--seeds", "10-22", str(RACE),
+                     timeout=300)  # fmt: skip
+    assert remote[0] == local[0], describe(remote)
+    assert remote[1] == local[1], describe(remote)
+    assert "(2 cluster workers)" in remote[2].decode(), describe(remote)
+
+
+def test_cluster_reports_a_worker_side_problem_as_an_outcome(dask_cluster, tmp_path, run_cli):
+    """Workers read the program by its path: one they cannot read is that seed's outcome."""
+    from uintr_emu.cluster import run_seed_on_worker
+
+    job = explore._job_from(build_parser().parse_args(["explore", str(SELF_IPI)]))
+    gone = replace(job, program=str(tmp_path / "gone"), argv=[str(tmp_path / "gone")])
+    from distributed import Client
+
+    with Client(dask_cluster) as client:
+        r = client.submit(run_seed_on_worker, gone, 5, "uintr-emu-test-never-set").result()
+    assert r.status == 2 and r.stderr.startswith(b"uintr-emu: error: "), r
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cluster", "tcp://127.0.0.1:1"], "cannot reach a Dask scheduler"),
+        (["--cluster", "tcp://127.0.0.1:1", "--jobs", "2"], "--jobs and --cluster"),
+    ],
+)
+def test_cluster_usage_errors_are_one_line(args, message, run_cli, assert_one_error_line):
+    result = run_cli("explore", *args, "--seeds", "1-2", str(SELF_IPI), timeout=120)
+    assert_one_error_line(result, message)

@@ -30,6 +30,7 @@ LAZY = {
     ("cli", "gdbstub"),
     ("cli", "trace"),  # --timeline and --stats: json and statistics, not needed by a plain run
     ("explore", "api"),
+    ("explore", "cluster"),  # Dask, only for --cluster
 }
 
 

@@ -353,3 +353,26 @@ def test_machine_stop_async_ends_a_spinning_run() -> None:
     assert ran > 0 and bare.engine.ended
     bare.cpu = bare.machine.cpus[1]
     assert bare.run() == rip and bare.reg(RAX) == ran  # nothing ran
+
+
+def test_explore_on_a_cluster_stops_the_seeds_running_there(spin, guest_env) -> None:
+    """Interrupted, `explore --cluster` ends the seeds its workers are running (their guests
+    spin forever) and cancels the queued ones: the cluster is idle again, not busy for ever."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:  # fmt: skip
+        args = ["explore", "--cluster", cluster.scheduler_address, "--seeds", "1-6", str(spin)]
+        proc = start(args, guest_env())
+        deadline = time.monotonic() + TIMEOUT
+        while sum(map(len, client.processing().values())) < 2:  # a seed on each worker
+            assert time.monotonic() < deadline, "the cluster did not start the seeds"
+            time.sleep(0.05)
+        time.sleep(2.0)  # a worker's first seed imports the engine first (~0.5 s)
+        proc.send_signal(signal.SIGINT)
+        rc, out, err, took = finish(proc)
+        assert (rc, out, err) == (130, b"", b"uintr-emu: interrupted\n"), (rc, out, err, took)
+        # Each worker has one thread: a seed still spinning there would hold this task back.
+        for worker in client.scheduler_info()["workers"]:
+            task = client.submit(os.getpid, workers=[worker], pure=False)
+            assert task.result(timeout=5) > 0, worker

@@ -10,7 +10,21 @@ from .trace import Event, Recorder
 DEMO = "uipi_demo"
 
 
+def demo_name(abi: str, name: str = DEMO) -> str:
+    """The build of `name` for a --uintr-abi: examples/Makefile makes `NAME` (next, 471-479) and
+    `NAME-rfc` (RFC v1 at 449-454); other RFC numberings have no bundled build."""
+    if abi == "next":
+        return name
+    if abi == "rfc":
+        return f"{name}-rfc"
+    raise ValueError(
+        f"the bundled demo is built for --uintr-abi next and rfc, not {abi}; "
+        f"build examples/{name}.c with -DUINTR_ABI_RFC -DUINTR_RFC_BASE=N and use 'uintr-emu run'"
+    )
+
+
 def demo_program(name: str = DEMO) -> Path:
+    """The installed copy (package data, setup.py), else the source tree's examples/bin."""
     here = Path(__file__).resolve()
     for base in (here.parent / "demos", here.parents[2] / "examples" / "bin"):
         p = base / name
@@ -66,7 +80,7 @@ def explain(events: list[Event], cpus: int, abi: str) -> list[str]:
 def run_demo(machine, name: str = DEMO) -> int:  # type: ignore[no-untyped-def]
     rec = Recorder()
     machine.subscribe(rec)
-    prog = str(demo_program(name))
+    prog = str(demo_program(demo_name(machine.options.uintr_abi, name)))
     machine.load(prog, [prog], [])
     status = machine.run().status
     import sys

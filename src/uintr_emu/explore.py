@@ -34,7 +34,10 @@ from .options import Options
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable
     from concurrent.futures import Future
+
+    from .api import Machine
 
 DEFAULT_SEEDS = "1-100"
 MAX_SEEDS = 1_000_000
@@ -132,6 +135,13 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
         metavar="N",
         help="worker processes (default: the host's CPU count)",
     )
+    e.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="run the seeds on the Dask scheduler at ADDRESS (e.g. tcp://host:8786) instead of "
+        "local workers; needs `pip install uintr-emu[cluster]` (docs/explore.md)",
+    )
     add_run_options(p, groups=EXPLORED_GROUPS, exclude=NOT_EXPLORED)
     p.add_argument("program", metavar="PROGRAM", help="the program to run")
     p.add_argument(
@@ -162,6 +172,8 @@ def main(ns: argparse.Namespace) -> int:
     from .api import Machine  # lazy: the engine takes ~0.5 s to import (see cli.main)
 
     seeds = parse_seeds(ns.seeds)
+    if ns.cluster is not None and ns.jobs is not None:
+        raise ValueError("--jobs and --cluster: the cluster's workers are the jobs")
     job = _job_from(ns)
     # Load once here, so that a missing or bad program is one error line, not N outcomes.
     probe = Machine(job.options)
@@ -172,7 +184,16 @@ def main(ns: argparse.Namespace) -> int:
     progress = Progress(len(seeds), enabled=sys.stderr.isatty())
     start = time.monotonic()
     try:
-        results = explore(job, seeds, jobs, progress)
+        if ns.cluster:
+            from .cluster import explore_on_cluster  # lazy: Dask, an optional dependency
+
+            def workers(n: int) -> None:
+                nonlocal jobs
+                jobs = n
+
+            results = explore_on_cluster(job, seeds, ns.cluster, progress, workers)
+        else:
+            results = explore(job, seeds, jobs, progress)
     finally:
         progress.done()  # also before cli.py's line for SIGINT/SIGTERM (HostSignal)
     outcomes = group(results)
@@ -180,7 +201,7 @@ def main(ns: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.write(
         f"uintr-emu explore: {plural(len(seeds), 'run')} in {time.monotonic() - start:.1f} s "
-        f"({plural(min(jobs, len(seeds)), 'worker')})\n"
+        f"({plural(min(jobs, len(seeds)), ('cluster ' if ns.cluster else '') + 'worker')})\n"
     )
     return 0 if len(outcomes) <= 1 else 1
 
@@ -206,19 +227,29 @@ def _worker_init() -> None:
     os.close(devnull)
 
 
-def run_seed(job: Job, seed: int) -> Result:
-    """One run, in this process, as `uintr-emu run --seed SEED` would do it."""
-    from .api import Machine  # lazy: the engine takes ~0.5 s to import (see cli.main)
+def run_seed(
+    job: Job, seed: int, started: Callable[[Machine | None], None] | None = None
+) -> Result:
+    """One run, in this process, as `uintr-emu run --seed SEED` would do it. `started` is told
+    the machine before it runs and None after (cluster.py ends a run through it)."""
+    from .api import Machine, ProgramError  # lazy: the engine takes ~0.5 s to import (see cli.main)
 
     m = None
     try:
         m = Machine(replace(job.options, seed=seed))
         m.load(job.program, job.argv, job.env, capture_output=True)
+        if started is not None:
+            started(m)
         r = m.run()
         result = Result(seed, r.status, r.stdout or b"", r.stderr or b"")
+    except (ProgramError, FileNotFoundError) as e:  # on a cluster's worker, not in `main`'s probe
+        result = Result(seed, 2, b"", f"uintr-emu: error: {e}\n".encode())
     except Exception as e:  # noqa: BLE001 - reported as the CLI would (status 70)
         msg = f"uintr-emu: internal error: {type(e).__name__}: {e}\n"
         result = Result(seed, 70, b"", msg.encode())
+    finally:
+        if started is not None:
+            started(None)
     del m
     gc.collect()  # the engine's hooks make cycles; free each run's guest memory now
     return result
