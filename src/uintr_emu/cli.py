@@ -24,6 +24,10 @@ exit status: the guest's exit status; 128+N when a signal N ended it; 124 when -
 --max-insns or a deadlock (every thread blocked, no timeout pending) stopped it; 130 (SIGINT,
 Ctrl-C) or 143 (SIGTERM) when the emulator was told to stop; 2 for bad usage or a program that
 cannot be loaded.
+
+environment: UINTR_EMU_<OPTION> sets --<option> (UINTR_EMU_CPUS=2, UINTR_EMU_STRACE=1); the
+command line wins. `uintr-emu [options] PROGRAM` is `uintr-emu run`; qemu-x86_64's -strace,
+-g PORT, -L DIR, -cpu SPEC and -d ITEMS mean what they mean there.
 """
 COMMANDS = ("run", "demo", "explore")
 # The one line of usage after an error message (never argparse's whole usage).
