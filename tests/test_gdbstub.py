@@ -741,3 +741,38 @@ def test_gdb_breaks_at_main_of_a_static_pie(build_program, guest_env, tmp_path):
     gdb_out = _pie_session(build_program("gdb_pie", ("-O0", "-g", "-static-pie"), static=False),
                            guest_env, tmp_path)  # fmt: skip
     assert "No shared libraries loaded" in gdb_out, gdb_out
+
+
+@needs_gdb
+def test_gdb_uintr_state_is_per_thread(guest_env, tmp_path):
+    """pingpong on one CPU, stopped in a handler: the running thread's state comes from its CPU
+    (UIF 0 in the handler), the other's from its saved XSAVE image (UIF 1) with its UPID
+    suppressed while it is switched out (SN 1: switch_uintr_prepare, docs/uintr.md §11.5)."""
+    port = free_port()
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "uintr_emu", "run", "--cpus", "1", "--gdb", str(port),
+         str(PINGPONG), "3"],
+        env=guest_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for_line(emu, f"waiting for gdb on 127.0.0.1:{port}", TIMEOUT)
+        gdb = subprocess.run(
+            [GDB or "gdb", "-batch", "-nx", "-ex", f"target remote 127.0.0.1:{port}",
+             "-ex", "break ui_handler", "-ex", "continue", "-ex", "monitor uintr",
+             "-ex", "thread 1", "-ex", "p $uif", "-ex", "thread 2", "-ex", "p $uif",
+             "-ex", "kill", str(PINGPONG)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        emu.communicate(timeout=TIMEOUT)
+    finally:
+        if emu.poll() is None:
+            emu.kill()
+            emu.communicate()
+    out = gdb.stdout + gdb.stderr
+    m = re.search(r"thread (\d+) \(pid \d+, loaded on cpu0\)\n  UIF 0 .*\n.*\n  UPID [^\n]* SN 0 ",
+                  out)  # fmt: skip
+    assert m, out
+    other = re.search(r"thread (\d+) \(pid \d+, saved\)\n  UIF 1 .*\n.*\n  UPID [^\n]* SN 1 ", out)
+    assert other and other.group(1) != m.group(1), out
+    uifs = re.findall(r"\$\d+ = ([01])\n", out)
+    assert sorted(uifs) == ["0", "1"], out
