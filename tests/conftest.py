@@ -387,9 +387,16 @@ def build_program(name: str, extra_flags: Sequence[str] = (), *, static: bool = 
 # --------------------------------------------------------------------------- running
 
 
+#: The UINTR_EMU_* variables that are not options (UINTR_EMU_CPUS and the like would change
+#: every run): the native fast path switch and the traceback switch.
+KEPT_UINTR_EMU_VARS = ("UINTR_EMU_NATIVE", "UINTR_EMU_DEBUG")
+
+
 def guest_env(**overrides: str | None) -> dict[str, str]:
-    """The host environment for a run (no UEMU_* variables); None in overrides unsets."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UEMU_")}
+    """The host environment for a run (no UEMU_* variables, no UINTR_EMU_* option variables);
+    None in overrides unsets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UEMU_")
+           and (not k.startswith("UINTR_EMU_") or k in KEPT_UINTR_EMU_VARS)}  # fmt: skip
     src = str(REPO_ROOT / "src")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     for key, value in overrides.items():

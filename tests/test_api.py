@@ -59,6 +59,9 @@ def test_task_limits_through_the_api(build_program) -> None:
 def test_load_errors_raise_program_error(tmp_path: Path) -> None:
     bad = tmp_path / "notelf"
     bad.write_text("hello")
+    with pytest.raises(ProgramError, match="not executable"):  # EACCES comes first (execve)
+        Machine().load(str(bad))
+    bad.chmod(0o755)
     with pytest.raises(ProgramError, match="not an ELF"):
         Machine().load(str(bad))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -210,3 +211,101 @@ def test_installed_entry_point():
     proc = subprocess.run([exe, "run", "--help"], capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert b"--cpus" in proc.stdout
+
+
+# ---------------------------------------------------------------- the misuse table
+# Each mistake: the documented status (2: bad usage or a program that cannot be loaded; README,
+# "Command line"), nothing on stdout, one `uintr-emu: error:` line and at most one more line,
+# the usage of the command concerned; never a traceback or an "internal error".
+
+PROG = "{prog}"  # replaced by a real static program
+MISUSE = [
+    ("timeout-nan", ["run", "--timeout", "nan", PROG], "--timeout"),
+    ("timeout-zero", ["run", "--timeout", "0", PROG], "--timeout"),
+    ("gdb-port-too-big", ["run", "--gdb", "99999", PROG], "--gdb"),
+    ("qemu-g-port-too-big", ["-g", "70000", PROG], "--gdb"),
+    ("cpus-too-many", ["run", "--cpus", "1000000", PROG], "--cpus"),
+    ("max-memory-zero", ["run", "--max-memory", "0", PROG], "--max-memory"),
+    ("max-memory-negative", ["run", "--max-memory=-5", PROG], "--max-memory"),
+    ("max-memory-inf", ["run", "--max-memory", "infk", PROG], "--max-memory"),
+    ("cpu-features-unknown", ["run", "--cpu-features", "-bogus", PROG], "bogus"),
+    ("run-without-program", ["run"], "PROGRAM"),
+    ("run-unknown-option", ["run", "--bogus", PROG], "--bogus"),
+    ("run-option-without-value", ["run", "--cpus"], "--cpus"),
+    ("unknown-command", ["bogus-command"], "bogus-command"),
+    ("nothing", [], "no command"),
+    ("explore-unknown-option", ["explore", "--bogus", PROG], "--bogus"),
+    ("demo-unknown-option", ["demo", "--bogus"], "--bogus"),
+    ("qemu-d-unknown-item", ["-d", "in_asm", PROG], "in_asm"),
+    ("env-bad-cpus", ["run", PROG], "UINTR_EMU_CPUS"),
+]
+ENV = {"env-bad-cpus": {"UINTR_EMU_CPUS": "0"}}
+USAGE_OF = {"explore-unknown-option": "explore", "demo-unknown-option": "demo",
+            "unknown-command": "{run,demo,explore}", "nothing": "{run,demo,explore}"}  # fmt: skip
+
+
+def _error_lines(result, describe) -> list[str]:
+    rc, out, err = result
+    assert b"Traceback" not in err and b"internal error" not in err, describe(result)
+    assert rc == 2, f"expected exit status 2\n{describe(result)}"
+    assert out == b"", describe(result)
+    lines = err.decode(errors="replace").splitlines()
+    assert 1 <= len(lines) <= 2, f"expected one error line (and a hint)\n{describe(result)}"
+    assert lines[0].startswith("uintr-emu: error: "), describe(result)
+    return lines
+
+
+@pytest.mark.parametrize("case,args,word", MISUSE, ids=[m[0] for m in MISUSE])
+def test_cli_misuse_table(case, args, word, run_cli, guest_env, build_program, describe):
+    prog = str(build_program("args_env"))
+    argv = [prog if a == PROG else a for a in args]
+    result = run_cli(*argv, env=guest_env(**ENV.get(case, {})), timeout=60)
+    lines = _error_lines(result, describe)
+    assert word.lower() in lines[0].lower(), describe(result)
+    assert len(lines) == 2, f"expected the usage line\n{describe(result)}"
+    assert lines[1].startswith(f"usage: uintr-emu {USAGE_OF.get(case, 'run')} "), lines[1]
+
+
+def test_not_executable_is_eacces(tmp_path, run_program, elf_bytes, describe):
+    """execve(2) refuses a file without execute permission with EACCES (also for root)."""
+    lines = _error_lines(run_program(_write(tmp_path, "noexec", elf_bytes, mode=0o644)), describe)
+    assert lines == [f"uintr-emu: error: {tmp_path / 'noexec'}: permission denied (not executable)"]
+
+
+def test_program_headers_at_2_to_the_60(tmp_path, run_program, elf_bytes, describe):
+    data = bytearray(elf_bytes)
+    data[32:40] = (1 << 60).to_bytes(8, "little")  # e_phoff
+    lines = _error_lines(run_program(_write(tmp_path, "phoff", bytes(data))), describe)
+    assert lines[0].endswith("malformed ELF (program headers outside the file)"), lines
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", "--timeout", "1e100"], ["run", "--timeout", "inf"], ["run", "--cpus", "1024"],
+     ["run", "--cpu-features", "-uintr"], ["-cpu", "-uintr"], []],
+    ids=["timeout-1e100", "timeout-inf", "cpus-1024", "cpu-features-minus", "qemu-cpu", "bare"],
+)  # fmt: skip
+def test_accepted_values_run_the_program(args, run_cli, build_program, describe):
+    """Values at the edges are accepted and the program runs (args_env exits 3 on purpose)."""
+    prog = str(build_program("args_env"))
+    result = run_cli(*args, prog, "x", timeout=120)
+    assert result[0] == 3 and b"argc=2\n" in result[1], describe(result)
+    assert b"Traceback" not in result[2] and b"uintr-emu:" not in result[2], describe(result)
+
+
+def test_closed_stdout_ends_quietly_with_sigpipe(build_program, guest_env):
+    """A program writing to a pipe whose reader is gone dies by SIGPIPE (pipe(7)): status 141,
+    nothing said, as natively; also with --strace writing to a closed stderr."""
+    prog = str(build_program("sigpipe"))
+    for extra in ([], ["--strace"]):
+        for cmd in ([prog], [sys.executable, "-m", "uintr_emu", "run", *extra, prog]):
+            r, w = os.pipe()
+            os.close(r)  # the reader is gone before the first write
+            proc = subprocess.run(cmd, stdout=w, stderr=w if extra else subprocess.PIPE,
+                                  env=guest_env(), timeout=60, check=False)  # fmt: skip
+            os.close(w)
+            # Natively the process dies by the signal (-13 here, 141 in a shell); the
+            # emulator reports the guest's death as 128 + 13 (README, "Command line").
+            want = 141 if cmd[0] == sys.executable else -13
+            assert proc.returncode == want, (cmd, proc.returncode, proc.stderr)
+            assert not extra and proc.stderr == b"" or extra, (cmd, proc.stderr)

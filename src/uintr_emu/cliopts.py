@@ -29,19 +29,33 @@ from .options import (
 # --------------------------------------------------------------------------- value types
 
 
-def positive(kind: type = int) -> Callable[[str], Any]:
-    """An argparse type: a number of `kind` greater than 0."""
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """`1 CPU`, `2 CPUs` (`many`: the plural when it is not noun + 's')."""
+    return f"{n} {noun if n == 1 else many or noun + 's'}"
+
+
+def positive(kind: type = int, maximum: int | None = None) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` greater than 0 (and at most `maximum`)."""
 
     def parse(s: str):  # type: ignore[no-untyped-def]
         try:
             v = kind(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+        if v != v:  # NaN: no comparison holds
+            raise argparse.ArgumentTypeError(f"not a number: {s!r}")
         if v <= 0:
             raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"at most {maximum}: {s!r}")
         return v
 
     return parse
+
+
+def port(s: str) -> int:
+    """An argparse type: a TCP port, 1-65535."""
+    return positive(maximum=65535)(s)  # type: ignore[no-any-return]
 
 
 def size(s: str) -> int:
@@ -49,10 +63,19 @@ def size(s: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     try:
         if s[-1:].lower() in units:
-            return int(float(s[:-1]) * units[s[-1].lower()])
-        return int(s)
-    except ValueError:
+            n = int(float(s[:-1]) * units[s[-1].lower()])
+        else:
+            n = int(s)
+    except (ValueError, OverflowError):  # OverflowError: inf
         raise argparse.ArgumentTypeError(f"not a size: {s!r} (e.g. 512M)") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+    return n
+
+
+# A cpu_set_t holds 1024 CPUs (glibc's CPU_SETSIZE): what sched_getaffinity and get_nprocs
+# handle without growing their buffer, and what sched_setaffinity reads (syscalls/thread.py).
+MAX_CPUS = 1024
 
 
 def cpu_features(s: str) -> CpuFeatures:
@@ -146,21 +169,26 @@ def _count(group: str, flag: str, default: int | None, help: str) -> RunOption:
 
 
 RUN_OPTIONS: tuple[RunOption, ...] = (
-    _count(
+    _option(
         "machine",
         "--cpus",
-        DEFAULT_CPUS,
-        f"number of virtual CPUs (default {DEFAULT_CPUS})",
+        field="cpus",
+        type=positive(maximum=MAX_CPUS),
+        default=DEFAULT_CPUS,
+        metavar="N",
+        help=f"number of virtual CPUs, 1-{MAX_CPUS} (default {DEFAULT_CPUS})",
     ),
     _option(
         "machine",
         "--cpu-features",
+        "-cpu",
         field="features",
         to_text=cpu_features_spec,
         type=cpu_features,
         default=CpuFeatures(),
         metavar="SPEC",
-        help="CPU features, e.g. +uintr,-uintr,+flexible-uiret (default: uintr on)",
+        help="CPU features, e.g. +uintr,-uintr,+flexible-uiret (default: uintr on); "
+        "qemu's -cpu takes the same list",
     ),
     _count(
         "machine",
@@ -220,12 +248,14 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     _option(
         "guest",
         "--root",
+        "-L",
         field="root",
         to_options=root_dir,
         metavar="DIR",
         default="/",
         help="the guest's file system root: every guest path (and a dynamic program's "
-        "interpreter and libraries) resolves inside DIR and cannot leave it (default /)",
+        "interpreter and libraries) resolves inside DIR and cannot leave it (default /; "
+        "-L DIR as for qemu-user)",
     ),
     _option(
         "guest",
@@ -269,9 +299,19 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     _option(
         "tracing",
         "--strace",
+        "-strace",
         field="strace",
         action="store_true",
         help="print each syscall as '[tid] name(args) = result' on stderr",
+    ),
+    _option(
+        "tracing",
+        "-d",
+        dest="log",
+        metavar="ITEMS",
+        default=None,
+        help="qemu-user's log option: a comma-separated list of 'strace' (--strace) and "
+        "--trace categories",
     ),
     _option(
         "tracing",
@@ -311,6 +351,19 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "latency on stderr",
     ),
 )
+
+
+def apply_log_items(ns: argparse.Namespace) -> None:
+    """qemu's `-d ITEMS` as the options it stands for: `strace` turns on --strace, any other
+    item is a --trace category (checked with --trace's). ValueError for a bad list."""
+    items = [i for i in (getattr(ns, "log", None) or "").split(",") if i]
+    if getattr(ns, "log", None) is not None and not items:
+        raise ValueError("-d: expected a list such as strace,uintr")
+    if "strace" in items:
+        ns.strace = True
+    rest = [i for i in items if i != "strace"]
+    if rest:
+        ns.trace = ",".join(filter(None, [ns.trace, *rest]))
 
 
 def add_run_options(

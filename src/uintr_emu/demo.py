@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .cliopts import plural
 from .trace import Event, Recorder
 
 DEMO = "uipi_demo"
@@ -36,7 +37,8 @@ def demo_program(name: str = DEMO) -> Path:
 
 def explain(events: list[Event], cpus: int, abi: str) -> list[str]:
     """A few lines on each user interrupt: sender, notification, delivery, latency."""
-    out = [f"What happened (uintr-emu demo: {cpus} virtual CPUs, '{abi}' UINTR syscalls):"]
+    out = [f"What happened (uintr-emu demo: {plural(cpus, 'virtual CPU')}, '{abi}' UINTR "
+           "syscalls):"]  # fmt: skip
     sends = [e for e in events if e.kind == "senduipi"]
     if not sends:
         return [*out, "  no SENDUIPI was executed."]
@@ -66,11 +68,12 @@ def explain(events: list[Event], cpus: int, abi: str) -> list[str]:
                 f"handler {dlv.fields['handler']:#x}, frame at {dlv.fields['rsp']:#x}"
             )
             out.append(
-                f"  - delivery came {lat} guest instructions (virtual ns) after the SENDUIPI"
+                f"  - delivery came {plural(lat, 'guest instruction')} (virtual ns) after the "
+                "SENDUIPI"
             )
     rets = [e for e in events if e.kind == "uiret"]
     if rets:
-        out.append(f"  - the handler returned with UIRET ({len(rets)} time(s))")
+        out.append(f"  - the handler returned with UIRET ({plural(len(rets), 'time')})")
     return out
 
 

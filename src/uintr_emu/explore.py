@@ -21,7 +21,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .cliopts import add_run_options, guest_environment, options_from, positive, run_args
+from .cliopts import (
+    add_run_options,
+    guest_environment,
+    options_from,
+    plural,
+    positive,
+    run_args,
+)
 from .hostsignals import reset_in_child
 from .options import Options
 
@@ -193,8 +200,8 @@ def main(ns: argparse.Namespace) -> int:
     sys.stdout.write(report(job, seeds, outcomes))
     sys.stdout.flush()
     sys.stderr.write(
-        f"uintr-emu explore: {len(seeds)} runs in {time.monotonic() - start:.1f} s "
-        f"({min(jobs, len(seeds))} {'cluster ' if ns.cluster else ''}workers)\n"
+        f"uintr-emu explore: {plural(len(seeds), 'run')} in {time.monotonic() - start:.1f} s "
+        f"({plural(min(jobs, len(seeds)), ('cluster ' if ns.cluster else '') + 'worker')})\n"
     )
     return 0 if len(outcomes) <= 1 else 1
 
@@ -401,7 +408,8 @@ def report(job: Job, seeds: list[int], outcomes: list[Outcome]) -> str:
     cmd = shlex.join(job.argv)
     lines = [
         f"uintr-emu explore: {cmd}",
-        f"{len(seeds)} seeds ({format_seeds(seeds)}), {o.cpus} CPUs, slice {o.slice} "
+        f"{plural(len(seeds), 'seed')} ({format_seeds(seeds)}), {plural(o.cpus, 'CPU')}, "
+        f"slice {o.slice} "
         f"(0.5x-1.5x per seed)",
     ]
     if len(outcomes) == 1:
@@ -440,7 +448,8 @@ def _show(what: str, data: bytes, majority: bytes | None, tail: bool = False) ->
     shown = all_lines[-limit:] if tail else all_lines[:limit]
     head = f"  {what}:"
     if len(shown) < len(all_lines):
-        head = f"  {what} ({'last' if tail else 'first'} {len(shown)} of {len(all_lines)} lines):"
+        which = "last" if tail else "first"
+        head = f"  {what} ({which} {len(shown)} of {plural(len(all_lines), 'line')}):"
     out = [head, *(f"    | {line}" for line in shown)]
     if not text.endswith("\n"):
         out.append("    (no newline at the end)")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from .linux import signals as S
 from .linux.control import GuestExit
 from .linux.mm import GuestFault
 from .linux.process import ThreadState
+from .machine import KERNEL_BASE
 
 if TYPE_CHECKING:
     from .engine.unicorn import Engine
@@ -102,7 +104,25 @@ _SEGMENTS = [
     ("fs_base", 64, eng.register_id("fs_base"), "int", "general"),
     ("gs_base", 64, eng.register_id("gs_base"), "int", "general"),
 ]
-REGISTERS = _CORE + _SSE + _LINUX + _SEGMENTS
+# The thread's UINTR state (docs/uintr.md §2), named as the SDM names its elements. Read from the
+# CPU the thread is loaded on or from its saved XSAVE image (UintrKernel.state_of). Read-only:
+# the processor recognizes a pending user interrupt only at the boundaries the run loop
+# handles, so a value gdb wrote between two instructions would not act as the architecture
+# says; Linux's ptrace does not expose this supervisor state at all. No register group: gdb's
+# x86 code decides groups itself, and shows these in `info registers` (general).
+_UINTR = [
+    ("uirr", 64, None, "uint64", ""),
+    ("uif", 8, None, "uint8", ""),
+    ("uihandler", 64, None, "code_ptr", ""),
+    ("uistackadjust", 64, None, "uint64", ""),
+    ("uinv", 8, None, "uint8", ""),
+    ("upidaddr", 64, None, "data_ptr", ""),
+    ("uittaddr", 64, None, "data_ptr", ""),
+    ("uittsz", 32, None, "uint32", ""),
+]
+UINTR_FEATURE = "org.uintr-emu.uintr"  # gdb shows a feature it does not know as it is
+REGISTERS = _CORE + _SSE + _LINUX + _SEGMENTS + _UINTR
+_READ_ONLY = {REGISTERS.index(r) for r in _UINTR}
 REG_INDEX = {r[0]: i for i, r in enumerate(REGISTERS)}
 # What a Linux x86-64 user thread has in its selector registers (the signal frame's values too).
 _SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
@@ -122,9 +142,10 @@ _VEC128_FIELDS = (
 )  # fmt: skip
 
 
-def _target_xml() -> str:
-    """The target description: GDB's i386 core, SSE, Linux and segment features, written out
-    for the REGISTERS list (register numbers follow the list order)."""
+def _target_xml(uintr: bool) -> str:
+    """The target description: GDB's i386 core, SSE, Linux and segment features, and with
+    `uintr` (the CPU has the feature) the UINTR state, written out for the REGISTERS list
+    (register numbers follow the list order)."""
 
     def flags(ident: str, bits: tuple[tuple[str, int], ...]) -> str:
         fields = "".join(f'<field name="{n}" start="{b}" end="{b}"/>' for n, b in bits)
@@ -133,8 +154,9 @@ def _target_xml() -> str:
     def regs(lst: list[tuple[str, int, int | None, str, str]]) -> str:
         out = []
         for name, bits, _reg, typ, group in lst:
+            grp = f' group="{group}"' if group else ""
             out.append(
-                f'<reg name="{name}" bitsize="{bits}" type="{typ}" group="{group}" '
+                f'<reg name="{name}" bitsize="{bits}" type="{typ}"{grp} '
                 f'regnum="{REG_INDEX[name]}"/>'
             )
         return "".join(out)
@@ -155,11 +177,13 @@ def _target_xml() -> str:
         f'{flags("i386_mxcsr", _MXCSR_BITS)}{regs(_SSE)}</feature>'
         f'<feature name="org.gnu.gdb.i386.linux">{regs(_LINUX)}</feature>'
         f'<feature name="org.gnu.gdb.i386.segments">{regs(_SEGMENTS)}</feature>'
-        "</target>"
+        + (f'<feature name="{UINTR_FEATURE}">{regs(_UINTR)}</feature>' if uintr else "")
+        + "</target>"
     )
 
 
-TARGET_XML = _target_xml().encode()
+TARGET_XML = _target_xml(uintr=True).encode()
+TARGET_XML_NO_UINTR = _target_xml(uintr=False).encode()
 
 
 # --- packets ---------------------------------------------------------------------------------
@@ -204,6 +228,9 @@ class GdbStub:
             self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.listener.bind((HOST, port))
             self.listener.listen(1)
+        except OverflowError:  # a port beyond 65535
+            self.listener.close()
+            raise ValueError(f"cannot listen for gdb on {HOST}:{port}: not a port") from None
         except OSError as e:
             self.listener.close()
             raise ValueError(f"cannot listen for gdb on {HOST}:{port}: {e.strerror}") from None
@@ -230,6 +257,10 @@ class GdbStub:
         self._end_turn = False  # a signal was injected: let the kernel deliver it now
         self._kill = False  # gdb killed the program before it started
         self._next_poll = 0.0
+        # Registers as the target description lists them: the UINTR state only if the CPU
+        # has the feature (CPUID.(7,0):EDX[5]; docs/uintr.md §1).
+        self._uintr = kernel.opt.features.uintr
+        self._nregs = len(REGISTERS) - (0 if self._uintr else len(_UINTR))
 
     # --- connection ---------------------------------------------------------------------
 
@@ -313,7 +344,7 @@ class GdbStub:
     def _send(self, body: str | bytes) -> None:
         if self.conn is None:
             raise _Disconnected
-        raw = frame(body.encode() if isinstance(body, str) else body)
+        raw = frame(body.encode("latin-1") if isinstance(body, str) else body)
         for _attempt in range(10):
             try:
                 self.conn.sendall(raw)
@@ -562,17 +593,17 @@ class GdbStub:
                 return self._last
             if cmd == "g":
                 t = self._thread()
-                return "".join(self._reg_hex(t, i) for i in range(len(REGISTERS)))
+                return "".join(self._reg_hex(t, i) for i in range(self._nregs))
             if cmd == "G":
                 return self._write_all(self._thread(), bytes.fromhex(pkt[1:]))
             if cmd == "p":
                 i = int(pkt[1:], 16)
-                return self._reg_hex(self._thread(), i) if i < len(REGISTERS) else "E00"
+                return self._reg_hex(self._thread(), i) if i < self._nregs else "E00"
             if cmd == "P":
                 num, val = pkt[1:].split("=")
                 i = int(num, 16)
-                if i >= len(REGISTERS):
-                    return "E00"
+                if i >= self._nregs or i in _READ_ONLY:
+                    return "E00"  # the UINTR state is read-only (_UINTR)
                 self._write_reg(self._thread(), i, bytes.fromhex(val))
                 return "OK"
             if cmd == "m":
@@ -665,7 +696,8 @@ class GdbStub:
             features = pkt.partition(":")[2].split(";")
             self._swbreak = "swbreak+" in features
             reply = (
-                f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;QStartNoAckMode+;"
+                f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:auxv:read+;"
+                "QStartNoAckMode+;"
                 "QPassSignals+;vContSupported+"
             )
             return reply + (";swbreak+" if self._swbreak else "")
@@ -675,14 +707,8 @@ class GdbStub:
             sigs = pkt.partition(":")[2]
             self._pass = {int(s, 16) for s in sigs.split(";") if s}
             return "OK"
-        if pkt.startswith("qXfer:features:read:"):
-            annex, _, span = pkt[len("qXfer:features:read:") :].partition(":")
-            if annex != "target.xml":
-                return "E00"
-            off, length = (int(x, 16) for x in span.split(","))
-            chunk = TARGET_XML[off : off + length]
-            more = off + length < len(TARGET_XML)
-            return ("m" if more else "l") + chunk.decode()
+        if pkt.startswith("qXfer:"):
+            return self._xfer(pkt)
         if pkt == "qC":
             return f"QC{self._event:x}"
         if pkt.startswith("qAttached"):
@@ -699,7 +725,92 @@ class GdbStub:
             return info.encode().hex()
         if pkt.startswith("qSymbol"):
             return "OK"
+        if pkt.startswith("qRcmd,"):
+            return self._monitor(bytes.fromhex(pkt[6:]).decode("utf-8", "replace"))
         return ""
+
+    def _xfer(self, pkt: str) -> str:
+        """qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH: the target description, or the auxiliary
+        vector of the selected thread's process. gdb relocates a PIE program (and finds a
+        dynamic one's libraries) by its AT_ENTRY and AT_PHDR, as it does with /proc/PID/auxv
+        natively; without it, breakpoints stay at the file's unrelocated addresses."""
+        _q, obj, op, annex, span = pkt.split(":", 4)
+        if op != "read":
+            return ""
+        if obj == "features" and annex == "target.xml":
+            data = TARGET_XML if self._uintr else TARGET_XML_NO_UINTR
+        elif obj == "auxv" and annex == "":
+            data = self._thread().process.mem.auxv
+        else:
+            return "E00"
+        off, length = (int(x, 16) for x in span.split(","))
+        chunk = data[off : off + length]
+        return ("m" if off + length < len(data) else "l") + chunk.decode("latin-1")
+
+    def _monitor(self, line: str) -> str:
+        """`monitor ...`: the output goes to gdb's console in O packets, then OK."""
+        words = line.split()
+        if not words or words[0] == "help":
+            text = MONITOR_HELP
+        elif words[0] == "uintr" and len(words) <= 2:
+            threads = sorted(self.k.threads.values(), key=lambda t: t.tid)
+            if len(words) == 2:
+                try:
+                    tid = int(words[1], 0)
+                except ValueError:
+                    tid = -1
+                threads = [t for t in threads if t.tid == tid]
+                if not threads:
+                    return self._console(f"no thread {words[1]}\n")
+            text = "".join(self._uintr_report(t) for t in threads)
+        else:
+            text = f"unknown monitor command: {line.strip()} (monitor help)\n"
+        return self._console(text)
+
+    def _console(self, text: str) -> str:
+        for i in range(0, len(text), PACKET_SIZE // 4):
+            self._send("O" + text[i : i + PACKET_SIZE // 4].encode().hex())
+        return "OK"
+
+    def _uintr_report(self, t: Thread) -> str:
+        """`monitor uintr`: a thread's UINTR state, its UPID and its UITT's valid entries."""
+        where = self.k.sched.loaded_on(t)
+        place = f"loaded on cpu{where.index}" if where is not None else "saved"
+        out = [f"thread {t.tid} (pid {t.process.pid}, {place})\n"]
+        if not self._uintr:
+            return out[0] + "  the CPU has no UINTR (--cpu-features -uintr)\n"
+        st = self.k.uintr.state_of(t)
+        out.append(f"  UIF {int(st.uif)}  UIRR {st.uirr:#x} (pending: {_vectors(st.uirr)})  "
+                   f"UINV {st.uinv:#x}\n")  # fmt: skip
+        out.append(f"  UIHANDLER {st.handler:#x}  UISTACKADJUST {st.stack_adjust:#x}\n")
+        kmem = self.k.machine.kmem
+        if not st.upid_addr:
+            out.append("  UPID none\n")
+        elif not kmem.contains(st.upid_addr, UPID_BYTES):
+            out.append(f"  UPID {st.upid_addr:#x} (not in kernel memory)\n")
+        else:
+            # The bytes as they are, without the clock sync of a kernel read (upid_read):
+            # looking must not change the run.
+            low, pir = _QQ.unpack_from(kmem.data, st.upid_addr - KERNEL_BASE)
+            out.append(
+                f"  UPID {st.upid_addr:#x}: ON {low & 1} SN {low >> 1 & 1} "
+                f"NV {low >> 16 & 0xFF:#x} NDST {low >> 32:#x} PIR {pir:#x} "
+                f"(posted: {_vectors(pir)})\n"
+            )
+        if not st.uitt_addr and not st.senduipi_enabled:
+            out.append("  UITT none\n")
+            return "".join(out)
+        size = st.uitt_size + 1  # UITTSZ is the largest valid index (docs/uintr.md §2)
+        enabled = "enabled" if st.senduipi_enabled else "disabled"
+        out.append(f"  UITT {st.uitt_addr:#x}, UITTSZ {st.uitt_size}, SENDUIPI {enabled}\n")
+        if not kmem.contains(st.uitt_addr, 16 * size):
+            out.append("    (not in kernel memory)\n")
+            return "".join(out)
+        for i in range(size):
+            low, upid = _QQ.unpack_from(kmem.data, st.uitt_addr - KERNEL_BASE + 16 * i)
+            if low & 1:  # V (docs/uintr.md §5.1)
+                out.append(f"    [{i}] vector {low >> 8 & 0xFF}, UPID {upid:#x}\n")
+        return "".join(out)
 
     # --- registers and memory -------------------------------------------------------------
 
@@ -718,6 +829,9 @@ class GdbStub:
     def _reg_bytes(self, t: Thread, i: int) -> bytes:
         name, bits, reg, _typ, _group = REGISTERS[i]
         size = bits // 8
+        if i in _READ_ONLY:
+            value = self._uintr_state(t)[name]
+            return value.to_bytes(size, "little")
         if reg is None:  # selectors, orig_rax (never inside a syscall when stopped)
             value = _SELECTORS.get(name, -1)
             return (value & ((1 << bits) - 1)).to_bytes(size, "little")
@@ -742,13 +856,23 @@ class GdbStub:
 
     def _write_all(self, t: Thread, data: bytes) -> str:
         pos = 0
-        for i, (_name, bits, _reg, _typ, _group) in enumerate(REGISTERS):
+        for i, (_name, bits, _reg, _typ, _group) in enumerate(REGISTERS[: self._nregs]):
             size = bits // 8
             if pos + size > len(data):
                 break
-            self._write_reg(t, i, data[pos : pos + size])
+            if i not in _READ_ONLY:  # the UINTR state (_UINTR): gdb sends back what it read
+                self._write_reg(t, i, data[pos : pos + size])
             pos += size
         return "OK"
+
+    def _uintr_state(self, t: Thread) -> dict[str, int]:
+        """The UINTR registers of `t` by their names in _UINTR."""
+        st = self.k.uintr.state_of(t)
+        return {
+            "uirr": st.uirr, "uif": int(st.uif), "uihandler": st.handler,
+            "uistackadjust": st.stack_adjust, "uinv": st.uinv, "upidaddr": st.upid_addr,
+            "uittaddr": st.uitt_addr, "uittsz": st.uitt_size,
+        }  # fmt: skip
 
     def _read_mem(self, addr: int, length: int) -> bytes:
         """Up to `length` bytes: the readable prefix (ptrace reads PROT_NONE pages too)."""
@@ -774,6 +898,21 @@ class GdbStub:
             p.engine.invalidate_code(addr, len(data))
         return "OK"
 
+
+def _vectors(bits: int) -> str:
+    return ",".join(str(v) for v in range(64) if bits >> v & 1) or "none"
+
+
+UPID_BYTES = 16  # ON, SN, NV, NDST and PIR (docs/uintr.md §5.2)
+_QQ = struct.Struct("<QQ")  # a UPID's two qwords, a UITT entry's
+MONITOR_HELP = """\
+monitor uintr [TID]   UINTR state of every thread (or of thread TID): UIF, UIRR and its
+                      pending vectors, UINV, UIHANDLER, UISTACKADJUST; the UPID (ON, SN, NV,
+                      NDST, PIR) and the valid UITT entries (vector, target UPID)
+monitor help          this text
+The same state is in registers (read-only), shown by info registers: p $uif, p/x $uirr,
+info registers uinv uihandler uistackadjust upidaddr uittaddr uittsz.
+"""
 
 _RESUME = object()  # a handler's result: gdb resumed the program (no reply now)
 

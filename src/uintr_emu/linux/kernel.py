@@ -71,6 +71,7 @@ class Kernel:
         self.cpu: Cpu = self.machine.cpus[0]  # the CPU the kernel's code runs on now
         self.clock = Clock(self, options.realtime)
         self.tracer = Tracer(self.clock.ns)
+        self.strace = strace.Strace() if options.strace else None
         self.entropy = Entropy(options.seed, options.realtime)
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
@@ -176,11 +177,11 @@ class Kernel:
                 err = E.name(errno_for(nr))
                 self.warn(f"warning: unsupported syscall {what}; returning -{err}{more}")
             result: Any = -errno_for(nr)  # docs/linux.md, "Calls not implemented"
-            if self.opt.strace:
-                strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
+            if self.strace is not None:
+                self.strace.report(t, f"{NAMES.get(nr, f'syscall_{nr}')}(...)", result)
         else:
             args = [regs[i + 1] for i in range(len(sc.argnames))]
-            call = strace.format_call(t, sc, args) if self.opt.strace else None
+            call = strace.format_call(t, sc, args) if self.strace is not None else None
             if traced:
                 self.emit("syscall", t, nr=nr, name=sc.name, args=args)
             try:
@@ -188,11 +189,11 @@ class Kernel:
             except GuestFault:
                 result = -E.EFAULT
             except GuestExit:
-                if call is not None:
-                    strace.report(t, call, RESTART)  # exit_group(3) = ?
+                if self.strace is not None and call is not None:
+                    self.strace.report(t, call, RESTART)  # exit_group(3) = ?
                 raise
-            if call is not None:
-                strace.report(t, call, result)
+            if self.strace is not None and call is not None:
+                self.strace.report(t, call, result)
             if traced:
                 self.emit("syscall_return", t, nr=nr, name=sc.name,
                           result=result if isinstance(result, int) else None)  # fmt: skip
@@ -294,7 +295,8 @@ class Kernel:
         machine, again every STOP_RETRY_S until the loop has returned. The asynchronous stop
         may apply the instruction it lands in twice (docs/engine-notes.md G14), which is
         harmless only because the run ends: nothing runs guest code afterwards."""
-        asked = self._end_asked.wait(self.opt.timeout)
+        limit = self.opt.timeout  # a wait longer than TIMEOUT_MAX (292 years) is an error
+        asked = self._end_asked.wait(None if limit is None else min(limit, threading.TIMEOUT_MAX))
         if over.is_set():
             return
         if not asked:
@@ -383,6 +385,8 @@ class Kernel:
         self.cpu = cpu
         if t.result is not None:
             e.reg_write(eng.RAX, t.result)
+            if self.strace is not None:
+                self.strace.resumed(t, t.result)  # <... futex resumed> = 0
             t.result = None
         elif t.restart:
             # RAX still holds the syscall number: run the syscall instruction again.

@@ -153,6 +153,8 @@ def _open_elf(path: str) -> ElfImage:
         raise LoadError(f"{path}: is a directory")
     if not stat.S_ISREG(mode):  # execve(2): EACCES; opening a FIFO would block
         raise LoadError(f"{path}: not a regular file")
+    if not os.access(path, os.X_OK):  # execve(2): EACCES without execute permission
+        raise LoadError(f"{path}: permission denied (not executable)")
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the caller, or below
     except FileNotFoundError:
@@ -376,6 +378,7 @@ def build_stack(
     words = [len(argv), *arg_addrs, 0, *env_addrs, 0]
     for k, v in auxv:
         words += [k, v]
+    mem.auxv = struct.pack(f"<{2 * len(auxv)}Q", *(w for kv in auxv for w in kv))
     sp -= 8 * len(words)
     sp &= ~0xF  # RSP 16-byte aligned at argc (ABI §3.4.1)
     mem.write(sp, struct.pack(f"<{len(words)}Q", *words))

@@ -125,6 +125,9 @@ class AddressSpace:
     brk_start: int = 0
     brk: int = 0
     max_bytes: int | None = None
+    # The auxiliary vector the loader put on the initial stack, as the kernel keeps it
+    # (mm->saved_auxv, what /proc/PID/auxv shows): a debugger relocates a PIE program by it.
+    auxv: bytes = b""
 
     # --- lookup -------------------------------------------------------------------------
 
@@ -369,6 +372,7 @@ class AddressSpace:
         of mappings is copied (a vfork child changes memory, not mappings, before exec)."""
         child = AddressSpace(engine, brk_start=self.brk_start, brk=self.brk)
         child.max_bytes = self.max_bytes
+        child.auxv = self.auxv  # dup_mm copies the mm, saved_auxv included
         copies: dict[int, mmap.mmap] = {}
         for v in self.vmas:
             if share_all or v.shared or v.beyond_eof:

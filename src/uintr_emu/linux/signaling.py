@@ -16,7 +16,6 @@ from ..engine import unicorn as eng
 from ..options import SIGNAL_DELIVERY_NS
 from . import errno as E
 from . import signals as S
-from . import strace
 from .control import RESTART
 from .mm import GuestFault
 from .process import ThreadState, Wait
@@ -147,13 +146,13 @@ class Signals:
                 continue  # gdb stopped for it and went on without it
             if act.handler == S.SIG_DFL:
                 if S.default_is_fatal(info.signo):
-                    if k.opt.strace:
-                        strace.report_signal(t, info)
+                    if k.strace is not None:
+                        k.strace.report_signal(t, info)
                     self.terminate(t, info)
                     return
                 continue
-            if k.opt.strace:
-                strace.report_signal(t, info)
+            if k.strace is not None:
+                k.strace.report_signal(t, info)
             if k.tracer.sinks:
                 k.emit("signal", t, signo=info.signo, code=info.code, action="handler",
                        handler=act.handler)  # fmt: skip
@@ -270,6 +269,6 @@ class Signals:
         # int3: si_addr 0) nor for a signal sent by a process.
         if info.signo in (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE) and 0 < info.code < S.SI_KERNEL:
             detail += f", address {info.addr:#x}"
-        if p is k.init_process:
+        if p is k.init_process and info.signo != S.SIGPIPE:  # shells stay quiet on SIGPIPE
             k.warn(info.message or f"program terminated by {name} ({detail})")
         k.tasks.exit_process(p, 128 + info.signo, signaled=info.signo)
