@@ -86,6 +86,12 @@ class Counter(ctypes.Structure):
         ("miss_pc", ctypes.c_uint64),
         ("mask", ctypes.c_uint64),
         ("table", ctypes.c_void_p),
+        ("start", ctypes.c_void_p),
+        ("ctl", ctypes.c_void_p),
+        ("mmu", ctypes.c_void_p),
+        ("learnt", ctypes.c_uint64),
+        ("halt", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
     ]
 
 
@@ -152,8 +158,16 @@ class Counters:
         self._handle = uc._uch
         self._reg_read = reg_read
         self.counter = Counter(0, 0, ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
+        self.counter.start = ctypes.cast(uclib.uc_emu_start, ctypes.c_void_p).value
+        self.counter.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
+        self.counter.learnt = NO_BLOCK
         insn, block = _NATIVE
         self.python = python or insn is None or block is None
+        # Engine.run's loop for the block counter in C (learns missed blocks itself), and the
+        # table scan that forgets them: None with the Python counters.
+        lib = None if self.python else native.LIB
+        self.run_blocks: Any = None if lib is None else native.raw_entry(lib.uf_run_blocks)
+        self._forget_blocks: Any = None if lib is None else lib.uf_forget_blocks
         self._python_cbs: tuple[Any, Any] | None = None
         if self.python:
             self._python_cbs = _python_counters(self.counter)
@@ -258,9 +272,16 @@ class Counters:
 
     def forget(self, address: int, size: int) -> None:
         """The code in [address, address + size) changed: drop the block counts learnt there."""
-        if not self._learned or self._table is None:
+        if self._table is None:
             return
         first, last = address >> 12, (address + size - 1) >> 12
+        if self._forget_blocks is not None:  # uf_run_blocks learns without telling `_learned`
+            self._forget_blocks(ctypes.byref(self.counter), ctypes.c_uint64(first),
+                                ctypes.c_uint64(last))  # fmt: skip
+            self._learned.clear()
+            return
+        if not self._learned:
+            return
         if last - first < len(self._learned):
             pages = [p for p in range(first, last + 1) if p in self._learned]
         else:

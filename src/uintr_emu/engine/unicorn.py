@@ -123,6 +123,8 @@ class Engine:
         self._hooks: dict[str, int] = {}
         self._counters = Counters(self.uc, self.reg_read, python=python_counters)
         self.counter: Counter = self._counters.counter
+        self.counter.mmu = ctypes.addressof(self.mmu.state)
+        self._counter_ptr = ctypes.c_void_p(ctypes.addressof(self.counter))
         with self.mmu.maintenance():
             self._counters.set(False)  # no counter yet: the block tracker (engine/counting.py)
         # Breakpoints (the GDB stub): address -> (hook handle, order). A hit stops the engine
@@ -165,6 +167,7 @@ class Engine:
     def _guard(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+        self.counter.halt = 1  # (uf_run_blocks leaves the next stop to `run`)
         uclib.uc_emu_stop(self.handle)
 
     def _install_hooks(self) -> None:
@@ -384,6 +387,7 @@ class Engine:
             c.limit = limit
         self.error = None
         self.stop_requested = False
+        c.halt = 0
         self.fault_stop = False
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
@@ -401,6 +405,7 @@ class Engine:
         # slice, so the usual stops (at the limit, or by a hook) cost a field read or two.
         counters = self._counters
         blocks = counters.hook is not None and not counters.precise  # (per_block, inlined)
+        run_blocks = counters.run_blocks  # the loop below for a block miss, in C
         progress = c.count
         missed = NO_BLOCK
         if rip is None and (steps or self._fast_run is None):
@@ -408,11 +413,19 @@ class Engine:
         status = ucc.UC_ERR_OK
         # Checked before every start, restarts included: see `stop_async`.
         while not self.ended:
-            c.stop_why = 0
-            c.last_size = 0
-            if rip is None:  # reads RIP and starts the engine, in one call
+            if blocks and run_blocks is not None and not steps:
+                # Learns and resumes at missed blocks itself; returns at any other stop, and
+                # at a miss this loop must see (counter.c).
+                c.learnt = missed
+                if rip is None:
+                    rip = self.reg_read(RIP)
+                status = run_blocks(self._counter_ptr, self._h, ctypes.c_uint64(rip))
+                missed = c.learnt
+            elif rip is None:  # reads RIP and starts the engine, in one call
+                c.stop_why = c.last_size = 0
                 status = self._fast_run(self._fast_ptr, self._h)
             else:
+                c.stop_why = c.last_size = 0
                 status = uclib.uc_emu_start(self.handle, rip, U64, 0, steps)
             if status != ucc.UC_ERR_OK:
                 self.mem_fault = self._refusal(status)
@@ -473,6 +486,7 @@ class Engine:
         """Stop the engine; only ever called from inside a hook (synchronous,
         docs/engine-notes.md G14)."""
         self.stop_requested = True
+        self.counter.halt = 1
         if self._defer_stop:
             self._stop_deferred = True  # the native hook stops the engine on its way out
             return
@@ -481,6 +495,7 @@ class Engine:
     def pause(self) -> None:
         """Stop the run from inside a hook without recording a stop request (the debugger,
         which resumes the same turn in place)."""
+        self.counter.halt = 1
         uclib.uc_emu_stop(self.handle)
 
     def stop_async(self) -> None:
@@ -493,6 +508,7 @@ class Engine:
         returned."""
         self.ended = True
         self.stop_requested = True
+        self.counter.halt = 1  # before the stop: uf_run_blocks checks it before each start
         uclib.uc_emu_stop(self.handle)
 
     # --- what a refused access does not tell (engine/probe.py) --------------------------

@@ -81,6 +81,11 @@ static const struct uf_field fields[] = {
     FIELD(counter, miss_pc),
     FIELD(counter, mask),
     FIELD(counter, table),
+    FIELD(counter, start),
+    FIELD(counter, ctl),
+    FIELD(counter, mmu),
+    FIELD(counter, learnt),
+    FIELD(counter, halt),
 
     WHOLE(tlb_entry),
     FIELD(tlb_entry, paddr),
