@@ -9,7 +9,8 @@ any `UC_HOOK_CODE` hook makes the translator sync RIP and the lazy flags before 
 instruction count up in a direct-mapped table and adds it on entry. Counts stay exact:
 - a block whose count is not in the table stops the engine before it runs (the hook is called
   before the block's first instruction); `Engine.run` asks Unicorn for the block's `icount`
-  (`ctl_request_cache`, `Counters.learn`), fills the entry and resumes;
+  (`ctl_request_cache`), fills the entry and resumes: `uf_run_blocks` (native/counter.c) does
+  it without leaving C, `Counters.learn` when Python must see the stop;
 - a block that would pass the limit stops the engine before it runs, so a slice ends at a block
   boundary at or below its limit (a block longer than a whole slice runs anyway: progress);
 - SYSCALL, a trapped #UD, INT n and HLT end their translation block, so a hook that stops the
