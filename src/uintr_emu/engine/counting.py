@@ -43,12 +43,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from unicorn import Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
 from . import native
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
 from .errors import EngineError
 
 RIP = x86.UC_X86_REG_RIP
@@ -213,7 +209,7 @@ class Counters:
         # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
         # does not flush on hook_add: without this, code translated while counting was off
         # would stay uncounted (and never reach a slice limit).
-        self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
+        self.uc.ctl_flush_tb()
 
     def _add(self, htype: int, callback: int | None, what: str) -> int:
         """Add the hook `callback` (a function address) with the counter as its data."""

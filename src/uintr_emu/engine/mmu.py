@@ -32,12 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from unicorn import Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
 from . import native
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
 from .errors import EngineError
 
 PAGE = 0x1000
@@ -235,7 +231,7 @@ class Mmu:
         try:
             # docs/engine-notes.md §15: the TLB mode is per engine, and must be set before the
             # first instruction runs.
-            uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]  # (not in the hints)
+            uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
         except UcError as err:
             raise EngineError(f"cannot use the virtual TLB: {err}", err.errno) from None
         # The executable ranges' marks (`_mark_code`): (start, end) -> hook handle.

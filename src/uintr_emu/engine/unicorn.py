@@ -8,8 +8,8 @@ TLB-fill hook, engine/mmu.py, `Mmu`), what a fault's page alone does not tell (e
 instruction counting (engine/counting.py, `Counters`) and the UINTR fast path (engine/native.py).
 Only the engine package touches Unicorn.
 
-Two private details of the Python binding are used, hence the `unicorn==2.1.4` pin:
-`unicorn.unicorn_py3.unicorn.uclib` (the loaded library) and `Uc._uch` (the engine handle).
+libunicorn is called through engine/binding.py (its own ctypes declarations, with the values
+of the pinned 2.1.4: the binding's import would cost ~15 ms of every start).
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import mmap
 from collections.abc import Callable
 from typing import Any
 
-from unicorn import UC_ARCH_X86, UC_MODE_64, Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
 from . import cpuid, native, probe
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
+from .binding import register_id as register_id
 from .counting import CODE_CB, MISS, NO_BLOCK, OVER, Counter, Counters, hook_order
 from .errors import EngineError, RunFault
 from .mmu import MEM_FETCH as MEM_FETCH
@@ -78,7 +75,7 @@ class Engine:
     def __init__(self, *, python_counters: bool = False, python_mmu: bool = False) -> None:
         """`python_counters`, `python_mmu`: count, and fill the TLB, with the Python callbacks
         even if the native library is there (engine/counting.py, engine/mmu.py; for tests)."""
-        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.uc = Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
         # Haswell: the richest model TCG really implements, with a sane CR4
         # (docs/engine-notes.md §10). Must be the first call after Uc().
         self.uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
@@ -391,7 +388,7 @@ class Engine:
         self.fault_stop = False
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
-            self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
+            self.uc.ctl_flush_tb()
             self._count_hook = True
         elif self._count_hook:
             # Unicorn deletes its count hook when a run starts without a count, inside
@@ -717,15 +714,10 @@ def x86_perms(perms: int) -> int:
     return perms | PROT_R if perms & (PROT_W | PROT_X) else perms
 
 
-def register_id(name: str) -> int:
-    """The engine's id of the x86 register `name` ("rip", "xmm0", "st7", "fpcw", ...)."""
-    return getattr(x86, f"UC_X86_REG_{name.upper()}")  # type: ignore[no-any-return]
-
-
 @functools.cache
 def _cpuid_engine() -> Uc:
     """A scratch instance of the same CPU model, with one CPUID instruction mapped."""
-    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc = Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
     uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
     uc.mem_map(PAGE, PAGE)
     uc.mem_write(PAGE, b"\x0f\xa2")  # cpuid
