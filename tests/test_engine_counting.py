@@ -265,3 +265,27 @@ def test_missed_blocks_are_learnt_in_c_without_python(monkeypatch: pytest.Monkey
     bare.engine._counters.run_blocks = None
     bare.run(CODE, 1000, precise=False)
     assert bare.engine.counter.count == 42 and calls
+
+
+@pytest.mark.requires_native
+@pytest.mark.parametrize("span", [1, 16], ids=["page", "range"])
+def test_forgetting_drops_exactly_the_blocks_of_the_range(span: int) -> None:
+    """uf_forget_blocks looks at few slots (a page filter, the slots of a page's blocks) or
+    the whole table (long ranges): either way the blocks learnt in the range go, others stay."""
+    bare = Bare()
+    bare.load(loop(3))
+    bare.run(CODE, 1000, precise=False)
+    c = bare.engine._counters
+
+    assert c._table is not None
+    table = c._table
+
+    def learnt() -> set[int]:
+        return {e.pc for e in table if e.size}
+
+    blocks = learnt()
+    assert blocks and all(CODE <= pc < CODE + 0x1000 for pc in blocks)
+    c.forget(CODE + 0x1000, span * 0x1000)  # the pages after: nothing learnt there
+    assert learnt() == blocks
+    c.forget(CODE - (span - 1) * 0x1000, span * 0x1000)
+    assert learnt() == set()

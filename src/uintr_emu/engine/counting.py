@@ -55,6 +55,7 @@ MISS, OVER = 1, 2  # why the block counter stopped the engine: STOP_MISS, STOP_O
 #: Entries of the block table (a power of two); 16 bytes each, one table per address space.
 BLOCK_TABLE_SIZE = 1 << 15
 NO_BLOCK = U64  # the pc of an emptied entry: no block starts there
+SEEN_WORDS = 1024  # Counter.seen: pages that may hold a learnt block, one bit per page mod 2^16
 
 #: UC_HOOK_CODE hooks run in the order they were added: numbers drawn from this one sequence tell
 #: which of two such hooks (the per-instruction counter, a breakpoint) runs first.
@@ -89,6 +90,7 @@ class Counter(ctypes.Structure):
         ("learnt", ctypes.c_uint64),
         ("halt", ctypes.c_uint32),
         ("_pad", ctypes.c_uint32),
+        ("seen", ctypes.c_uint64 * SEEN_WORDS),
     ]
 
 
@@ -233,6 +235,7 @@ class Counters:
         if entry.size:
             self._learned.get(entry.pc >> 12, set()).discard(entry.pc)
         entry.pc, entry.size, entry.n = pc, size, icount
+        self.counter.seen[(pc >> 18) % SEEN_WORDS] |= 1 << (pc >> 12 & 63)
         self._learned.setdefault(pc >> 12, set()).add(pc)
 
     def fit_first_block(self) -> int | None:

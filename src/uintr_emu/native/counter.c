@@ -122,13 +122,36 @@ int uf_run_blocks(struct counter *c, void *uc, u64 rip)
         e->size = c->miss_size;
         e->n = tb.icount;
         c->learnt = pc;
+        c->seen[(pc >> 18) % SEEN_WORDS] |= 1ull << (pc >> 12 & 63);
         rip = pc;
     }
 }
 
-/* Counters.forget: the code in pages [first, last] changed; drop every block learnt there. */
+/* Counters.forget: the code in pages [first, last] changed; drop every block learnt there. Called
+ * at every munmap and for every page that loses execute permission, so it looks where it can:
+ * not at all when no page of the range was ever learnt (`seen`), at the slots a block of the page
+ * can occupy for a few pages (one per byte of the page), else over the whole table. */
 void uf_forget_blocks(struct counter *c, u64 first, u64 last)
 {
+    if (last - first < SEEN_WORDS * 64) {
+        bool any = false;
+        for (u64 p = first; p <= last && !any; p++)
+            any = c->seen[(p >> 6) % SEEN_WORDS] >> (p & 63) & 1;
+        if (!any)
+            return;
+    }
+    if (last - first < (c->mask + 1) >> 12) {
+        for (u64 p = first; p <= last; p++) {
+            for (u64 pc = p << 12; pc < (p + 1) << 12; pc++) {
+                struct block_entry *e = &c->table[(pc ^ pc >> 12) & c->mask];
+                if (e->size && e->pc == pc) {
+                    e->pc = ~0ull;
+                    e->size = 0;
+                }
+            }
+        }
+        return;
+    }
     for (u64 i = 0; i <= c->mask; i++) {
         struct block_entry *e = &c->table[i];
         if (e->size && first <= e->pc >> 12 && e->pc >> 12 <= last) {

@@ -86,6 +86,7 @@ static const struct uf_field fields[] = {
     FIELD(counter, mmu),
     FIELD(counter, learnt),
     FIELD(counter, halt),
+    FIELD(counter, seen),
 
     WHOLE(tlb_entry),
     FIELD(tlb_entry, paddr),

@@ -102,6 +102,8 @@ enum { STOP_MISS = 1, STOP_OVER = 2 };
 
 struct mmu;
 
+#define SEEN_WORDS 1024 /* struct counter's page filter: 2^16 bits */
+
 /* engine/counting.py Counter: one per engine, shared by both counters and the tracker. */
 struct counter {
     u64 count, limit;   /* instructions counted; the engine stops before passing `limit` */
@@ -123,6 +125,9 @@ struct counter {
     u64 learnt;         /* the block learnt last in this run (~0: none) */
     u32 halt;           /* Engine.run must see the next stop itself (an error, a stop) */
     u32 pad;
+    /* Pages that may hold a learnt block: bit (page mod 2^16), set when a block is learnt,
+     * never cleared; uf_forget_blocks skips a range none of whose bits is set. */
+    u64 seen[SEEN_WORDS];
 };
 
 /* -- the MMU path: the TLB-fill hook (mmu.c) ------------------------------------------- */
