@@ -238,3 +238,54 @@ def test_python_counters_leave_the_state_of_the_native_ones(precise) -> None:
             states.append([getattr(bare.engine.counter, f) for f in STATE])
         assert states[0] == states[1]
     assert bares[0].interrupts == bares[1].interrupts == [3]
+
+
+@pytest.mark.requires_native
+def test_missed_blocks_are_learnt_in_c_without_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uf_run_blocks learns each missed block and resumes without a trip through Python
+    (Counters.learn is for the stops Python must see), and counts as the Python loop did."""
+    calls: list[int] = []
+    learn = counting.Counters.learn
+
+    def spy(self: counting.Counters, pc: int, size: int) -> None:
+        calls.append(pc)
+        learn(self, pc, size)
+
+    monkeypatch.setattr(counting.Counters, "learn", spy)
+    bare = Bare()
+    bare.load(loop(10))
+    bare.run(CODE, 1000, precise=False)
+    assert bare.engine.counter.count == 2 + 4 * 10 and bare.reg(RAX) == 10
+    assert calls == []
+    assert bare.engine.counter.learnt != counting.NO_BLOCK  # the loop's block, learnt in C
+    # The code changed: its blocks are forgotten (uf_forget_blocks), and the Python loop
+    # learns them again, to the same count.
+    bare.interrupts.clear()
+    bare.engine.invalidate_code(CODE, 0x100)
+    bare.engine._counters.run_blocks = None
+    bare.run(CODE, 1000, precise=False)
+    assert bare.engine.counter.count == 42 and calls
+
+
+@pytest.mark.requires_native
+@pytest.mark.parametrize("span", [1, 16], ids=["page", "range"])
+def test_forgetting_drops_exactly_the_blocks_of_the_range(span: int) -> None:
+    """uf_forget_blocks looks at few slots (a page filter, the slots of a page's blocks) or
+    the whole table (long ranges): either way the blocks learnt in the range go, others stay."""
+    bare = Bare()
+    bare.load(loop(3))
+    bare.run(CODE, 1000, precise=False)
+    c = bare.engine._counters
+
+    assert c._table is not None
+    table = c._table
+
+    def learnt() -> set[int]:
+        return {e.pc for e in table if e.size}
+
+    blocks = learnt()
+    assert blocks and all(CODE <= pc < CODE + 0x1000 for pc in blocks)
+    c.forget(CODE + 0x1000, span * 0x1000)  # the pages after: nothing learnt there
+    assert learnt() == blocks
+    c.forget(CODE - (span - 1) * 0x1000, span * 0x1000)
+    assert learnt() == set()

@@ -317,6 +317,25 @@ def test_jit_pages_written_then_executed(bench: Bench) -> None:
         assert e.reg_read(eng.RAX) == value
 
 
+def test_code_marks_cover_exactly_the_executable_ranges(bench: Bench) -> None:
+    """docs/engine-notes.md §15: one never-called FETCH_UNMAPPED hook per executable range
+    (adjacent executable regions as one), redrawn as mappings and protections change; none
+    with the Python fill (the marks only save time)."""
+    e = bench.e
+    if e.mmu.python:
+        assert e.mmu._marks == {}
+        return
+    assert set(e.mmu._marks) == {(CODE, CODE + 0x2000), (RWX, RWX + 0x1000)}
+    bench.map(RWX + 0x1000, 0x1000, R | X)  # touches RWX: one range
+    assert set(e.mmu._marks) == {(CODE, CODE + 0x2000), (RWX, RWX + 0x2000)}
+    e.protect(CODE, 0x1000, R)
+    e.unmap(RWX + 0x1000, 0x1000)
+    assert set(e.mmu._marks) == {(CODE + 0x1000, CODE + 0x2000), (RWX, RWX + 0x1000)}
+    e.protect(RWX, 0x1000, R | W)  # a JIT page made writable: no mark, its stores are fast
+    assert set(e.mmu._marks) == {(CODE + 0x1000, CODE + 0x2000)}
+    assert bench.run(MOV_RBX_RAX, at=CODE + 0x1000, rbx=RWX, rax=5) is None
+
+
 def test_unmap_and_invalidate_probe_code_pages_without_a_fault(bench: Bench) -> None:
     """Unicorn looks code pages up when it drops translations (unmap, invalidate_code; after
     every run for its stop address): the fill allows that, and no run fails for it."""

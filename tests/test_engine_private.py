@@ -1,22 +1,20 @@
-"""The pinned engine still has the private details engine/ relies on (docs/engine-notes.md §0,
-§5.3): the binding's loaded library and the handles behind a `Uc` and a saved context. If a
-new Unicorn build changes one, this fails here, naming it, instead of somewhere in a run."""
+"""The engine's own declarations of libunicorn (engine/binding.py) still match the pinned engine
+(docs/engine-notes.md §0, §5.3): the library, every constant, every function signature. The
+engine does not import Unicorn's Python binding (its import costs ~15 ms of every start); this
+compares with it, so that a new Unicorn build that changes one fails here, naming it, instead of
+somewhere in a run."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 from importlib.metadata import version
 
 import unicorn
-from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
-from unicorn.unicorn_py3 import unicorn as binding
+from unicorn import unicorn_const, x86_const
+from unicorn.unicorn_py3 import unicorn as theirs
 
-# The libunicorn functions engine/ calls directly (ctypes, past the binding's wrappers).
-RAW_FUNCTIONS = (
-    "uc_emu_start", "uc_emu_stop", "uc_hook_add", "uc_hook_del", "uc_reg_read", "uc_reg_write",
-    "uc_reg_read_batch", "uc_mem_read", "uc_mem_map_ptr", "uc_mem_unmap", "uc_context_save",
-    "uc_context_restore", "uc_context_reg_read", "uc_context_reg_write",
-)  # fmt: skip
+from uintr_emu.engine import binding
 
 
 def test_the_engine_is_the_pinned_version() -> None:
@@ -24,16 +22,52 @@ def test_the_engine_is_the_pinned_version() -> None:
     assert unicorn.__version__.startswith("2.1.4")
 
 
-def test_the_binding_exports_its_library_and_hook_handle_type() -> None:
-    for name in RAW_FUNCTIONS:
-        assert hasattr(binding.uclib, name), f"unicorn.unicorn_py3.unicorn.uclib.{name}"
-    assert issubclass(binding.uc_hook_h, ctypes._SimpleCData), "uc_hook_h"
+def test_the_library_is_the_one_the_binding_loads() -> None:
+    assert os.path.realpath(binding.uclib._name) == os.path.realpath(theirs.uclib._name)
 
 
-def test_a_uc_and_a_context_expose_their_native_handles() -> None:
-    uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    assert isinstance(uc._uch, ctypes.c_void_p) and uc._uch.value, "Uc._uch"
+def _constants(space: type) -> dict[str, int]:
+    return {k: v for k, v in vars(space).items() if k.startswith("UC_")}
+
+
+def test_every_constant_has_the_pinned_value() -> None:
+    ours = {**_constants(binding.ucc), **_constants(binding.x86)}
+    assert len(ours) > 60
+    for name, value in ours.items():
+        expected = getattr(unicorn_const, name, None)
+        if expected is None:
+            expected = getattr(x86_const, name)
+        assert value == expected, name
+
+
+def _shape(t: object) -> int:
+    """What the C calling convention sees of a ctypes type: its size (pointers all alike)."""
+    return 0 if t is None else ctypes.sizeof(t)  # type: ignore[arg-type]
+
+
+def test_every_prototype_agrees_with_the_binding() -> None:
+    declared = [name for name in dir(binding.uclib) if name.startswith("uc_")]
+    assert len(declared) >= 20
+    for name in declared:
+        mine, their = getattr(binding.uclib, name), getattr(theirs.uclib, name)
+        assert _shape(mine.restype) == _shape(their.restype), name
+        assert [_shape(a) for a in mine.argtypes] == [_shape(a) for a in their.argtypes], name
+
+
+def test_a_uc_and_a_context_work_through_the_declarations() -> None:
+    uc = binding.Uc()
+    uc.mem_map(0x1000, 0x1000)
+    uc.mem_write(0x1000, b"\x48\xff\xc0\xcc")  # inc rax; int3 (ends the block)
+    uc.reg_write(binding.x86.UC_X86_REG_RAX, 41)
     ctx = uc.context_save()
-    assert ctx._context is not None and ctx.context is not None, "UcContext._context / .context"
-    # The raw call works on them as engine/unicorn.py makes it.
-    assert binding.uclib.uc_context_save(uc._uch, ctx._context) == 0
+    uc.emu_start(0x1000, 0x1003)
+    assert uc.reg_read(binding.x86.UC_X86_REG_RAX) == 42
+    assert binding.uclib.uc_context_restore(uc._uch, ctx._context) == 0
+    assert uc.reg_read(binding.x86.UC_X86_REG_RAX) == 41
+    assert list(uc.mem_regions()) == [(0x1000, 0x1FFF, binding.ucc.UC_PROT_ALL)]
+    assert uc.ctl_request_cache(0x1000) == (0x1000, 2, 4)
+
+
+def test_registers_beyond_the_table_come_from_the_binding() -> None:
+    assert binding.register_id("rip") == x86_const.UC_X86_REG_RIP
+    assert binding.register_id("xmm7") == x86_const.UC_X86_REG_XMM7

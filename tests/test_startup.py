@@ -18,6 +18,7 @@ NOT_IMPORTED = (
     "hypothesis",
     "matplotlib",
     "elftools",  # the loader reads ELF headers itself
+    "unicorn",  # the engine declares what it calls of libunicorn (engine/binding.py)
     "uintr_emu.trace.timeline",
     "uintr_emu.trace.png",
     "uintr_emu.trace.stats",

@@ -9,7 +9,8 @@ any `UC_HOOK_CODE` hook makes the translator sync RIP and the lazy flags before 
 instruction count up in a direct-mapped table and adds it on entry. Counts stay exact:
 - a block whose count is not in the table stops the engine before it runs (the hook is called
   before the block's first instruction); `Engine.run` asks Unicorn for the block's `icount`
-  (`ctl_request_cache`, `Counters.learn`), fills the entry and resumes;
+  (`ctl_request_cache`), fills the entry and resumes: `uf_run_blocks` (native/counter.c) does
+  it without leaving C, `Counters.learn` when Python must see the stop;
 - a block that would pass the limit stops the engine before it runs, so a slice ends at a block
   boundary at or below its limit (a block longer than a whole slice runs anyway: progress);
 - SYSCALL, a trapped #UD, INT n and HLT end their translation block, so a hook that stops the
@@ -42,12 +43,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from unicorn import Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
 from . import native
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
 from .errors import EngineError
 
 RIP = x86.UC_X86_REG_RIP
@@ -59,6 +56,7 @@ MISS, OVER, ATTENTION = 1, 2, 3
 #: Entries of the block table (a power of two); 16 bytes each, one table per address space.
 BLOCK_TABLE_SIZE = 1 << 15
 NO_BLOCK = U64  # the pc of an emptied entry: no block starts there
+SEEN_WORDS = 1024  # Counter.seen: pages that may hold a learnt block, one bit per page mod 2^16
 
 #: UC_HOOK_CODE hooks run in the order they were added: numbers drawn from this one sequence tell
 #: which of two such hooks (the per-instruction counter, a breakpoint) runs first.
@@ -88,6 +86,13 @@ class Counter(ctypes.Structure):
         ("mask", ctypes.c_uint64),
         ("table", ctypes.c_void_p),
         ("attention", ctypes.c_void_p),
+        ("start", ctypes.c_void_p),
+        ("ctl", ctypes.c_void_p),
+        ("mmu", ctypes.c_void_p),
+        ("learnt", ctypes.c_uint64),
+        ("halt", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+        ("seen", ctypes.c_uint64 * SEEN_WORDS),
     ]
 
 
@@ -169,8 +174,16 @@ class Counters:
         self.counter = Counter(0, 0, ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
         self._attention = _NOBODY if attention is None else attention  # (kept alive)
         self.counter.attention = ctypes.addressof(self._attention)
+        self.counter.start = ctypes.cast(uclib.uc_emu_start, ctypes.c_void_p).value
+        self.counter.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
+        self.counter.learnt = NO_BLOCK
         insn, block = _NATIVE
         self.python = python or insn is None or block is None
+        # Engine.run's loop for the block counter in C (learns missed blocks itself), and the
+        # table scan that forgets them: None with the Python counters.
+        lib = None if self.python else native.LIB
+        self.run_blocks: Any = None if lib is None else native.raw_entry(lib.uf_run_blocks)
+        self._forget_blocks: Any = None if lib is None else lib.uf_forget_blocks
         self._python_cbs: tuple[Any, Any] | None = None
         if self.python:
             self._python_cbs = _python_counters(self.counter)
@@ -215,7 +228,7 @@ class Counters:
         # Unicorn decides at translation time whether a block calls code hooks, and 2.1.4
         # does not flush on hook_add: without this, code translated while counting was off
         # would stay uncounted (and never reach a slice limit).
-        self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
+        self.uc.ctl_flush_tb()
 
     def _add(self, htype: int, callback: int | None, what: str) -> int:
         """Add the hook `callback` (a function address) with the counter as its data."""
@@ -239,6 +252,7 @@ class Counters:
         if entry.size:
             self._learned.get(entry.pc >> 12, set()).discard(entry.pc)
         entry.pc, entry.size, entry.n = pc, size, icount
+        self.counter.seen[(pc >> 18) % SEEN_WORDS] |= 1 << (pc >> 12 & 63)
         self._learned.setdefault(pc >> 12, set()).add(pc)
 
     def fit_first_block(self) -> int | None:
@@ -275,9 +289,16 @@ class Counters:
 
     def forget(self, address: int, size: int) -> None:
         """The code in [address, address + size) changed: drop the block counts learnt there."""
-        if not self._learned or self._table is None:
+        if self._table is None:
             return
         first, last = address >> 12, (address + size - 1) >> 12
+        if self._forget_blocks is not None:  # uf_run_blocks learns without telling `_learned`
+            self._forget_blocks(ctypes.byref(self.counter), ctypes.c_uint64(first),
+                                ctypes.c_uint64(last))  # fmt: skip
+            self._learned.clear()
+            return
+        if not self._learned:
+            return
         if last - first < len(self._learned):
             pages = [p for p in range(first, last + 1) if p in self._learned]
         else:

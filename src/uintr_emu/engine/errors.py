@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unicorn import unicorn_const as ucc
+from .binding import ucc
 
 
 class EngineError(Exception):

@@ -13,6 +13,10 @@ non-canonical page: the fill sees all 64 bits of the page -- is refused: the fil
 of it done after the refused access (docs/engine-notes.md §15). That is where memory faults come
 from.
 
+Each executable range of the table also carries a memory hook that is never called
+(`Mmu._mark_code`): it only spares Unicorn a walk of its whole TLB per translated block
+(docs/engine-notes.md §15).
+
 The fill only ever sees the page of an access, not the byte: `Engine.fault_address` learns the
 byte from engine/probe.py.
 
@@ -28,12 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from unicorn import Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
 from . import native
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
 from .errors import EngineError
 
 PAGE = 0x1000
@@ -231,9 +231,12 @@ class Mmu:
         try:
             # docs/engine-notes.md §15: the TLB mode is per engine, and must be set before the
             # first instruction runs.
-            uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]  # (not in the hints)
+            uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
         except UcError as err:
             raise EngineError(f"cannot use the virtual TLB: {err}", err.errno) from None
+        # The executable ranges' marks (`_mark_code`): (start, end) -> hook handle.
+        self._marks: dict[tuple[int, int], int] = {}
+        self._mark_cb = None if self.python else native.address("uf_code_mark")
         h = uc_hook_h()
         status = uclib.uc_hook_add(
             self._handle, ctypes.byref(h), ucc.UC_HOOK_TLB_FILL, ctypes.c_void_p(fill),
@@ -250,8 +253,37 @@ class Mmu:
         while True:
             before = self._assign(start, end, perms or 0, perms is not None)
             if before >= 0:
-                return int(before)
+                break
             self._grow()
+        if (before | (perms or 0)) & PROT_X and self._mark_cb is not None:
+            self._mark_code()
+        return int(before)
+
+    def _mark_code(self) -> None:
+        """Cover each executable range of the table, and nothing else, with a memory hook that
+        is never called (`uf_code_mark`, native/mmu.c): Unicorn then skips a walk of its whole
+        TLB after each block it translates there, which changes nothing in this engine.
+        Called when a change touches executable pages."""
+        ranges: list[tuple[int, int]] = []
+        for r in self._table[: self.state.count]:
+            if r.perms & PROT_X:
+                if ranges and ranges[-1][1] == r.start:
+                    ranges[-1] = (ranges[-1][0], r.end)
+                else:
+                    ranges.append((r.start, r.end))
+        marks = self._marks
+        wanted = set(ranges)
+        for key in [k for k in marks if k not in wanted]:
+            uclib.uc_hook_del(self._handle, marks.pop(key))
+        for lo, hi in wanted.difference(marks):
+            h = uc_hook_h()
+            status = uclib.uc_hook_add(
+                self._handle, ctypes.byref(h), ucc.UC_HOOK_MEM_FETCH_UNMAPPED,
+                ctypes.c_void_p(self._mark_cb), None, ctypes.c_uint64(lo), ctypes.c_uint64(hi - 1),
+            )  # fmt: skip
+            if status != ucc.UC_ERR_OK:
+                raise EngineError(f"cannot mark code at {lo:#x}: {UcError(status)}")
+            marks[(lo, hi)] = h.value
 
     def _grow(self) -> None:
         m = self.state

@@ -31,7 +31,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any
 
-from unicorn.unicorn_py3.unicorn import uclib
+from .binding import uclib
 
 NPAGES = 16  # struct ctx.pages
 NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF

@@ -30,11 +30,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from unicorn import UC_ARCH_X86, UC_MODE_64, Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
 from .mmu import FILL_CB, MEM_FETCH, NEED, PAGE, PROT_R, PROT_X
 
 RIP = x86.UC_X86_REG_RIP
@@ -70,9 +66,9 @@ class _Scratch:
     """The scratch engine and the state of the probe under way."""
 
     def __init__(self) -> None:
-        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc = self.uc = Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
         uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)  # the guest's model (engine/unicorn.py)
-        uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]  # (not in the hints)
+        uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
         uc.mem_map(_CODE, 2 * PAGE)
         uc.mem_map(_JUNK, PAGE)
         self.code_page = 0  # the linear page copied to _CODE (and the next one)
@@ -148,7 +144,7 @@ class _Scratch:
         uc = self.uc
         uc.mem_write(_CODE, code.ljust(2 * PAGE, b"\0")[: 2 * PAGE])
         self.code_page = code_page
-        uc.ctl_flush_tb()  # type: ignore[attr-defined]  # new code at the same addresses
+        uc.ctl_flush_tb()  # new code at the same addresses
         uc.ctl(ucc.UC_CTL_TLB_FLUSH, ucc.UC_CTL_IO_WRITE)
         for reg, value in zip(REGISTERS, registers, strict=True):
             uc.reg_write(reg, value)

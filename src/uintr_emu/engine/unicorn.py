@@ -8,8 +8,8 @@ TLB-fill hook, engine/mmu.py, `Mmu`), what a fault's page alone does not tell (e
 instruction counting (engine/counting.py, `Counters`) and the UINTR fast path (engine/native.py).
 Only the engine package touches Unicorn.
 
-Two private details of the Python binding are used, hence the `unicorn==2.1.4` pin:
-`unicorn.unicorn_py3.unicorn.uclib` (the loaded library) and `Uc._uch` (the engine handle).
+libunicorn is called through engine/binding.py (its own ctypes declarations, with the values
+of the pinned 2.1.4: the binding's import would cost ~15 ms of every start).
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import mmap
 from collections.abc import Callable
 from typing import Any
 
-from unicorn import UC_ARCH_X86, UC_MODE_64, Uc, UcError
-from unicorn import unicorn_const as ucc
-from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
 from . import cpuid, native, probe
+from .binding import Uc, UcError, uc_hook_h, ucc, uclib, x86
+from .binding import register_id as register_id
 from .counting import CODE_CB, MISS, NO_BLOCK, OVER, Counter, Counters, hook_order
 from .errors import EngineError, RunFault
 from .mmu import MEM_FETCH as MEM_FETCH
@@ -81,7 +78,7 @@ class Engine:
         even if the native library is there (engine/counting.py, engine/mmu.py; for tests).
         `attention`: a word that, while set, stops every run at its next block boundary,
         synchronously (`Counters`; without the library only while counting)."""
-        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.uc = Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
         # Haswell: the richest model TCG really implements, with a sane CR4
         # (docs/engine-notes.md §10). Must be the first call after Uc().
         self.uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
@@ -127,6 +124,8 @@ class Engine:
         self._counters = Counters(self.uc, self.reg_read, python=python_counters,
                                   attention=attention)  # fmt: skip
         self.counter: Counter = self._counters.counter
+        self.counter.mmu = ctypes.addressof(self.mmu.state)
+        self._counter_ptr = ctypes.c_void_p(ctypes.addressof(self.counter))
         with self.mmu.maintenance():
             self._counters.set(False)  # no counter yet: the block tracker (engine/counting.py)
         # Breakpoints (the GDB stub): address -> (hook handle, order). A hit stops the engine
@@ -169,6 +168,7 @@ class Engine:
     def _guard(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+        self.counter.halt = 1  # (uf_run_blocks leaves the next stop to `run`)
         uclib.uc_emu_stop(self.handle)
 
     def _install_hooks(self) -> None:
@@ -388,10 +388,11 @@ class Engine:
             c.limit = limit
         self.error = None
         self.stop_requested = False
+        c.halt = 0
         self.fault_stop = False
         self.mem_fault = None
         if steps:  # Unicorn's count hook, like any hook, is not in code translated before it
-            self.uc.ctl_flush_tb()  # type: ignore[attr-defined]  # (not in the binding's hints)
+            self.uc.ctl_flush_tb()
             self._count_hook = True
         elif self._count_hook:
             # Unicorn deletes its count hook when a run starts without a count, inside
@@ -405,6 +406,7 @@ class Engine:
         # slice, so the usual stops (at the limit, or by a hook) cost a field read or two.
         counters = self._counters
         blocks = counters.hook is not None and not counters.precise  # (per_block, inlined)
+        run_blocks = counters.run_blocks  # the loop below for a block miss, in C
         progress = c.count
         missed = NO_BLOCK
         if rip is None and (steps or self._fast_run is None):
@@ -412,11 +414,19 @@ class Engine:
         status = ucc.UC_ERR_OK
         # Checked before every start, restarts included: see `stop_async`.
         while not self.ended:
-            c.stop_why = 0
-            c.last_size = 0
-            if rip is None:  # reads RIP and starts the engine, in one call
+            if blocks and run_blocks is not None and not steps:
+                # Learns and resumes at missed blocks itself; returns at any other stop, and
+                # at a miss this loop must see (counter.c).
+                c.learnt = missed
+                if rip is None:
+                    rip = self.reg_read(RIP)
+                status = run_blocks(self._counter_ptr, self._h, ctypes.c_uint64(rip))
+                missed = c.learnt
+            elif rip is None:  # reads RIP and starts the engine, in one call
+                c.stop_why = c.last_size = 0
                 status = self._fast_run(self._fast_ptr, self._h)
             else:
+                c.stop_why = c.last_size = 0
                 status = uclib.uc_emu_start(self.handle, rip, U64, 0, steps)
             if status != ucc.UC_ERR_OK:
                 self.mem_fault = self._refusal(status)
@@ -477,6 +487,7 @@ class Engine:
         """Stop the engine; only ever called from inside a hook (synchronous,
         docs/engine-notes.md G14)."""
         self.stop_requested = True
+        self.counter.halt = 1
         if self._defer_stop:
             self._stop_deferred = True  # the native hook stops the engine on its way out
             return
@@ -485,6 +496,7 @@ class Engine:
     def pause(self) -> None:
         """Stop the run from inside a hook without recording a stop request (the debugger,
         which resumes the same turn in place)."""
+        self.counter.halt = 1
         uclib.uc_emu_stop(self.handle)
 
     def stop_async(self) -> None:
@@ -497,6 +509,7 @@ class Engine:
         returned."""
         self.ended = True
         self.stop_requested = True
+        self.counter.halt = 1  # before the stop: uf_run_blocks checks it before each start
         uclib.uc_emu_stop(self.handle)
 
     # --- what a refused access does not tell (engine/probe.py) --------------------------
@@ -705,15 +718,10 @@ def x86_perms(perms: int) -> int:
     return perms | PROT_R if perms & (PROT_W | PROT_X) else perms
 
 
-def register_id(name: str) -> int:
-    """The engine's id of the x86 register `name` ("rip", "xmm0", "st7", "fpcw", ...)."""
-    return getattr(x86, f"UC_X86_REG_{name.upper()}")  # type: ignore[no-any-return]
-
-
 @functools.cache
 def _cpuid_engine() -> Uc:
     """A scratch instance of the same CPU model, with one CPUID instruction mapped."""
-    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc = Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
     uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)
     uc.mem_map(PAGE, PAGE)
     uc.mem_write(PAGE, b"\x0f\xa2")  # cpuid

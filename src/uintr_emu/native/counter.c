@@ -85,3 +85,90 @@ void uf_track_block(void *uc, u64 pc, u32 size, void *data)
     c->last_pc = pc;
     c->last_size = size;
 }
+
+/* Unicorn's uc_tb and the two uc_ctl requests used here (unicorn.h, 2.1.4): UC_CTL(type, nargs,
+ * rw) = type | nargs << 26 | rw << 30. */
+struct uc_tb {
+    u64 pc;
+    uint16_t icount, size;
+};
+#define CTL_TB_REQUEST_CACHE (8u | 2u << 26 | 3u << 30) /* read-write, 2 arguments */
+#define CTL_TLB_FLUSH (11u | 0u << 26 | 1u << 30)       /* write, no argument */
+
+/*
+ * Engine.run's loop while the block counter is installed, for its most frequent stop: a block
+ * not in the table (STOP_MISS). Asks Unicorn for the block's instruction count (the block is
+ * translated already: it was about to run), fills its entry and resumes at it, as
+ * Counters.learn does, without returning to Python (~8 us a block there; a process's first
+ * 20 M counted instructions miss tens of thousands of times). Every other stop returns the
+ * engine's status, and so does a miss that Python must see: a stop or error recorded by Python
+ * (`halt`), the block learnt last missing again, a failed lookup. The lookup is the engine's
+ * own code lookup, so the fill grants everything meanwhile, and what it granted beyond a page's
+ * permissions is flushed before guest code runs again (engine/mmu.py `Mmu.maintenance`).
+ */
+int uf_run_blocks(struct counter *c, void *uc, u64 rip)
+{
+    for (;;) {
+        c->stop_why = 0;
+        c->last_size = 0;
+        if (c->halt)
+            return 0;
+        int status = c->start(uc, rip, ~0ull, 0, 0);
+        u64 pc = c->miss_pc;
+        if (status != 0 || c->stop_why != STOP_MISS || c->halt || pc == c->learnt)
+            return status;
+        struct mmu *m = c->mmu;
+        u32 outer = m->maintenance;
+        struct uc_tb tb;
+        m->maintenance = 1;
+        int err = c->ctl(uc, CTL_TB_REQUEST_CACHE, pc, &tb);
+        m->maintenance = outer;
+        if (!outer && m->stale) {
+            c->ctl(uc, CTL_TLB_FLUSH);
+            m->stale = 0;
+        }
+        if (err != 0)
+            return status; /* Python asks again, and reports the error */
+        struct block_entry *e = &c->table[(pc ^ pc >> 12) & c->mask];
+        e->pc = pc;
+        e->size = c->miss_size;
+        e->n = tb.icount;
+        c->learnt = pc;
+        c->seen[(pc >> 18) % SEEN_WORDS] |= 1ull << (pc >> 12 & 63);
+        rip = pc;
+    }
+}
+
+/* Counters.forget: the code in pages [first, last] changed; drop every block learnt there. Called
+ * at every munmap and for every page that loses execute permission, so it looks where it can:
+ * not at all when no page of the range was ever learnt (`seen`), at the slots a block of the page
+ * can occupy for a few pages (one per byte of the page), else over the whole table. */
+void uf_forget_blocks(struct counter *c, u64 first, u64 last)
+{
+    if (last - first < SEEN_WORDS * 64) {
+        bool any = false;
+        for (u64 p = first; p <= last && !any; p++)
+            any = c->seen[(p >> 6) % SEEN_WORDS] >> (p & 63) & 1;
+        if (!any)
+            return;
+    }
+    if (last - first < (c->mask + 1) >> 12) {
+        for (u64 p = first; p <= last; p++) {
+            for (u64 pc = p << 12; pc < (p + 1) << 12; pc++) {
+                struct block_entry *e = &c->table[(pc ^ pc >> 12) & c->mask];
+                if (e->size && e->pc == pc) {
+                    e->pc = ~0ull;
+                    e->size = 0;
+                }
+            }
+        }
+        return;
+    }
+    for (u64 i = 0; i <= c->mask; i++) {
+        struct block_entry *e = &c->table[i];
+        if (e->size && first <= e->pc >> 12 && e->pc >> 12 <= last) {
+            e->pc = ~0ull;
+            e->size = 0;
+        }
+    }
+}

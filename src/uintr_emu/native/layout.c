@@ -82,6 +82,12 @@ static const struct uf_field fields[] = {
     FIELD(counter, mask),
     FIELD(counter, table),
     FIELD(counter, attention),
+    FIELD(counter, start),
+    FIELD(counter, ctl),
+    FIELD(counter, mmu),
+    FIELD(counter, learnt),
+    FIELD(counter, halt),
+    FIELD(counter, seen),
 
     WHOLE(tlb_entry),
     FIELD(tlb_entry, paddr),

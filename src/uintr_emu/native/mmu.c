@@ -144,3 +144,20 @@ int uf_mmu_assign(struct mmu *m, u64 start, u64 end, u32 perms, bool mapped)
     m->count = count;
     return (int)before;
 }
+
+/*
+ * UC_HOOK_MEM_FETCH_UNMAPPED, installed bounded to each executable range of the table
+ * (engine/mmu.py `Mmu._mark_code`) for what its presence does, not to be called: Unicorn 2.1.4
+ * walks its whole TLB after translating each block (`tlb_reset_dirty_by_vaddr`, to send later
+ * stores to that page through the invalidating slow path) unless a memory hook covers the block
+ * -- 15% of gcc's CPU time. The walk changes nothing here: every TLB entry of an executable
+ * page is executable (the fill grants a region's permissions whole; permission changes flush),
+ * and Unicorn never lets stores through an executable entry skip the slow path. It is never
+ * called, since every page of an executable range has a Unicorn region; if it were, declining
+ * leaves the fault to the engine as without the hook.
+ */
+bool uf_code_mark(void *uc, int type, u64 address, int size, int64_t value, void *data)
+{
+    (void)uc, (void)type, (void)address, (void)size, (void)value, (void)data;
+    return false;
+}

@@ -64,6 +64,7 @@ typedef bool (*deliver_fn)(void);
 typedef int (*emu_start_fn)(void *uc, u64 begin, u64 until, u64 timeout, size_t count);
 typedef int (*emu_stop_fn)(void *uc);
 typedef int (*context_fn)(void *uc, void *context);
+typedef int (*ctl_fn)(void *uc, u32 control, ...);
 
 /* engine/native.py Ctx: one per address space (engine). */
 struct ctx {
@@ -99,6 +100,10 @@ struct block_entry {
 /* Why the block counter stopped the engine (counter.stop_why; 0: it did not). */
 enum { STOP_MISS = 1, STOP_OVER = 2, STOP_ATTENTION = 3 };
 
+struct mmu;
+
+#define SEEN_WORDS 1024 /* struct counter's page filter: 2^16 bits */
+
 /* engine/counting.py Counter: one per engine, shared by both counters and the tracker. */
 struct counter {
     u64 count, limit;   /* instructions counted; the engine stops before passing `limit` */
@@ -117,6 +122,16 @@ struct counter {
      * thread: while it is not 0 every callback stops the engine before the next block or
      * instruction, a synchronous stop at a boundary. */
     const volatile u32 *attention;
+    /* uf_run_blocks (learning a missed block without a trip through Python): */
+    emu_start_fn start; /* uc_emu_start */
+    ctl_fn ctl;         /* uc_ctl */
+    struct mmu *mmu;    /* the engine's fill state (maintenance around the lookup) */
+    u64 learnt;         /* the block learnt last in this run (~0: none) */
+    u32 halt;           /* Engine.run must see the next stop itself (an error, a stop) */
+    u32 pad;
+    /* Pages that may hold a learnt block: bit (page mod 2^16), set when a block is learnt,
+     * never cleared; uf_forget_blocks skips a range none of whose bits is set. */
+    u64 seen[SEEN_WORDS];
 };
 
 /* -- the MMU path: the TLB-fill hook (mmu.c) ------------------------------------------- */
