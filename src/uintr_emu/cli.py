@@ -11,6 +11,7 @@ from . import __version__, explore
 from .cliopts import add_run_options, guest_environment, options_from, positive
 from .demo import run_demo
 from .hostsignals import HostSignal, HostSignals
+from .system import cli as system_cli
 from .trace.text import TextLog, parse_categories
 
 EPILOG = """\
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the bundled UIPI demo and explain what happened")
     add_run_options(demo)
     explore.add_parser(sub)
+    system_cli.add_parser(sub)
     return parser  # fmt: skip
 
 
@@ -142,6 +144,8 @@ def _command(ns: argparse.Namespace, signals: HostSignals) -> int:
     try:
         if ns.command == "explore":
             return explore.main(ns)
+        if ns.command == "system":
+            return system_cli.main(ns)  # SIGINT / SIGTERM end it as HostSignal (main)
         env = guest_environment(ns.setenv, ns.unsetenv)
         m = Machine(options_from(ns))
         finish = attach_observers(m, ns)

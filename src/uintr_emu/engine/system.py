@@ -63,6 +63,7 @@ REGS = {
     "cs": x86.UC_X86_REG_CS, "ss": x86.UC_X86_REG_SS, "ds": x86.UC_X86_REG_DS,
     "es": x86.UC_X86_REG_ES, "fs": x86.UC_X86_REG_FS, "gs": x86.UC_X86_REG_GS,
 }  # fmt: skip
+MSR_TSC_AUX = 0xC000_0103
 _CPUID_OUT = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX)
 _TABLES = {"gdtr": x86.UC_X86_REG_GDTR, "idtr": x86.UC_X86_REG_IDTR, "tr": x86.UC_X86_REG_TR}
 
@@ -71,6 +72,7 @@ COUNT = "count"  # the instruction budget ran out, or HLT (see `Stop.halted`)
 EXCEPTION = "exception"  # a CPU exception or INT n, not yet delivered
 SYSCALL = "syscall"  # a SYSCALL, not yet carried out (RIP after it)
 INVALID = "invalid"  # #UD (the engine reports it apart from other exceptions)
+DEVICE = "device"  # a device callback asked for the run to end (`stop()`)
 
 
 @dataclass(frozen=True)
@@ -119,16 +121,21 @@ class SystemEngine:
         self.uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, x86.UC_X86_INS_IN)
         self.uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, x86.UC_X86_INS_OUT)
         self.uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
-        # The binding refuses RDTSC hooks; libunicorn takes them (a CPUID-style callback).
-        self._rdtsc_cb = _INSN_CB(lambda _uc, _data: self._on_rdtsc(self.uc, None))
-        h = uc_hook_h()
-        status = uclib.uc_hook_add(
-            self.uc._uch, ctypes.byref(h), UC_HOOK_INSN,
-            ctypes.cast(self._rdtsc_cb, ctypes.c_void_p), None, ctypes.c_uint64(1),
-            ctypes.c_uint64(0), ctypes.c_int(x86.UC_X86_INS_RDTSC),
-        )  # fmt: skip
-        if status:
-            raise EngineError(f"uc_hook_add(RDTSC) failed: {UcError(status)}", status)
+        # The binding refuses RDTSC and RDTSCP hooks; libunicorn takes them (CPUID-style
+        # callbacks). Both must be hooked: Linux reads the TSC with RDTSCP where it exists.
+        self._tsc_cbs = [
+            _INSN_CB(lambda _uc, _data: self._on_rdtsc(self.uc, None)),
+            _INSN_CB(lambda _uc, _data: self._on_rdtscp(self.uc)),
+        ]
+        for cb, insn in zip(self._tsc_cbs, (x86.UC_X86_INS_RDTSC, x86.UC_X86_INS_RDTSCP),
+                            strict=True):  # fmt: skip
+            h = uc_hook_h()
+            status = uclib.uc_hook_add(
+                self.uc._uch, ctypes.byref(h), UC_HOOK_INSN, ctypes.cast(cb, ctypes.c_void_p),
+                None, ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(insn),
+            )  # fmt: skip
+            if status:
+                raise EngineError(f"uc_hook_add(RDTSC/RDTSCP) failed: {UcError(status)}", status)
 
     # ---- hooks: record the event and stop; system/cpu.py carries it out between runs
     def _guard(self, fn: Callable[[], None]) -> None:
@@ -168,6 +175,12 @@ class SystemEngine:
         tsc = self._rdtsc()
         uc.reg_write(x86.UC_X86_REG_RAX, tsc & 0xFFFF_FFFF)
         uc.reg_write(x86.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFF_FFFF)
+        return 1
+
+    def _on_rdtscp(self, uc: Uc) -> int:
+        """RDTSCP: RDTSC's value and ECX := IA32_TSC_AUX (SDM Vol. 2B, RDTSCP)."""
+        self._on_rdtsc(uc, None)
+        uc.reg_write(x86.UC_X86_REG_RCX, uc.msr_read(MSR_TSC_AUX) & 0xFFFF_FFFF)
         return 1
 
     def _on_in(self, uc: Uc, port: int, size: int, _data: object) -> int:
@@ -257,6 +270,8 @@ class SystemEngine:
 
     def stop(self) -> None:
         """From a device callback: end the current run after this instruction."""
+        if self._stop is None:
+            self._stop = Stop(DEVICE)
         self.uc.emu_stop()
 
     # ---- registers and memory

@@ -12,6 +12,9 @@ from ..hw.paging import PageFault, translate
 #: Exceptions that push an error code (SDM Vol. 3 Table 6-1) when raised by the processor.
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
 DF, GP = 8, 13
+#: A fault while delivering one of these is a double fault (SDM Vol. 3 Table 6-5: #PF and
+#: the contributory exceptions #DE, #TS, #NP, #SS, #GP).
+DOUBLE_FAULT_CLASS = frozenset({0, 10, 11, 12, 13, 14})
 IF, TF, NT, RF, VM = 1 << 9, 1 << 8, 1 << 14, 1 << 16, 1 << 17
 
 MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_FMASK = 0xC0000080, 0xC0000081, 0xC0000082, 0xC0000084
@@ -25,7 +28,9 @@ class TripleFault(Exception):
     """A fault while delivering #DF: the processor shuts down (SDM Vol. 3 §6.15, #DF)."""
 
 
-class _DeliveryFault(Exception):
+class _GateFault(Exception):
+    """The gate or its code segment may not be used: #GP or #NP with `code`."""
+
     def __init__(self, vector: int, code: int) -> None:
         super().__init__(vector, code)
         self.vector, self.code = vector, code
@@ -69,7 +74,7 @@ class SystemCpu:
         _, gdt, limit, _ = self.engine.table("gdtr")
         index = selector & ~7
         if selector & 4 or index + 7 > limit or index == 0:
-            raise _DeliveryFault(GP, selector & 0xFFFC)
+            raise _GateFault(GP, selector & 0xFFFC)
         lo, hi = struct.unpack("<II", self.read_linear(gdt + index, 8))
         base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000)
         seg_limit = (lo & 0xFFFF) | (hi & 0xF_0000)
@@ -79,30 +84,42 @@ class SystemCpu:
 
     # ---- delivery (SDM Vol. 3 §6.14.1-§6.14.5, 64-bit mode)
     def deliver(self, vector: int, code: int | None = None, software: bool = False) -> None:
-        """Deliver `vector` through the IDT; a fault while doing so becomes #DF, and a fault
-        while delivering #DF shuts the processor down (SDM Vol. 3 §6.15, Table 6-5 folded to
-        "any fault during delivery is a double fault", which is what Linux's handlers see)."""
+        """Deliver `vector` through the IDT (SDM Vol. 3 §6.14). A fault while doing so is
+        classified as SDM Vol. 3 Table 6-5 says: during #PF or a contributory exception it
+        becomes #DF, during #DF a shutdown (triple fault); otherwise (an interrupt, INT n, a
+        benign exception) the new fault is delivered, for INT n as the instruction's fault."""
         try:
             self._deliver(vector, code, software)
-        except (_DeliveryFault, PageFault) as e:
+        except (_GateFault, PageFault) as e:
             if vector == DF:
-                raise TripleFault(f"triple fault delivering #DF ({e})") from None
-            self.deliver(DF, 0)
+                raise TripleFault(f"triple fault: {e} while delivering #DF") from None
+            if vector in DOUBLE_FAULT_CLASS and not software:
+                self.deliver(DF, 0)
+                return
+            if software:  # the fault is the INT instruction's: RIP back to it
+                rip = self.engine.reg("rip")
+                back = 2 if self.read_linear(rip - 2, 1) == b"\xcd" else 1
+                self.engine.set_reg("rip", rip - back)
+            if isinstance(e, PageFault):
+                self.engine.set_reg("cr2", e.address)
+                self.deliver(14, e.code)
+            else:
+                self.deliver(e.vector, e.code)
 
     def _deliver(self, vector: int, code: int | None, software: bool) -> None:
         eng = self.engine
         _, idt, idt_limit, _ = eng.table("idtr")
         if vector * 16 + 15 > idt_limit:
-            raise _DeliveryFault(GP, vector * 8 + 2)
+            raise _GateFault(GP, vector * 8 + 2)
         lo, hi = struct.unpack("<QQ", self.read_linear(idt + vector * 16, 16))
         gate_type, dpl, present = (lo >> 40) & 0xF, (lo >> 45) & 3, (lo >> 47) & 1
         if gate_type not in (0xE, 0xF):
-            raise _DeliveryFault(GP, vector * 8 + 2)
+            raise _GateFault(GP, vector * 8 + 2)
         cpl = eng.cpl()
         if software and dpl < cpl:  # INT n may only reach gates at its privilege or above
-            raise _DeliveryFault(GP, vector * 8 + 2)
+            raise _GateFault(GP, vector * 8 + 2)
         if not present:
-            raise _DeliveryFault(11, vector * 8 + 2)
+            raise _GateFault(11, vector * 8 + 2)
         target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
         cs = self.descriptor((lo >> 16) & 0xFFFF)
         new_cpl = (cs[3] >> 13) & 3
@@ -110,7 +127,7 @@ class SystemCpu:
         old_ss, old_rsp = eng.segment(SS), eng.reg("rsp")
         if ist or new_cpl < cpl:
             _, tss, _, _ = eng.table("tr")
-            rsp = self._u64(self._phys(tss + (0x1C + 8 * (ist - 1) if ist else 4), False))
+            rsp = self._u64(self._phys(tss + (0x24 + 8 * (ist - 1) if ist else 4), False))
         else:
             rsp = old_rsp
         rsp &= ~0xF  # 64-bit mode aligns the new stack (SDM Vol. 3 §6.14.2)

@@ -119,6 +119,8 @@ class SystemMachine:
 
     def _rdtsc(self) -> int:
         self.clock += RDTSC_COST
+        if self.pit.next_tick is not None and self.clock >= self.pit.next_tick:
+            self.engine.stop()  # a TSC polling loop reached the next tick: deliver it on time
         return self.clock * (TSC_HZ // 1_000_000_000)
 
     # ---- booting
@@ -141,14 +143,14 @@ class SystemMachine:
             raise boot.BootError("the kernel command line is too long")
         eng.write(boot.CMDLINE, raw)
         eng.write(boot.ZERO_PAGE, boot.zero_page(kernel.header, self.memory, boot.CMDLINE, rd))
-        eng.write(boot.GDT_ADDR, boot.gdt())
-        eng.write(boot.PML4, boot.identity_page_tables())
         self.enter_long_mode(kernel.entry, rsi=boot.ZERO_PAGE)
 
     def enter_long_mode(self, entry: int, rsi: int = 0) -> None:
         """The state of the 64-bit boot protocol: paging on the loader's identity map, the
         loader's GDT with CS = 0x10 and the data segments 0x18, interrupts off."""
         eng = self.engine
+        eng.write(boot.GDT_ADDR, boot.gdt())
+        eng.write(boot.PML4, boot.identity_page_tables())
         eng.set_table("gdtr", boot.GDT_ADDR, len(boot.gdt()) - 1)
         eng.set_reg("cr3", boot.PML4)
         eng.set_reg("cr4", 0x20)  # PAE
@@ -203,7 +205,7 @@ class SystemMachine:
                     cpu.syscall()
                 elif stop.kind == COUNT and self.halted():
                     reason = self._idle()
-                else:
+                elif stop.kind == COUNT:
                     self.clock += SLICE
             except TripleFault:
                 reason = "triple fault"

@@ -24,7 +24,7 @@ class Uart8250:
         self.rx: deque[int] = deque()
         self.ier = self.lcr = self.mcr = self.scr = self.dll = self.dlm = 0
         self.fifo = False
-        self.thre_pending = False  # THR emptied since IIR last reported it (16550A §8.3)
+        self.thre_pending = False  # THR emptied since IIR last reported it (16550A datasheet, IIR)
         self.transmitted = 0
 
     def feed(self, data: bytes) -> None:
