@@ -87,3 +87,16 @@ def test_debian_kernel_boots_runs_the_busybox_script_and_halts(debian: tuple[Pat
                                                                after_init, re.M)}  # fmt: skip
     assert counts.get("timer", 0) > 0 and counts.get("ttyS0", 0) > 0, tail
     assert "SYSTEM-OK" in lines and "reboot: System halted" in after_init, tail
+
+
+@pytest.mark.slow
+def test_two_boots_print_the_same_console_output(debian: tuple[Path, Path]) -> None:
+    """Virtual time only (docs/system.md, "Time"): the same kernel, initrd and command line
+    give the same console, timestamps included, up to the same --max-insns."""
+    vmlinuz, initrd = debian
+    cmd = [sys.executable, "-m", "uintr_emu", "system", "--kernel", str(vmlinuz),
+           "--initrd", str(initrd), "--max-insns", "150000000"]  # fmt: skip
+    runs = [subprocess.run(cmd, capture_output=True, timeout=BOOT_TIMEOUT) for _ in range(2)]
+    assert [r.returncode for r in runs] == [124, 124], runs[0].stderr
+    assert b"Linux version" in runs[0].stdout and runs[0].stdout.count(b"\n") > 50
+    assert runs[0].stdout == runs[1].stdout

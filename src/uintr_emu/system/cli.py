@@ -112,7 +112,8 @@ def main(ns: argparse.Namespace) -> int:
         sys.stderr.write(
             f"uintr-emu: {result.reason} after {result.host_seconds:.1f} s host time, "
             f"{result.instructions / 1e9:.3f} s virtual; {c.exceptions} exceptions, "
-            f"{c.interrupts} interrupts, {c.syscalls} system calls delivered\n"
+            f"{c.interrupts} interrupts, {c.syscalls} system calls delivered; {m.slices} "
+            f"slices, {m.tsc_reads} TSC reads\n"
         )
     return result.status
 

@@ -60,7 +60,9 @@ class SystemMachine:
             self.ports[p] = (self.pit.port_read, self.pit.port_write)
         for p in (0x70, 0x71):
             self.ports[p] = (self.rtc.port_read, self.rtc.port_write)
-        self.ports[0x64] = (lambda p: 0x1C, self._kbc_write)
+        # No keyboard controller: its status port reads all ones (Linux's i8042 driver then
+        # finds none at once), but the reset line it drives on a PC is there.
+        self.ports[0x64] = (lambda p: 0xFF, self._kbc_write)
         self.ports[0xCF9] = (lambda p: 0, self._reset_control)
         self.engine = SystemEngine(memory, self._port_read, self._port_write, self._cpuid,
                                    self._rdtsc)  # fmt: skip
@@ -73,6 +75,8 @@ class SystemMachine:
             if start < end:
                 self.engine.map_mmio(start, end - start, self._open_bus, lambda o, s, v: None)
         self.ended: str | None = None
+        self.tsc_reads = 0  # RDTSC/RDTSCP executed (each one a hook call: --stats)
+        self.slices = 0
 
     # ---- port I/O: unclaimed ports read all ones and ignore writes, as on a PC bus
     def _port_read(self, port: int, size: int) -> int:
@@ -118,6 +122,7 @@ class SystemMachine:
         return None
 
     def _rdtsc(self) -> int:
+        self.tsc_reads += 1
         self.clock += RDTSC_COST
         if self.pit.next_tick is not None and self.clock >= self.pit.next_tick:
             self.engine.stop()  # a TSC polling loop reached the next tick: deliver it on time
@@ -190,6 +195,7 @@ class SystemMachine:
                 if vector is not None:
                     cpu.interrupt(vector)
             stop = eng.run(SLICE)
+            self.slices += 1
             if self.ended:
                 reason = self.ended
                 break
