@@ -10,14 +10,14 @@ from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as x86
 
 from uintr_emu.engine import system as es
-from uintr_emu.engine.system import COUNT, EXCEPTION, SYSCALL, SystemEngine
+from uintr_emu.engine.system import COUNT, EXCEPTION, HALT, SYSCALL, SystemEngine
 
 CODE = 0x100000
 
 
-def _engine() -> SystemEngine:
+def _engine(tsc: int = 0) -> SystemEngine:
     eng = SystemEngine(16 << 20, lambda p, s: 0xFF, lambda p, s, v: None, lambda leaf, sub: None,
-                       lambda: 0)  # fmt: skip
+                       lambda: tsc)  # fmt: skip
     # Long mode on an identity map of the first 2 MiB only.
     eng.write(0x1000, struct.pack("<Q", 0x2007))  # user-accessible above the leaf
     eng.write(0x2000, struct.pack("<Q", 0x3007))
@@ -97,14 +97,23 @@ def test_syscall_only_advances_rip_and_hlt_returns_quietly() -> None:
     eng = _engine()
     assert _run(eng, b"\x0f\x05").kind == SYSCALL
     assert eng.reg("rip") == CODE + 2 and eng.cpl() == 0
-    assert _run(eng, b"\xf4\x90", CODE + 0x100).kind == COUNT
+    assert _run(eng, b"\xf4\x90", CODE + 0x100).kind == HALT
     assert eng.reg("rip") == CODE + 0x101
+
+
+def test_a_count_stop_after_an_f4_byte_is_not_taken_for_hlt() -> None:
+    """`mov eax, [rbp - 12]` ends in 0xF4 like HLT; the block tracker tells them apart."""
+    eng = _engine()
+    eng.set_reg("rbp", 0x8000)
+    eng.write(CODE + 0x300, b"\x8b\x45\xf4\xeb\xfb")  # 1: mov eax, [rbp-12]; jmp 1b
+    eng.set_reg("rip", CODE + 0x300)
+    for count in (1, 2, 3):
+        assert eng.run(count).kind == COUNT
 
 
 def test_rdtsc_and_rdtscp_read_the_machines_clock() -> None:
     """Both are hooked: Linux reads the TSC with RDTSCP on a CPU that has it (Haswell)."""
-    eng = SystemEngine(16 << 20, lambda p, s: 0xFF, lambda p, s, v: None, lambda leaf, sub: None,
-                       lambda: 0x1_2345_6789)  # fmt: skip
+    eng = _engine(tsc=0x1_2345_6789)
     eng.set_msr(es.MSR_TSC_AUX, 7)
     eng.write(
         CODE, b"\x0f\x31\x48\x89\xc3\x48\x89\xd6\x0f\x01\xf9"

@@ -30,6 +30,7 @@ from unicorn import (
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
+from .counting import Counters
 from .errors import EngineError
 
 _INSN_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p)
@@ -67,8 +68,11 @@ MSR_TSC_AUX = 0xC000_0103
 _CPUID_OUT = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX)
 _TABLES = {"gdtr": x86.UC_X86_REG_GDTR, "idtr": x86.UC_X86_REG_IDTR, "tr": x86.UC_X86_REG_TR}
 
+U64 = 0xFFFF_FFFF_FFFF_FFFF
+
 # Why a run ended.
-COUNT = "count"  # the instruction budget ran out, or HLT (see `Stop.halted`)
+COUNT = "count"  # the instruction budget ran out
+HALT = "halt"  # HLT ended the run, RIP after it
 EXCEPTION = "exception"  # a CPU exception or INT n, not yet delivered
 SYSCALL = "syscall"  # a SYSCALL, not yet carried out (RIP after it)
 INVALID = "invalid"  # #UD (the engine reports it apart from other exceptions)
@@ -121,6 +125,11 @@ class SystemEngine:
         self.uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, x86.UC_X86_INS_IN)
         self.uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, x86.UC_X86_INS_OUT)
         self.uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
+        # The native block tracker of user mode (engine/counting.py) notes the block entered
+        # last: how a run that HLT ended is told from one the count ended (`run`).
+        self._counters = Counters(self.uc, lambda reg: int(self.uc.reg_read(reg)))
+        self._counters.set(False)
+        self.counter = self._counters.counter
         # The binding refuses RDTSC and RDTSCP hooks; libunicorn takes them (CPUID-style
         # callbacks). Both must be hooked: Linux reads the TSC with RDTSCP where it exists.
         self._tsc_cbs = [
@@ -219,23 +228,26 @@ class SystemEngine:
 
     # ---- running
     def run(self, count: int) -> Stop:
-        """Run from RIP for at most `count` instructions. A run that ends with no event ran
-        out of budget or executed HLT (the engine returns quietly after HLT with RIP past it:
-        `halted()` tells)."""
+        """Run from RIP for at most `count` instructions (the engine's own count)."""
         self._stop = None
         self.reset_old_exception()
-        rip = self.reg("rip")
-        try:
-            self.uc.emu_start(rip, 0, count=count)
-        except UcError as e:
-            if self._error is None:
-                raise EngineError(
-                    f"the engine stopped at {self.reg('rip'):#x}: {e}", e.errno
-                ) from e
+        c = self.counter
+        c.last_size = 0
+        status = uclib.uc_emu_start(self.uc._uch, self.reg("rip"), 0, 0, count)
         if self._error is not None:
             err, self._error = self._error, None
             raise err
-        return self._stop or Stop(COUNT)
+        if status:
+            raise EngineError(
+                f"the engine stopped at {self.reg('rip'):#x}: {UcError(status)}", status
+            )
+        if self._stop is not None:
+            return self._stop
+        # The count stops a run before an instruction, inside the block entered last (its
+        # hook has run); HLT ends its block and the run, so RIP is where that block ends.
+        if c.last_size and self.reg("rip") == c.last_pc + c.last_size:
+            return Stop(HALT)
+        return Stop(COUNT)
 
     def reset_old_exception(self) -> None:
         """The engine never clears env->old_exception (its delivery code never runs), so a

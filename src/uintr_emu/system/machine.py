@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..engine import cpuid as model
-from ..engine.system import COUNT, EXCEPTION, INVALID, SYSCALL, SystemEngine
-from ..hw.paging import PageFault
+from ..engine.system import COUNT, EXCEPTION, HALT, INVALID, SYSCALL, SystemEngine
 from . import boot
 from .cpu import IF, SystemCpu, TripleFault
 from .devices import lapic
@@ -34,7 +33,7 @@ UART_IRQ, PIT_IRQ = 4, 0
 class Result:
     status: int
     reason: str  # "halted", "reset", "timeout", "max-insns", "triple fault"
-    instructions: int  # virtual ns = instructions (approximately, see EVENT_COST)
+    instructions: int  # virtual ns: about the instructions executed, and time slept in HLT
     host_seconds: float
 
 
@@ -171,13 +170,6 @@ class SystemMachine:
         eng.set_reg("rip", entry)
 
     # ---- running
-    def halted(self) -> bool:
-        """Did the run end at a HLT? The engine returns quietly after it (docs/system.md)."""
-        try:
-            return self.cpu.read_linear(self.engine.reg("rip") - 1, 1) == b"\xf4"
-        except PageFault:
-            return False
-
     def run(self, *, timeout: float | None = None, max_insns: int | None = None) -> Result:
         start = time.monotonic()
         eng, cpu = self.engine, self.cpu
@@ -200,19 +192,18 @@ class SystemMachine:
                 reason = self.ended
                 break
             try:
-                if stop.kind == EXCEPTION:
+                if stop.kind == COUNT:
+                    self.clock += SLICE
+                elif stop.kind == HALT:
+                    reason = self._idle()
+                else:
                     self.clock += EVENT_COST
+                if stop.kind == EXCEPTION:
                     cpu.exception(stop.vector, stop.error_code, stop.software)
                 elif stop.kind == INVALID:
-                    self.clock += EVENT_COST
                     cpu.exception(6, 0, False)
                 elif stop.kind == SYSCALL:
-                    self.clock += EVENT_COST
                     cpu.syscall()
-                elif stop.kind == COUNT and self.halted():
-                    reason = self._idle()
-                elif stop.kind == COUNT:
-                    self.clock += SLICE
             except TripleFault:
                 reason = "triple fault"
         status = 1 if reason in ("triple fault", "timeout", "max-insns", "idle") else 0
