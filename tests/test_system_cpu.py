@@ -76,3 +76,24 @@ def test_an_unusable_double_fault_gate_shuts_the_processor_down(tiny_kernel: byt
     assert boot_pd
     r = m.run(timeout=10)
     assert (r.reason, r.status) == ("triple fault", 1)
+
+
+@pytest.mark.parametrize(
+    ("leaf", "check"),
+    [
+        (0x0, lambda a, b, c, d: a >= 0x16),  # the TSC leaves are within the maximum leaf
+        (0x1, lambda a, b, c, d: not c & (1 << 30)),  # no RDRAND: runs must not see host entropy
+        (0x15, lambda a, b, c, d: c * b // a == 1_000_000_000),  # crystal x ratio = 1 GHz TSC
+        (0x16, lambda a, b, c, d: a == 1000),  # base MHz
+    ],
+)
+def test_cpuid_gives_the_tsc_frequency_and_no_rdrand(leaf, check) -> None:  # type: ignore[no-untyped-def]
+    """SDM Vol. 2A, CPUID leaves 0x15/0x16: Linux takes the TSC frequency from them."""
+    m = SystemMachine(16 << 20, lambda b: None)
+    m.engine.write(LOAD, b"\x0f\xa2\xfa\xf4")  # cpuid; cli; hlt
+    m.enter_long_mode(LOAD)
+    m.engine.set_reg("rax", leaf)
+    m.engine.set_reg("rcx", 0)
+    assert m.run(timeout=10).reason == "halted"
+    regs = [m.engine.reg(r) for r in ("rax", "rbx", "rcx", "rdx")]
+    assert check(*regs), [hex(r) for r in regs]

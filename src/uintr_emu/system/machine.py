@@ -27,6 +27,7 @@ RDTSC_COST = 10  # ns each RDTSC advances the clock, so that TSC polling loops p
 TSC_HZ = 1_000_000_000  # 1 instruction = 1 ns = 1 TSC cycle
 CRYSTAL_HZ = 25_000_000
 UART_IRQ, PIT_IRQ = 4, 0
+RDRAND = 1 << 30  # CPUID.1:ECX
 
 
 @dataclass
@@ -106,11 +107,14 @@ class SystemMachine:
 
     # ---- the processor's model-specific answers
     def _cpuid(self, leaf: int, _subleaf: int) -> tuple[int, int, int, int] | None:
-        """The engine's Haswell, with leaves 0x15/0x16 (SDM Vol. 2A, CPUID) giving the TSC
-        frequency, so that Linux need not calibrate it against the PIT."""
+        """The engine's Haswell without RDRAND, with leaves 0x15/0x16 (SDM Vol. 2A, CPUID)
+        giving the TSC frequency, so that Linux need not calibrate it against the PIT."""
         if leaf == 0:
             eax, ebx, ecx, edx = model.BY_LEAF[0]
             return max(eax, 0x16), ebx, ecx, edx
+        if leaf == 1:  # no RDRAND: the engine's answers come from the host's random source,
+            eax, ebx, ecx, edx = model.BY_LEAF[1]  # and a run must not depend on them
+            return eax, ebx, ecx & ~RDRAND, edx
         if leaf == 0x15:
             return 1, TSC_HZ // CRYSTAL_HZ, CRYSTAL_HZ, 0
         if leaf == 0x16:
