@@ -210,9 +210,8 @@ class SystemMachine:
                     cpu.syscall()
             except TripleFault:
                 reason = "triple fault"
-        status = 1 if reason in ("triple fault", "timeout", "max-insns", "idle") else 0
-        if reason == "timeout":
-            status = 124
+        # 0: the guest halted or reset the machine; 124: a limit ended it (as `run`'s limits).
+        status = {"halted": 0, "reset": 0, "timeout": 124, "max-insns": 124}.get(reason, 1)
         return Result(status, reason, self.clock, time.monotonic() - start)
 
     def _idle(self) -> str | None:
