@@ -108,18 +108,21 @@ class SystemCpu:
 
     def _deliver(self, vector: int, code: int | None, software: bool) -> None:
         eng = self.engine
+        # The error code of a fault on the gate: its IDT index, IDT = 1, EXT = 1 unless an INT
+        # instruction asked for the gate (SDM Vol. 3 §6.13).
+        gate_error = vector * 8 + 2 + (0 if software else 1)
         _, idt, idt_limit, _ = eng.table("idtr")
         if vector * 16 + 15 > idt_limit:
-            raise _GateFault(GP, vector * 8 + 2)
+            raise _GateFault(GP, gate_error)
         lo, hi = struct.unpack("<QQ", self.read_linear(idt + vector * 16, 16))
         gate_type, dpl, present = (lo >> 40) & 0xF, (lo >> 45) & 3, (lo >> 47) & 1
         if gate_type not in (0xE, 0xF):
-            raise _GateFault(GP, vector * 8 + 2)
+            raise _GateFault(GP, gate_error)
         cpl = eng.cpl()
         if software and dpl < cpl:  # INT n may only reach gates at its privilege or above
-            raise _GateFault(GP, vector * 8 + 2)
+            raise _GateFault(GP, gate_error)
         if not present:
-            raise _GateFault(11, vector * 8 + 2)
+            raise _GateFault(11, gate_error)
         target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
         cs = self.descriptor((lo >> 16) & 0xFFFF)
         new_cpl = (cs[3] >> 13) & 3

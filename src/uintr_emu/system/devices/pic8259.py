@@ -15,6 +15,7 @@ class Pic8259:
         self.levels = 0  # input lines as last driven (requests latch on a rising edge)
         self.init_step = 0  # 0: operating; 2..4: the next ICW expected
         self.icw4 = False
+        self.single = False  # ICW1.SNGL: no ICW3 follows
         self.read_isr = False
         self.auto_eoi = False
 
@@ -73,8 +74,6 @@ class Pic8259:
         if port == 0:
             return self.isr if self.read_isr else self.irr
         return self.imr
-
-    single = False
 
 
 class DualPic:
