@@ -54,11 +54,6 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
         help="stop after about N guest instructions of virtual time (exit status 124)",
     )
     p.add_argument(
-        "--decompress-in-guest",
-        action="store_true",
-        help="run the bzImage's own decompressor instead of unpacking the kernel on the host",
-    )
-    p.add_argument(
         "--stats", action="store_true", help="print the run's counts and times on stderr at the end"
     )
     return p  # type: ignore[no-any-return]
@@ -93,7 +88,7 @@ def main(ns: argparse.Namespace) -> int:
 
     m = SystemMachine(ns.memory, console)
     try:
-        m.load_linux(image, initrd, ns.append, decompress_in_guest=ns.decompress_in_guest)
+        m.load_linux(image, initrd, ns.append)
         result = m.run(timeout=ns.timeout, max_insns=ns.max_insns)
     except (BootError, EngineError) as e:
         out.flush()

@@ -133,8 +133,16 @@ class SystemMachine:
 
     # ---- booting
     def load_linux(
-        self, image: bytes, initrd: bytes | None, cmdline: str, *, decompress_in_guest: bool
+        self,
+        image: bytes,
+        initrd: bytes | None,
+        cmdline: str,
+        *,
+        decompress_in_guest: bool = False,
     ) -> None:
+        """Load a bzImage, its initrd and command line and set the CPU at the kernel's 64-bit
+        entry. `decompress_in_guest` (the bzImage's own decompressor) does not work yet
+        (docs/system.md, "Missing")."""
         kernel = boot.kernel_from_image(image, decompress_in_guest=decompress_in_guest)
         if kernel.end > self.memory:
             raise boot.BootError(f"the kernel needs {kernel.end >> 20} MiB of memory at least")
