@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ def _apt(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=CACHE, capture_output=True, text=True, timeout=600)
 
 
-def _fetch(package: str) -> Path:
-    """The extracted tree of `package`'s .deb (downloaded once)."""
+def _fetch(package: str, wanted: str) -> Path:
+    """The files of `package`'s .deb under its directory `wanted` (e.g. "./boot/"),
+    extracted into build/system/PACKAGE/ (downloaded and extracted once)."""
     tree = CACHE / package
     if tree.is_dir():
         return tree
@@ -44,7 +46,12 @@ def _fetch(package: str) -> Path:
             pytest.skip(f"no package registry reachable for 'apt-get download {package}': {last}")
     partial = CACHE / f"{package}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(partial)], check=True)
+    deb = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], stdout=subprocess.PIPE)
+    with deb, tarfile.open(fileobj=deb.stdout, mode="r|") as tar:
+        for member in tar:
+            if member.name.startswith(wanted) and member.isfile():
+                tar.extract(member, partial, filter="data")
+    assert deb.returncode == 0, f"dpkg-deb --fsys-tarfile {debs[-1]} failed"
     partial.rename(tree)
     return tree
 
@@ -59,8 +66,8 @@ def debian() -> tuple[Path, Path]:
     m = re.search(r"Depends: (linux-image-\S+-amd64)", r.stdout)
     if m is None:
         pytest.skip("the package index knows no linux-image-amd64 (run apt-get update)")
-    kernel_tree = _fetch(m.group(1))
-    busybox = _fetch("busybox-static") / "bin" / "busybox"
+    kernel_tree = _fetch(m.group(1), "./boot/")  # not the 400 MB of modules
+    busybox = _fetch("busybox-static", "./bin/") / "bin" / "busybox"
     (vmlinuz,) = (kernel_tree / "boot").glob("vmlinuz-*")
     initrd = CACHE / "busybox-initramfs.cpio"
     initrd.write_bytes(busybox_initramfs(busybox.read_bytes(), SCRIPT))
