@@ -21,6 +21,8 @@ ALLOWED = {
     "trace": ("trace",),
     "options": ("hw", "options"),
     "linux": ("hw", "engine", "machine", "options", "trace", "linux"),
+    # Full-system mode (docs/system.md): the hardware and the engine, never the Linux personality.
+    "system": ("hw", "engine", "machine", "cliopts", "options", "system"),
 }
 # Imports inside functions that are there on purpose (a lazy import of something heavy).
 LAZY = {
@@ -31,6 +33,8 @@ LAZY = {
     ("cli", "trace"),  # --timeline and --stats: json and statistics, not needed by a plain run
     ("explore", "api"),
     ("explore", "cluster"),  # Dask, only for --cluster
+    ("system", "system"),  # system/cli.py: the machine (and the engine) only when booting
+    ("system", "engine"),
 }
 
 

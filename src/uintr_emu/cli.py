@@ -17,6 +17,7 @@ from .cliopts import (
 )
 from .demo import run_demo
 from .hostsignals import FORWARDED, HostSignal, HostSignals
+from .system import cli as system_cli
 from .trace.text import TextLog, parse_categories
 
 EPILOG = """\
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the bundled UIPI demo and explain what happened")
     add_run_options(demo)
     explore.add_parser(sub)
+    system_cli.add_parser(sub)
     parser.set_defaults(subparsers=sub.choices)
     return parser  # fmt: skip
 
@@ -273,6 +275,8 @@ def _command(ns: argparse.Namespace, signals: HostSignals) -> int:
     try:
         if ns.command == "explore":
             return explore.main(ns)
+        if ns.command == "system":
+            return system_cli.main(ns)  # SIGINT / SIGTERM end it as HostSignal (main)
         env = guest_environment(ns.setenv, ns.unsetenv)
         m = Machine(options_from(ns))
         finish = attach_observers(m, ns)
