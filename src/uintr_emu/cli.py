@@ -33,12 +33,14 @@ command line wins. `uintr-emu [options] PROGRAM` is `uintr-emu run`; qemu-x86_64
 COMMANDS = ("run", "demo", "explore")
 # The one line of usage after an error message (never argparse's whole usage).
 SHORT_USAGE = {
-    None: "usage: uintr-emu {run,demo,explore} ... or uintr-emu [options] PROGRAM [ARGS...] "
+    None: "usage: uintr-emu {run,demo,explore,system} ... or uintr-emu [options] PROGRAM [ARGS...] "
     "(uintr-emu --help)",
     "run": "usage: uintr-emu run [options] PROGRAM [ARGS...] (uintr-emu run --help)",
     "demo": "usage: uintr-emu demo [options] (uintr-emu demo --help)",
     "explore": "usage: uintr-emu explore [--seeds SPEC] [options] PROGRAM [ARGS...] "
     "(uintr-emu explore --help)",
+    "system": "usage: uintr-emu system --kernel BZIMAGE [--initrd CPIO] [options] "
+    "(uintr-emu system --help)",
 }
 ENV_PREFIX = "UINTR_EMU_"  # UINTR_EMU_CPUS=2 is --cpus 2 (README, "Command line")
 _TRUE, _FALSE = ("1", "yes", "true", "on"), ("0", "no", "false", "off", "")

@@ -127,7 +127,8 @@ class SystemEngine:
         self.uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
         # The native block tracker of user mode (engine/counting.py) notes the block entered
         # last: how a run that HLT ended is told from one the count ended (`run`).
-        self._counters = Counters(self.uc, lambda reg: int(self.uc.reg_read(reg)))
+        # (the binding's Uc: Counters needs only its handle, the same in engine/binding.py's)
+        self._counters = Counters(self.uc, lambda reg: int(self.uc.reg_read(reg)))  # type: ignore[arg-type]
         self._counters.set(False)
         self.counter = self._counters.counter
         # The binding refuses RDTSC and RDTSCP hooks; libunicorn takes them (CPUID-style
