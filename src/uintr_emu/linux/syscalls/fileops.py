@@ -42,6 +42,7 @@ def sys_mknodat(k: Kernel, t: Thread, dirfd: int, path: int, mode: int, dev: int
     """may_mknod: regular files (type 0 too), FIFOs and sockets are made (mode less the
     umask); a directory is EPERM, a device EPERM too (the guest has no CAP_MKNOD: it never
     makes the host's devices), another type EINVAL."""
+    mode &= 0xFFFF  # umode_t
     kind = st.S_IFMT(mode) or st.S_IFREG
     if kind in (st.S_IFCHR, st.S_IFBLK, st.S_IFDIR):
         return -E.EPERM
