@@ -236,6 +236,29 @@ def sys_munmap(k: Kernel, t: Thread, addr: int, length: int) -> int:
     return 0
 
 
+# Memory protection keys. The CPU model has no PKU (CPUID.(7,0):ECX[3] = 0), and Linux then
+# has no key to give: pkey_alloc and pkey_free are EINVAL, and pkey_mprotect takes only the
+# "no key" -1, as a plain mprotect (mm/mprotect.c; checked on Linux 6.18 on such a CPU).
+
+
+@syscall(330, init_val="hex")
+def sys_pkey_alloc(k: Kernel, t: Thread, flags: int, init_val: int) -> int:
+    return -E.EINVAL
+
+
+@syscall(331, pkey="int")
+def sys_pkey_free(k: Kernel, t: Thread, pkey: int) -> int:
+    return -E.EINVAL
+
+
+@syscall(329, prot="hex", pkey="int")
+def sys_pkey_mprotect(k: Kernel, t: Thread, addr: int, length: int, prot: int, pkey: int
+                      ) -> int:  # fmt: skip
+    if pkey & 0xFFFF_FFFF != 0xFFFF_FFFF:  # an int: -1 is the only key there is
+        return -E.EINVAL
+    return sys_mprotect(k, t, addr, length, prot)
+
+
 @syscall(10, prot="hex")
 def sys_mprotect(k: Kernel, t: Thread, addr: int, length: int, prot: int) -> int:
     if addr & (PAGE - 1) or prot & ~7:

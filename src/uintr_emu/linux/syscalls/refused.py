@@ -49,8 +49,6 @@ _REFUSED_GROUPS: tuple[tuple[int, str, str], ...] = (
      "bpf perf_event_open seccomp userfaultfd landlock_create_ruleset landlock_add_rule "
      "landlock_restrict_self kcmp process_vm_readv process_vm_writev name_to_handle_at "
      "open_by_handle_at memfd_secret kexec_load kexec_file_load"),
-    (E.ENOSYS, "memory protection keys (a CPU model without PKU)",
-     "pkey_mprotect pkey_alloc pkey_free"),
     (E.ENOSYS, "I/O priorities (the emulated machine has no block layer)",
      "ioprio_set ioprio_get"),
     (E.ENOSYS, "newer than Linux 6.0, the release uname reports (glibc and programs fall "
