@@ -241,7 +241,8 @@ MISUSE = [
 ]
 ENV = {"env-bad-cpus": {"UINTR_EMU_CPUS": "0"}}
 USAGE_OF = {"explore-unknown-option": "explore", "demo-unknown-option": "demo",
-            "unknown-command": "{run,demo,explore,system}", "nothing": "{run,demo,explore,system}"}  # fmt: skip
+            "unknown-command": "{run,demo,explore,system}",
+            "nothing": "{run,demo,explore,system}"}  # fmt: skip
 
 
 def _error_lines(result, describe) -> list[str]:
