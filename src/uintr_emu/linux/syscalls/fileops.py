@@ -17,7 +17,16 @@ from ..process import HostFile, PipeEnd
 from . import syscall
 from .open import O_CLOEXEC, sys_openat
 from .paths import FDCWD, host_path, oserr, s32, unmask
-from .rw import IO_CHUNK, _positional, do_write, import_iovec, scatter, sys_readv, sys_writev
+from .rw import (
+    IO_CHUNK,
+    Iovec,
+    _positional,
+    do_write,
+    import_iovec,
+    scatter,
+    sys_readv,
+    sys_writev,
+)
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -157,18 +166,29 @@ def sys_readahead(k: Kernel, t: Thread, fd: int, offset: int, count: int) -> int
 # --- positioned vector I/O (fs/read_write.c: do_preadv, do_pwritev) ----------------------------
 
 
-def _preadv(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int, pos: int, flags: int,
-            v2: bool) -> int | object:  # fmt: skip
-    if flags & ~RWF_SUPPORTED:
-        return -E.EOPNOTSUPP
-    if v2 and pos == (1 << 64) - 1:  # preadv2 at -1: the file position, as readv
-        return sys_readv(k, t, fd, iov, iovcnt)
+def _vectors_at(t: Thread, fd: int, iov: int, iovcnt: int, pos: int
+                ) -> int | tuple[HostFile, Iovec]:  # fmt: skip
+    """preadv's and pwritev's file (checked for a positional access at `pos`) and iovec, or
+    the errno, in that order of checks."""
     f = _positional(t, fd, pos)
     if isinstance(f, int):
         return f
     vecs = import_iovec(t.process.mem, iov, iovcnt & 0xFFFF_FFFF)
     if isinstance(vecs, int):
         return vecs
+    return f, vecs
+
+
+def _preadv(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int, pos: int, flags: int,
+            v2: bool) -> int | object:  # fmt: skip
+    if flags & ~RWF_SUPPORTED:
+        return -E.EOPNOTSUPP
+    if v2 and pos == (1 << 64) - 1:  # preadv2 at -1: the file position, as readv
+        return sys_readv(k, t, fd, iov, iovcnt)
+    target = _vectors_at(t, fd, iov, iovcnt, pos)
+    if isinstance(target, int):
+        return target
+    f, vecs = target
     try:
         data = os.pread(f.fd, min(sum(n for _, n in vecs), IO_CHUNK), pos)
     except OSError as e:
@@ -183,12 +203,10 @@ def _pwritev(k: Kernel, t: Thread, fd: int, iov: int, iovcnt: int, pos: int, fla
         return -E.EOPNOTSUPP
     if v2 and pos == (1 << 64) - 1:
         return sys_writev(k, t, fd, iov, iovcnt)
-    f = _positional(t, fd, pos)
-    if isinstance(f, int):
-        return f
-    vecs = import_iovec(t.process.mem, iov, iovcnt & 0xFFFF_FFFF)
-    if isinstance(vecs, int):
-        return vecs
+    target = _vectors_at(t, fd, iov, iovcnt, pos)
+    if isinstance(target, int):
+        return target
+    f, vecs = target
     try:
         return os.pwrite(f.fd, b"".join(t.process.mem.read(b, n) for b, n in vecs), pos)
     except OSError as e:
